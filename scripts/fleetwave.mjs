@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// The README's commands: install everything from nothing, then run the demo, the tests or the benchmarks.
+// Needs only Node.js (>= 20.19) and npm. pnpm is fetched with npx; better-sqlite3 is built from source against the
+// headers of the running Node (no download from nodejs.org), see nodeHeadersDir().
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const PNPM = 'pnpm@9.15.9';
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const [task = 'help', ...rest] = process.argv.slice(2);
+
+function nodeHeadersDir() {
+  const fromConfig = process.env.npm_config_nodedir;
+  if (fromConfig && existsSync(join(fromConfig, 'include', 'node', 'node.h'))) return fromConfig;
+  const prefix = resolve(dirname(process.execPath), '..');
+  if (existsSync(join(prefix, 'include', 'node', 'node.h'))) return prefix;
+  return undefined;
+}
+
+function run(cmd, args, extraEnv = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...extraEnv } });
+  if (r.error) {
+    console.error(`fleetwave: could not run ${cmd}: ${r.error.message}`);
+    process.exit(1);
+  }
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
+function pnpm(args, extraEnv) {
+  run('npx', ['--yes', PNPM, ...args], extraEnv);
+}
+
+function install() {
+  const nodedir = nodeHeadersDir();
+  const env = { npm_config_nodedir: nodedir ?? '' };
+  if (!nodedir) {
+    console.warn(
+      'fleetwave: no Node.js headers found beside this node binary; better-sqlite3 will try to fetch them.\n' +
+        '  Set npm_config_nodedir to a directory holding include/node/node.h to build offline.',
+    );
+    delete env.npm_config_nodedir;
+  }
+  pnpm(['install', '--frozen-lockfile', '--reporter=append-only'], env);
+  pnpm(['exec', 'tsc', '-b']);
+}
+
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 20 || (major === 20 && minor < 19)) {
+  console.error(`fleetwave: Node.js >= 20.19 is required, this is ${process.version}.`);
+  process.exit(1);
+}
+
+switch (task) {
+  case 'install':
+    install();
+    break;
+  case 'test':
+    install();
+    pnpm(['exec', 'biome', 'ci', '.']);
+    pnpm(['exec', 'vitest', 'run', ...rest]);
+    break;
+  case 'demo':
+    install();
+    run(process.execPath, [join(root, 'agent', 'dist', 'cli.js'), 'demo', ...rest]);
+    break;
+  case 'bench':
+    install();
+    run(process.execPath, [join(root, 'bench', 'run.mjs'), ...rest]);
+    break;
+  default:
+    console.log(`usage: node scripts/fleetwave.mjs <install|test|demo|bench> [args]
+  install  install dependencies (pnpm via npx, better-sqlite3 built from source) and build
+  test     install, lint (biome), type-check, then run every test (vitest)
+  demo     install and run the demo
+  bench    install and run the benchmarks`);
+}

@@ -1,0 +1,49 @@
+/**
+ * The one catalogue of coded errors. `transient` says whether retrying the same operation later can succeed;
+ * retry and rollback decisions branch on it, never on message text (STYLE.md, convention 6).
+ */
+export const errorCatalogue = {
+  E_PAYLOAD_TOO_LARGE: { transient: false, summary: 'payload exceeds the size limit' },
+  E_PAYLOAD_ENCODING: { transient: false, summary: 'payload is not valid UTF-8' },
+  E_PAYLOAD_JSON: { transient: false, summary: 'payload is not valid JSON' },
+  E_SCHEMA: { transient: false, summary: 'value does not match the schema' },
+  E_TOPIC_ROOT: { transient: false, summary: 'topic is not under the configured root' },
+  E_TOPIC_SEGMENT: { transient: false, summary: 'topic has an empty, wildcard or invalid segment' },
+  E_TOPIC_KIND: { transient: false, summary: 'topic names an unknown message kind' },
+  E_TOPIC_DEVICE: { transient: false, summary: 'topic names an invalid device id' },
+  E_TOPIC_UNMAPPED: { transient: false, summary: 'topic matches no configured stream pattern' },
+  E_READING_VALUE: { transient: false, summary: 'reading value is not a finite number' },
+  E_READING_TIMESTAMP: { transient: false, summary: 'reading timestamp is invalid or too far from now' },
+  E_MANIFEST_SIGNATURE: { transient: false, summary: 'manifest signature does not verify' },
+  E_MANIFEST_UNTRUSTED_KEY: { transient: false, summary: 'manifest is signed with a key that is not trusted' },
+  E_MANIFEST_EXPIRED: { transient: false, summary: 'manifest has expired' },
+  E_MANIFEST_UNSIGNED: { transient: false, summary: 'manifest carries no signature' },
+  E_KEY_INVALID: { transient: false, summary: 'key is not a valid Ed25519 key' },
+  E_JOB_TRANSITION: { transient: false, summary: 'job execution status change is not allowed' },
+  E_CONFIG_INVALID: { transient: false, summary: 'configuration is invalid' },
+  E_CONFIG_READ: { transient: false, summary: 'configuration file cannot be read' },
+  E_OUTBOX_FULL: { transient: true, summary: 'outbox is full and refuses new input' },
+  E_OUTBOX_CLOSED: { transient: true, summary: 'outbox is closed' },
+  E_UPLINK_DISCONNECTED: { transient: true, summary: 'uplink is not connected' },
+  E_AUTH: { transient: false, summary: 'credentials are missing or wrong' },
+} as const satisfies Record<string, { transient: boolean; summary: string }>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+export class FleetwaveError extends Error {
+  readonly code: ErrorCode;
+  readonly transient: boolean;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message?: string, details: Record<string, unknown> = {}) {
+    super(message ?? errorCatalogue[code].summary);
+    this.name = 'FleetwaveError';
+    this.code = code;
+    this.transient = errorCatalogue[code].transient;
+    this.details = Object.freeze({ ...details });
+  }
+}
+
+export function isFleetwaveError(err: unknown, code?: ErrorCode): err is FleetwaveError {
+  return err instanceof FleetwaveError && (code === undefined || err.code === code);
+}

@@ -1,0 +1,125 @@
+import { z } from 'zod';
+import { DeviceId, Duration, Priority, ShortText } from './common.js';
+
+/**
+ * A stream mapping: an MQTT topic pattern on the local listener, with `{name}` capturing one segment, and the stream
+ * name built from the captures. The default maps `sensors/<sensor>/<metric>` to the stream `<sensor>/<metric>`.
+ */
+export const StreamMapping = z.strictObject({
+  pattern: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^([A-Za-z0-9_.-]+|\{[a-z][a-z0-9_]*\})(\/([A-Za-z0-9_.-]+|\{[a-z][a-z0-9_]*\}))*$/, {
+      message: 'pattern must be segments that are literals or {name} captures, joined by /',
+    }),
+  stream: z.string().min(1).max(200),
+  priority: Priority.default('telemetry'),
+  /** Readings older than this are expired from the outbox (and reported as lost). */
+  ttl: Duration.optional(),
+});
+export type StreamMapping = z.infer<typeof StreamMapping>;
+
+export const SensorUser = z
+  .strictObject({
+    username: z.string().min(1).max(128),
+    password: z.string().min(1).max(256).optional(),
+    passwordEnv: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/)
+      .optional(),
+  })
+  .refine((u) => (u.password === undefined) !== (u.passwordEnv === undefined), {
+    message: 'give exactly one of password or passwordEnv',
+  });
+
+const Port = z.number().int().min(0).max(65_535);
+
+/** The agent's YAML configuration file. Every field but `device.id` has a default. */
+export const AgentConfig = z.strictObject({
+  device: z.strictObject({ id: DeviceId }),
+  dataDir: z.string().min(1).max(1024).default('./.fleetwave/agent'),
+  ingest: z
+    .strictObject({
+      host: z.string().min(1).max(255).default('127.0.0.1'),
+      port: Port.default(1884),
+      users: z.array(SensorUser).max(10_000).default([]),
+      streams: z
+        .array(StreamMapping)
+        .min(1)
+        .max(1000)
+        .default([{ pattern: 'sensors/{sensor}/{metric}', stream: '{sensor}/{metric}', priority: 'telemetry' }]),
+      maxPayloadBytes: z.number().int().min(16).max(65_536).default(1024),
+      /** A reading's own timestamp may be at most this far in the future or past (else E_READING_TIMESTAMP). */
+      maxClockSkew: Duration.prefault('7d'),
+    })
+    .default({
+      host: '127.0.0.1',
+      port: 1884,
+      users: [],
+      streams: [{ pattern: 'sensors/{sensor}/{metric}', stream: '{sensor}/{metric}', priority: 'telemetry' }],
+      maxPayloadBytes: 1024,
+      maxClockSkew: 7 * 86_400_000,
+    }),
+  outbox: z
+    .strictObject({
+      commitWindowMs: z.number().min(0).max(1000).default(5),
+      /** FULL: a commit survives power loss. NORMAL (WAL): survives a process crash, may lose the last commits on power loss. */
+      synchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
+      capBytes: z
+        .number()
+        .int()
+        .min(64 * 1024)
+        .max(2 ** 40)
+        .default(256 * 1024 * 1024),
+      fullPolicy: z.enum(['drop-oldest', 'refuse']).default('drop-oldest'),
+    })
+    .default({ commitWindowMs: 5, synchronous: 'FULL', capBytes: 256 * 1024 * 1024, fullPolicy: 'drop-oldest' }),
+  uplink: z
+    .strictObject({
+      url: z
+        .string()
+        .regex(/^(mqtts?|tcp|tls|wss?):\/\/[^\s]+$/, 'url must be mqtt://, mqtts://, tcp://, tls://, ws:// or wss://')
+        .default('mqtt://127.0.0.1:1883'),
+      root: z.string().min(1).max(128).default('fleetwave'),
+      caFile: z.string().max(1024).optional(),
+      certFile: z.string().max(1024).optional(),
+      keyFile: z.string().max(1024).optional(),
+      username: ShortText.optional(),
+      tokenFile: z.string().max(1024).optional(),
+      tokenEnv: z
+        .string()
+        .regex(/^[A-Z_][A-Z0-9_]*$/)
+        .optional(),
+      batchMaxRecords: z.number().int().min(1).max(10_000).default(500),
+      batchMaxBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(1024 * 1024)
+        .default(128 * 1024),
+      compression: z.enum(['none', 'gzip']).default('none'),
+      inflightWindow: z.number().int().min(1).max(64).default(8),
+      backoffMinMs: z.number().int().min(10).max(60_000).default(500),
+      backoffMaxMs: z.number().int().min(100).max(3_600_000).default(30_000),
+      keepaliveS: z.number().int().min(5).max(3600).default(30),
+      backlogInterval: Duration.prefault('30s'),
+    })
+    .default({
+      url: 'mqtt://127.0.0.1:1883',
+      root: 'fleetwave',
+      batchMaxRecords: 500,
+      batchMaxBytes: 128 * 1024,
+      compression: 'none',
+      inflightWindow: 8,
+      backoffMinMs: 500,
+      backoffMaxMs: 30_000,
+      keepaliveS: 30,
+      backlogInterval: 30_000,
+    }),
+  log: z
+    .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
+    .default({ level: 'info' }),
+});
+export type AgentConfig = z.infer<typeof AgentConfig>;
+export type AgentConfigInput = z.input<typeof AgentConfig>;

@@ -1,0 +1,41 @@
+import type { z } from 'zod';
+import { AgentConfig } from './agent-config.js';
+import { DesiredConfig, HealthReport, Presence, ReportedConfig } from './device.js';
+import * as jobs from './jobs.js';
+import { ReleaseManifestBody, SignedReleaseManifest } from './manifest.js';
+import { RolloutPlan } from './plan.js';
+import { BacklogReport, SensorPayload, TelemetryBatch } from './telemetry.js';
+
+export * from './agent-config.js';
+export * from './common.js';
+export * from './device.js';
+export * from './jobs.js';
+export * from './manifest.js';
+export * from './plan.js';
+export * from './telemetry.js';
+
+/** Every message schema that crosses a process, by the file name of its exported JSON Schema. */
+export const messageSchemas: Readonly<Record<string, z.ZodType>> = Object.freeze({
+  'telemetry-batch': TelemetryBatch,
+  'sensor-payload': SensorPayload,
+  'backlog-report': BacklogReport,
+  'health-report': HealthReport,
+  presence: Presence,
+  'desired-config': DesiredConfig,
+  'reported-config': ReportedConfig,
+  'agent-config': AgentConfig,
+  'release-manifest': SignedReleaseManifest,
+  'release-manifest-body': ReleaseManifestBody,
+  'rollout-plan': RolloutPlan,
+  'jobs-get-pending-request': jobs.GetPendingRequest,
+  'jobs-get-pending-accepted': jobs.GetPendingAccepted,
+  'jobs-start-next-request': jobs.StartNextRequest,
+  'jobs-start-next-accepted': jobs.StartNextAccepted,
+  'jobs-describe-request': jobs.DescribeRequest,
+  'jobs-describe-accepted': jobs.DescribeAccepted,
+  'jobs-update-request': jobs.UpdateRequest,
+  'jobs-update-accepted': jobs.UpdateAccepted,
+  'jobs-rejected': jobs.JobsRejected,
+  'jobs-notify': jobs.NotifyJobs,
+  'jobs-notify-next': jobs.NotifyNext,
+});

@@ -1,0 +1,101 @@
+import { z } from 'zod';
+import { Count, DeviceId, EpochMs, Priority, Quality, Sequence, ShortText, StreamName } from './common.js';
+
+const finite = z.number();
+
+/** One sensor reading as it reached the agent (after its filters). */
+export const ReadingRecord = z.strictObject({
+  kind: z.literal('reading'),
+  seq: Sequence,
+  stream: StreamName,
+  ts: EpochMs,
+  value: finite,
+  quality: Quality.optional(),
+  unit: z.string().max(32).optional(),
+  priority: Priority.optional(),
+});
+
+/** A windowed aggregate produced by an edge filter. */
+export const AggregateRecord = z.strictObject({
+  kind: z.literal('aggregate'),
+  seq: Sequence,
+  stream: StreamName,
+  ts: EpochMs,
+  from: EpochMs,
+  to: EpochMs,
+  count: Count,
+  min: finite,
+  max: finite,
+  mean: finite,
+  last: finite,
+  quantiles: z.record(z.string().regex(/^p\d{1,2}(\.\d+)?$/), finite).optional(),
+  unit: z.string().max(32).optional(),
+});
+
+/**
+ * What the agent lost, so a loss is visible upstream (DESIGN invariant 2). Lost readings never got a wire sequence
+ * number; `ingestFrom`/`ingestTo` is the range of the agent's local ingest ids they had.
+ */
+export const LossRecord = z.strictObject({
+  kind: z.literal('loss'),
+  seq: Sequence,
+  stream: StreamName,
+  ts: EpochMs,
+  reason: z.enum(['cap', 'ttl']),
+  count: Count.min(1),
+  ingestFrom: Sequence,
+  ingestTo: Sequence,
+  firstTs: EpochMs,
+  lastTs: EpochMs,
+});
+
+export const TelemetryRecord = z.discriminatedUnion('kind', [ReadingRecord, AggregateRecord, LossRecord]);
+export type TelemetryRecord = z.infer<typeof TelemetryRecord>;
+
+/** A batch as one MQTT message: records with consecutive per-device sequence numbers seqFrom..seqTo. */
+export const TelemetryBatch = z
+  .strictObject({
+    v: z.literal(1),
+    device: DeviceId,
+    seqFrom: Sequence,
+    seqTo: Sequence,
+    sentAt: EpochMs,
+    records: z.array(TelemetryRecord).min(1).max(10_000),
+  })
+  .superRefine((b, ctx) => {
+    if (b.seqTo - b.seqFrom + 1 !== b.records.length) {
+      ctx.addIssue({ code: 'custom', path: ['seqTo'], message: 'seqTo - seqFrom + 1 must equal the record count' });
+      return;
+    }
+    b.records.forEach((r, i) => {
+      if (r.seq !== b.seqFrom + i) {
+        ctx.addIssue({ code: 'custom', path: ['records', i, 'seq'], message: `expected seq ${b.seqFrom + i}` });
+      }
+    });
+  });
+export type TelemetryBatch = z.infer<typeof TelemetryBatch>;
+
+/** A reading as a sensor may publish it as JSON on the agent's local listener (a bare number is also accepted). */
+export const SensorPayload = z.strictObject({
+  value: finite,
+  ts: EpochMs.optional(),
+  quality: Quality.optional(),
+  unit: z.string().max(32).optional(),
+});
+export type SensorPayload = z.infer<typeof SensorPayload>;
+
+/** The agent's backlog, published periodically and shown by `fleetwave-agent status`. */
+export const BacklogReport = z.strictObject({
+  v: z.literal(1),
+  device: DeviceId,
+  ts: EpochMs,
+  depth: Count,
+  bytes: Count,
+  oldestAgeMs: Count,
+  inflightBatches: Count,
+  lastSeq: Count,
+  dropped: z.strictObject({ cap: Count, ttl: Count }),
+  refused: z.record(ShortText, Count),
+  accepted: Count,
+});
+export type BacklogReport = z.infer<typeof BacklogReport>;
