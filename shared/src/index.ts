@@ -6,3 +6,4 @@ export * from './json-schema.js';
 export * from './schemas/index.js';
 export * from './signing.js';
 export * from './topics.js';
+export * from './yaml.js';

@@ -1,0 +1,203 @@
+import { type ErrorCode, FleetwaveError } from '@fleetwave/shared';
+import type { Reading } from '../reading.js';
+import type { StreamRoute } from '../streams.js';
+import { batchPayload, lossRows, readingRow } from './policy.js';
+import type { NewRow, OutboxBatch, OutboxCounters, OutboxStore } from './store.js';
+
+export interface OutboxOptions {
+  device: string;
+  capBytes: number;
+  fullPolicy: 'drop-oldest' | 'refuse';
+  /** Readings arriving within this window share one transaction (group commit). */
+  commitWindowMs: number;
+  /** A group is committed at once when it reaches this many readings. */
+  maxGroup?: number;
+  batchMaxRecords: number;
+  batchMaxBytes: number;
+  compression: 'none' | 'gzip';
+  now: () => number;
+  /** Called after every commit that added rows (the uplink pumps on it). */
+  onCommitted?: () => void;
+}
+
+export type Committed = (err?: FleetwaveError) => void;
+
+export interface OutboxStatus {
+  depth: number;
+  bytes: number;
+  oldestAgeMs: number;
+  batches: number;
+  lastSeq: number;
+  dropped: { cap: number; ttl: number };
+  refused: Record<string, number>;
+  accepted: number;
+}
+
+interface Pending {
+  row: NewRow;
+  done: Committed;
+}
+
+/**
+ * The store-and-forward outbox: group commit of readings, the size cap and its full-policy, time-to-live, and batch
+ * formation with gap-free per-device sequence numbers. A reading's callback runs only after its commit.
+ */
+export class Outbox {
+  private queue: Pending[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private counters: OutboxCounters;
+  private readonly refusedBy = new Map<string, number>();
+  private accepted = 0;
+  private closed = false;
+  private readonly maxGroup: number;
+
+  constructor(
+    private readonly store: OutboxStore,
+    private readonly opts: OutboxOptions,
+  ) {
+    this.counters = store.counters();
+    this.maxGroup = opts.maxGroup ?? 4096;
+  }
+
+  /** Queues a reading for the next group commit; `done` runs after the commit (or with the reason it was refused). */
+  submit(route: StreamRoute, reading: Reading, done: Committed): void {
+    if (this.closed) {
+      done(new FleetwaveError('E_OUTBOX_CLOSED'));
+      return;
+    }
+    this.queue.push({ row: readingRow(route, reading), done });
+    if (this.queue.length >= this.maxGroup) this.flush();
+    else if (!this.timer) this.timer = setTimeout(() => this.flush(), this.opts.commitWindowMs);
+  }
+
+  /** Counts a reading refused before it reached the outbox (bad topic, bad payload). */
+  countRefused(code: ErrorCode): void {
+    this.refusedBy.set(code, (this.refusedBy.get(code) ?? 0) + 1);
+  }
+
+  /** Commits everything queued in one transaction, then calls back. */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const group = this.queue;
+    if (group.length === 0) return;
+    this.queue = [];
+    const now = this.opts.now();
+    let accepted: Pending[];
+    let refused: Pending[] = [];
+    try {
+      this.store.transaction(() => {
+        const c = { ...this.counters };
+        this.expireIn(c, now);
+        const used = () => {
+          const t = this.store.totals();
+          return t.rowBytes + t.batchBytes;
+        };
+        if (this.opts.fullPolicy === 'refuse') {
+          let room = this.opts.capBytes - used();
+          const fits = group.findIndex((p) => (room -= p.row.bytes) < 0);
+          accepted = fits === -1 ? group : group.slice(0, fits);
+          refused = fits === -1 ? [] : group.slice(fits);
+          this.store.insertRows(accepted.map((p) => p.row));
+        } else {
+          accepted = group;
+          this.store.insertRows(group.map((p) => p.row));
+          const over = used() - this.opts.capBytes;
+          if (over > 0) {
+            const dropped = this.store.takeLowest(over);
+            c.droppedCap += dropped.length;
+            this.store.insertRows(lossRows(dropped, 'cap', now));
+          }
+        }
+        this.store.setCounters(c);
+        this.counters = c;
+      });
+    } catch (err) {
+      const e =
+        err instanceof FleetwaveError ? err : new FleetwaveError('E_OUTBOX_CLOSED', `commit failed: ${(err as Error).message}`);
+      for (const p of group) p.done(e);
+      return;
+    }
+    this.accepted += accepted!.length;
+    for (const p of accepted!) p.done();
+    if (accepted!.length) this.opts.onCommitted?.();
+    if (refused.length) {
+      this.refusedBy.set('E_OUTBOX_FULL', (this.refusedBy.get('E_OUTBOX_FULL') ?? 0) + refused.length);
+      const e = new FleetwaveError('E_OUTBOX_FULL', `outbox is at its cap of ${this.opts.capBytes} bytes`);
+      for (const p of refused) p.done(e);
+    }
+  }
+
+  private expireIn(c: OutboxCounters, now: number): void {
+    const expired = this.store.takeExpired(now);
+    if (expired.length === 0) return;
+    c.droppedTtl += expired.length;
+    this.store.insertRows(lossRows(expired, 'ttl', now));
+  }
+
+  /** Drops readings past their stream's time-to-live, recording the loss. */
+  expire(): void {
+    this.store.transaction(() => {
+      const c = { ...this.counters };
+      this.expireIn(c, this.opts.now());
+      this.store.setCounters(c);
+      this.counters = c;
+    });
+  }
+
+  /** Batches formed earlier and not yet acknowledged, oldest first (re-sent after a reconnect or a restart). */
+  unacknowledged(): OutboxBatch[] {
+    return this.store.batches();
+  }
+
+  /** Forms the next batch from the highest-priority, oldest rows, persisting it with its sequence numbers. */
+  claimBatch(): OutboxBatch | null {
+    return this.store.transaction(() => {
+      const rows = this.store.takeForBatch(this.opts.batchMaxRecords, this.opts.batchMaxBytes);
+      if (rows.length === 0) return null;
+      const c = { ...this.counters };
+      const now = this.opts.now();
+      const batch: OutboxBatch = {
+        seqFrom: c.nextSeq,
+        seqTo: c.nextSeq + rows.length - 1,
+        payload: batchPayload(this.opts.device, c.nextSeq, rows, now, this.opts.compression),
+        createdAt: now,
+      };
+      this.store.insertBatch(batch);
+      c.nextSeq += rows.length;
+      this.store.setCounters(c);
+      this.counters = c;
+      return batch;
+    });
+  }
+
+  /** The broker acknowledged the batch: now, and only now, it leaves the outbox. */
+  acknowledge(seqFrom: number): void {
+    this.store.transaction(() => this.store.deleteBatch(seqFrom));
+  }
+
+  status(): OutboxStatus {
+    const t = this.store.totals();
+    const batches = this.store.batches();
+    const inBatches = batches.reduce((s, b) => s + b.seqTo - b.seqFrom + 1, 0);
+    const oldest = Math.min(t.oldestTs ?? Number.POSITIVE_INFINITY, ...batches.map((b) => b.createdAt));
+    return {
+      depth: t.rows + inBatches,
+      bytes: t.rowBytes + t.batchBytes,
+      oldestAgeMs: Number.isFinite(oldest) ? Math.max(0, this.opts.now() - oldest) : 0,
+      batches: t.batches,
+      lastSeq: this.counters.nextSeq - 1,
+      dropped: { cap: this.counters.droppedCap, ttl: this.counters.droppedTtl },
+      refused: Object.fromEntries(this.refusedBy),
+      accepted: this.accepted,
+    };
+  }
+
+  /** Commits what is queued and closes the store. */
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.store.close();
+  }
+}

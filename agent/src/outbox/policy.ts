@@ -1,0 +1,64 @@
+import { gzipSync } from 'node:zlib';
+import type { Reading } from '../reading.js';
+import type { StreamRoute } from '../streams.js';
+import type { NewRow, OutboxRow } from './store.js';
+
+/** Per-row bookkeeping bytes on top of the body (ids, columns, index entries): what the cap counts. */
+export const ROW_OVERHEAD_BYTES = 48;
+const EVENT_RANK = 1;
+
+export function readingRow(route: StreamRoute, r: Reading): NewRow {
+  let body = `"kind":"reading","stream":${JSON.stringify(route.stream)},"ts":${r.ts},"value":${r.value}`;
+  if (r.quality) body += `,"quality":"${r.quality}"`;
+  if (r.unit) body += `,"unit":${JSON.stringify(r.unit)}`;
+  return {
+    stream: route.stream,
+    rank: route.rank,
+    ts: r.ts,
+    expiresAt: route.ttlMs === undefined ? null : r.ts + route.ttlMs,
+    body,
+    bytes: body.length + ROW_OVERHEAD_BYTES,
+  };
+}
+
+/**
+ * One loss record per stream for rows dropped on purpose (cap or time-to-live), so the loss is visible upstream
+ * (DESIGN invariant 2). Loss rows travel as events and are never themselves dropped for the cap.
+ */
+export function lossRows(dropped: readonly OutboxRow[], reason: 'cap' | 'ttl', now: number): NewRow[] {
+  const byStream = new Map<string, OutboxRow[]>();
+  for (const r of dropped) {
+    const list = byStream.get(r.stream);
+    if (list) list.push(r);
+    else byStream.set(r.stream, [r]);
+  }
+  return [...byStream].map(([stream, rows]) => {
+    let ingestFrom = Number.MAX_SAFE_INTEGER;
+    let ingestTo = 0;
+    let firstTs = Number.MAX_SAFE_INTEGER;
+    let lastTs = 0;
+    for (const r of rows) {
+      ingestFrom = Math.min(ingestFrom, r.id);
+      ingestTo = Math.max(ingestTo, r.id);
+      firstTs = Math.min(firstTs, r.ts);
+      lastTs = Math.max(lastTs, r.ts);
+    }
+    const body =
+      `"kind":"loss","stream":${JSON.stringify(stream)},"ts":${now},"reason":"${reason}","count":${rows.length},` +
+      `"ingestFrom":${ingestFrom},"ingestTo":${ingestTo},"firstTs":${firstTs},"lastTs":${lastTs}`;
+    return { stream, rank: EVENT_RANK, ts: now, expiresAt: null, body, bytes: body.length + ROW_OVERHEAD_BYTES };
+  });
+}
+
+/** The wire payload of a batch (a shared TelemetryBatch), built by concatenation: rows already hold valid JSON. */
+export function batchPayload(
+  device: string,
+  seqFrom: number,
+  rows: readonly OutboxRow[],
+  sentAt: number,
+  compression: 'none' | 'gzip',
+): Buffer {
+  const records = rows.map((r, i) => `{"seq":${seqFrom + i},${r.body}}`).join(',');
+  const text = `{"v":1,"device":${JSON.stringify(device)},"seqFrom":${seqFrom},"seqTo":${seqFrom + rows.length - 1},"sentAt":${sentAt},"records":[${records}]}`;
+  return compression === 'gzip' ? gzipSync(text) : Buffer.from(text);
+}

@@ -1,0 +1,195 @@
+import Database from 'better-sqlite3';
+import type { NewRow, OutboxBatch, OutboxCounters, OutboxRow, OutboxStore, OutboxTotals } from './store.js';
+
+export interface SqliteOutboxOptions {
+  /**
+   * FULL (default): every commit is fsynced, so an acknowledged reading survives power loss. NORMAL: in WAL mode a
+   * commit survives a crash of the process but the last commits may be lost on power loss; about twice the rate on
+   * slow SD cards. See agent/README.md.
+   */
+  synchronous?: 'FULL' | 'NORMAL';
+  readonly?: boolean;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS rows (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  stream TEXT NOT NULL,
+  rank INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  expires_at INTEGER,
+  body TEXT NOT NULL,
+  bytes INTEGER NOT NULL,
+  loss INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS rows_rank ON rows(rank, id);
+CREATE INDEX IF NOT EXISTS rows_expiry ON rows(expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS batches (
+  seq_from INTEGER PRIMARY KEY,
+  seq_to INTEGER NOT NULL,
+  payload BLOB NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+`;
+
+interface DbRow {
+  id: number;
+  stream: string;
+  rank: number;
+  ts: number;
+  expires_at: number | null;
+  body: string;
+  bytes: number;
+}
+
+const toRow = (r: DbRow): OutboxRow => ({
+  id: r.id,
+  stream: r.stream,
+  rank: r.rank,
+  ts: r.ts,
+  expiresAt: r.expires_at,
+  body: r.body,
+  bytes: r.bytes,
+});
+
+/** The outbox on a SQLite file in WAL mode. Totals are kept in memory, loaded once at open. */
+export class SqliteOutboxStore implements OutboxStore {
+  private readonly db: Database.Database;
+  private readonly stmt;
+  private t: OutboxTotals;
+
+  constructor(path: string, opts: SqliteOutboxOptions = {}) {
+    this.db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+    if (!opts.readonly) {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
+      this.db.exec(SCHEMA);
+    }
+    const db = this.db;
+    this.stmt = {
+      insert: db.prepare(
+        'INSERT INTO rows (stream, rank, ts, expires_at, body, bytes, loss) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      lowest: db.prepare('SELECT * FROM rows WHERE loss = 0 ORDER BY rank DESC, id ASC'),
+      expired: db.prepare('SELECT * FROM rows WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY id'),
+      forBatch: db.prepare('SELECT * FROM rows ORDER BY rank ASC, id ASC LIMIT ?'),
+      deleteRow: db.prepare('DELETE FROM rows WHERE id = ?'),
+      insertBatch: db.prepare('INSERT INTO batches (seq_from, seq_to, payload, created_at) VALUES (?, ?, ?, ?)'),
+      deleteBatch: db.prepare('DELETE FROM batches WHERE seq_from = ?'),
+      batches: db.prepare('SELECT seq_from, seq_to, payload, created_at FROM batches ORDER BY seq_from'),
+      getMeta: db.prepare('SELECT key, value FROM meta'),
+      setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+      oldest: db.prepare('SELECT ts FROM rows ORDER BY id LIMIT 1').pluck(),
+    };
+    this.t = this.loadTotals();
+  }
+
+  private loadTotals(): OutboxTotals {
+    const r = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM rows').get() as { n: number; b: number };
+    const b = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(payload)), 0) AS b FROM batches').get() as {
+      n: number;
+      b: number;
+    };
+    return { rows: r.n, rowBytes: r.b, batches: b.n, batchBytes: b.b, oldestTs: null };
+  }
+
+  transaction<T>(fn: () => T): T {
+    try {
+      return this.db.transaction(fn)();
+    } catch (err) {
+      this.t = this.loadTotals();
+      throw err;
+    }
+  }
+
+  insertRows(rows: readonly NewRow[]): number[] {
+    const ids: number[] = [];
+    for (const r of rows) {
+      const isLoss = r.body.startsWith('"kind":"loss"') ? 1 : 0;
+      const info = this.stmt.insert.run(r.stream, r.rank, r.ts, r.expiresAt, r.body, r.bytes, isLoss);
+      ids.push(Number(info.lastInsertRowid));
+      this.t.rows++;
+      this.t.rowBytes += r.bytes;
+    }
+    return ids;
+  }
+
+  private remove(rows: OutboxRow[]): OutboxRow[] {
+    for (const r of rows) {
+      this.stmt.deleteRow.run(r.id);
+      this.t.rows--;
+      this.t.rowBytes -= r.bytes;
+    }
+    return rows;
+  }
+
+  takeLowest(bytes: number): OutboxRow[] {
+    const pick: OutboxRow[] = [];
+    let freed = 0;
+    for (const r of this.stmt.lowest.iterate() as IterableIterator<DbRow>) {
+      if (freed >= bytes) break;
+      pick.push(toRow(r));
+      freed += r.bytes;
+    }
+    return this.remove(pick);
+  }
+
+  takeExpired(now: number): OutboxRow[] {
+    return this.remove((this.stmt.expired.all(now) as DbRow[]).map(toRow));
+  }
+
+  takeForBatch(maxRecords: number, maxBytes: number): OutboxRow[] {
+    const pick: OutboxRow[] = [];
+    let size = 0;
+    for (const r of this.stmt.forBatch.iterate(maxRecords) as IterableIterator<DbRow>) {
+      if (pick.length > 0 && size + r.bytes > maxBytes) break;
+      pick.push(toRow(r));
+      size += r.bytes;
+    }
+    return this.remove(pick);
+  }
+
+  insertBatch(b: OutboxBatch): void {
+    this.stmt.insertBatch.run(b.seqFrom, b.seqTo, b.payload, b.createdAt);
+    this.t.batches++;
+    this.t.batchBytes += b.payload.byteLength;
+  }
+
+  deleteBatch(seqFrom: number): boolean {
+    const row = this.db.prepare('SELECT LENGTH(payload) AS n FROM batches WHERE seq_from = ?').get(seqFrom) as
+      | { n: number }
+      | undefined;
+    if (!row) return false;
+    this.stmt.deleteBatch.run(seqFrom);
+    this.t.batches--;
+    this.t.batchBytes -= row.n;
+    return true;
+  }
+
+  batches(): OutboxBatch[] {
+    return (
+      this.stmt.batches.all() as { seq_from: number; seq_to: number; payload: Buffer; created_at: number }[]
+    ).map((b) => ({ seqFrom: b.seq_from, seqTo: b.seq_to, payload: b.payload, createdAt: b.created_at }));
+  }
+
+  counters(): OutboxCounters {
+    const m = new Map((this.stmt.getMeta.all() as { key: string; value: number }[]).map((r) => [r.key, r.value]));
+    return { nextSeq: m.get('nextSeq') ?? 1, droppedCap: m.get('droppedCap') ?? 0, droppedTtl: m.get('droppedTtl') ?? 0 };
+  }
+
+  setCounters(c: OutboxCounters): void {
+    this.stmt.setMeta.run('nextSeq', c.nextSeq);
+    this.stmt.setMeta.run('droppedCap', c.droppedCap);
+    this.stmt.setMeta.run('droppedTtl', c.droppedTtl);
+  }
+
+  totals(): OutboxTotals {
+    const oldest = this.stmt.oldest.get() as number | undefined;
+    return { ...this.t, oldestTs: oldest ?? null };
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,151 @@
+import { deviceTopic } from '@fleetwave/shared';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import type { Outbox } from '../outbox/outbox.js';
+import type { OutboxBatch } from '../outbox/store.js';
+import { backoffDelay } from './backoff.js';
+
+export interface UplinkOptions {
+  url: string;
+  /** TLS material, credentials, keepalive; clientId, clean, will and reconnect are set here. */
+  client: Pick<IClientOptions, 'ca' | 'cert' | 'key' | 'username' | 'password' | 'keepalive' | 'rejectUnauthorized'>;
+  root: string;
+  device: string;
+  agentVersion: string;
+  inflightWindow: number;
+  backoffMinMs: number;
+  backoffMaxMs: number;
+  outbox: Outbox;
+  log: Logger;
+  now: () => number;
+  random?: () => number;
+}
+
+/**
+ * One MQTT session to the cloud broker. Batches go out QoS 1 within an in-flight window and leave the outbox only on
+ * their PUBACK. The session is clean and a new client is made for every connection: after a reconnect the agent
+ * re-sends what its own outbox holds and relies on nothing the broker or mqtt.js kept (DESIGN invariant 4).
+ */
+export class Uplink {
+  private client: MqttClient | undefined;
+  private generation = 0;
+  private readonly inflight = new Map<number, OutboxBatch>();
+  private resend: OutboxBatch[] = [];
+  private attempt = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private draining: (() => void) | undefined;
+  connected = false;
+  reconnects = 0;
+
+  constructor(private readonly o: UplinkOptions) {}
+
+  start(): void {
+    this.stopping = false;
+    this.connect();
+  }
+
+  private presence(state: 'online' | 'offline'): string {
+    return JSON.stringify({ v: 1, device: this.o.device, state, ts: this.o.now(), agentVersion: this.o.agentVersion });
+  }
+
+  private connect(): void {
+    const gen = ++this.generation;
+    const presenceTopic = deviceTopic(this.o.root, this.o.device, 'presence');
+    const client = mqtt.connect(this.o.url, {
+      ...this.o.client,
+      clientId: this.o.device,
+      clean: true,
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+      protocolVersion: 4,
+      will: { topic: presenceTopic, payload: Buffer.from(this.presence('offline')), qos: 1, retain: true },
+    });
+    this.client = client;
+    client.on('connect', () => {
+      if (gen !== this.generation) return;
+      this.connected = true;
+      this.attempt = 0;
+      this.o.log.info({ url: this.o.url }, 'uplink connected');
+      client.publish(presenceTopic, this.presence('online'), { qos: 1, retain: true });
+      // Everything formed but not acknowledged goes again, in sequence order, before anything new.
+      this.resend = this.o.outbox.unacknowledged();
+      this.pump();
+    });
+    client.on('error', (err) => {
+      if (gen === this.generation) this.o.log.warn({ err: err.message }, 'uplink error');
+    });
+    client.on('close', () => {
+      if (gen !== this.generation) return;
+      const wasConnected = this.connected;
+      this.connected = false;
+      this.inflight.clear();
+      this.resend = [];
+      client.removeAllListeners('connect');
+      client.end(true);
+      if (this.stopping) return;
+      if (wasConnected) this.reconnects++;
+      const delay = backoffDelay(this.attempt++, this.o.backoffMinMs, this.o.backoffMaxMs, this.o.random ?? Math.random);
+      this.o.log.info({ delayMs: delay, attempt: this.attempt }, 'uplink disconnected, reconnecting');
+      this.retryTimer = setTimeout(() => this.connect(), delay);
+    });
+  }
+
+  /** Fills the in-flight window: first what must be re-sent, then new batches from the outbox. */
+  pump(): void {
+    const client = this.client;
+    if (!client || !this.connected) return;
+    const gen = this.generation;
+    const topic = deviceTopic(this.o.root, this.o.device, 'telemetry');
+    while (this.inflight.size < this.o.inflightWindow) {
+      const batch = this.resend.shift() ?? (this.stopping ? null : this.o.outbox.claimBatch());
+      if (!batch) break;
+      this.inflight.set(batch.seqFrom, batch);
+      client.publish(topic, batch.payload, { qos: 1 }, (err) => {
+        if (err || gen !== this.generation) return; // stays in the outbox; re-sent on the next connection
+        this.o.outbox.acknowledge(batch.seqFrom);
+        this.inflight.delete(batch.seqFrom);
+        if (this.draining && this.inflight.size === 0) this.draining();
+        this.pump();
+      });
+    }
+  }
+
+  get inflightCount(): number {
+    return this.inflight.size;
+  }
+
+  /** Publishes a small status message (backlog, health) at QoS 1 when connected; dropped when not. */
+  publishStatus(kind: 'backlog' | 'health', payload: string): void {
+    if (this.connected) this.client?.publish(deviceTopic(this.o.root, this.o.device, kind), payload, { qos: 1 });
+  }
+
+  /** Stops forming batches, waits up to `graceMs` for in-flight acknowledgements, marks the device offline, closes. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const client = this.client;
+    if (client && this.connected && this.inflight.size > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, graceMs);
+        this.draining = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+    this.generation++;
+    if (client && this.connected) {
+      await new Promise<void>((resolve) => {
+        const presenceTopic = deviceTopic(this.o.root, this.o.device, 'presence');
+        const t = setTimeout(resolve, 1000);
+        client.publish(presenceTopic, this.presence('offline'), { qos: 1, retain: true }, () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    this.connected = false;
+    if (client) await client.endAsync(true).catch(() => {});
+  }
+}
