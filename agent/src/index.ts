@@ -1,1 +1,11 @@
-export {};
+export * from './agent.js';
+export * from './ingest/listener.js';
+export * from './outbox/memory-store.js';
+export * from './outbox/outbox.js';
+export * from './outbox/policy.js';
+export * from './outbox/sqlite-store.js';
+export * from './outbox/store.js';
+export * from './reading.js';
+export * from './streams.js';
+export * from './uplink/backoff.js';
+export * from './uplink/uplink.js';

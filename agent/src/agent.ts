@@ -1,0 +1,140 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type AgentConfig, BacklogReport } from '@fleetwave/shared';
+import type { Logger } from 'pino';
+import { IngestListener } from './ingest/listener.js';
+import { Outbox, type OutboxStatus } from './outbox/outbox.js';
+import { SqliteOutboxStore } from './outbox/sqlite-store.js';
+import { compileStreamMap } from './streams.js';
+import { Uplink, type UplinkOptions } from './uplink/uplink.js';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentDeps {
+  config: AgentConfig;
+  log: Logger;
+  /** TLS material and credentials, read by main.ts from the files and environment the config names. */
+  uplinkClient: UplinkOptions['client'];
+  /** username → password for sensors, resolved by main.ts. */
+  sensorUsers: ReadonlyMap<string, string>;
+  now?: () => number;
+}
+
+export interface AgentStatus extends OutboxStatus {
+  device: string;
+  connected: boolean;
+  inflightBatches: number;
+  reconnects: number;
+  ingest: { host: string; port: number } | null;
+  ts: number;
+}
+
+/** The composition root: builds an unstarted agent. Only main.ts reads files and the environment. */
+export function createAgent(deps: AgentDeps) {
+  const { config, log } = deps;
+  const now = deps.now ?? Date.now;
+  mkdirSync(config.dataDir, { recursive: true });
+  const statusPath = join(config.dataDir, 'status.json');
+  let outbox: Outbox | undefined;
+  let uplink: Uplink | undefined;
+  let listener: IngestListener | undefined;
+  let ingestAddr: { host: string; port: number } | null = null;
+  let timers: NodeJS.Timeout[] = [];
+
+  function status(): AgentStatus {
+    if (!outbox || !uplink) throw new Error('agent is not started');
+    return {
+      ...outbox.status(),
+      device: config.device.id,
+      connected: uplink.connected,
+      inflightBatches: uplink.inflightCount,
+      reconnects: uplink.reconnects,
+      ingest: ingestAddr,
+      ts: now(),
+    };
+  }
+
+  function reportBacklog(): void {
+    const s = status();
+    const report = BacklogReport.parse({
+      v: 1,
+      device: s.device,
+      ts: s.ts,
+      depth: s.depth,
+      bytes: s.bytes,
+      oldestAgeMs: s.oldestAgeMs,
+      inflightBatches: s.inflightBatches,
+      lastSeq: s.lastSeq,
+      dropped: s.dropped,
+      refused: s.refused,
+      accepted: s.accepted,
+    });
+    uplink?.publishStatus('backlog', JSON.stringify(report));
+    writeFileSync(statusPath, `${JSON.stringify(s, null, 2)}\n`);
+  }
+
+  return {
+    async start(): Promise<{ ingest: { host: string; port: number } }> {
+      const store = new SqliteOutboxStore(join(config.dataDir, 'outbox.db'), { synchronous: config.outbox.synchronous });
+      outbox = new Outbox(store, {
+        device: config.device.id,
+        capBytes: config.outbox.capBytes,
+        fullPolicy: config.outbox.fullPolicy,
+        commitWindowMs: config.outbox.commitWindowMs,
+        batchMaxRecords: config.uplink.batchMaxRecords,
+        batchMaxBytes: config.uplink.batchMaxBytes,
+        compression: config.uplink.compression,
+        now,
+        onCommitted: () => uplink?.pump(),
+      });
+      uplink = new Uplink({
+        url: config.uplink.url,
+        client: { keepalive: config.uplink.keepaliveS, ...deps.uplinkClient },
+        root: config.uplink.root,
+        device: config.device.id,
+        agentVersion: AGENT_VERSION,
+        inflightWindow: config.uplink.inflightWindow,
+        backoffMinMs: config.uplink.backoffMinMs,
+        backoffMaxMs: config.uplink.backoffMaxMs,
+        outbox,
+        log: log.child({ part: 'uplink' }),
+        now,
+      });
+      listener = new IngestListener({
+        host: config.ingest.host,
+        port: config.ingest.port,
+        users: deps.sensorUsers,
+        limits: { maxPayloadBytes: config.ingest.maxPayloadBytes, maxClockSkewMs: config.ingest.maxClockSkew },
+        route: compileStreamMap(config.ingest.streams),
+        sink: outbox,
+        now,
+        log: log.child({ part: 'ingest' }),
+      });
+      const box = outbox;
+      timers = [
+        setInterval(() => box.expire(), Math.min(60_000, config.uplink.backlogInterval)),
+        setInterval(reportBacklog, config.uplink.backlogInterval),
+      ];
+      uplink.start();
+      ingestAddr = await listener.start();
+      log.info({ ingest: ingestAddr, uplink: config.uplink.url, device: config.device.id }, 'agent started');
+      return { ingest: ingestAddr };
+    },
+
+    status,
+
+    /** Clean shutdown: stop ingest, commit what is queued, wait up to graceMs for in-flight acknowledgements. */
+    async stop(graceMs = 5000): Promise<void> {
+      for (const t of timers) clearInterval(t);
+      timers = [];
+      await listener?.stop();
+      outbox?.flush();
+      await uplink?.stop(graceMs);
+      if (outbox) writeFileSync(statusPath, `${JSON.stringify(status(), null, 2)}\n`);
+      outbox?.close();
+      log.info('agent stopped');
+    },
+  };
+}
+
+export type Agent = ReturnType<typeof createAgent>;

@@ -1,0 +1,170 @@
+#!/usr/bin/env node
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { FleetwaveError } from '@fleetwave/shared';
+import { pino } from 'pino';
+import { AGENT_VERSION, createAgent } from './agent.js';
+import { type ConfigOverrides, loadAgentConfig } from './config.js';
+import { runDemo } from './demo.js';
+import { SqliteOutboxStore } from './outbox/sqlite-store.js';
+
+const HELP = `fleetwave-agent ${AGENT_VERSION}: store-and-forward agent for edge gateways
+
+Usage:
+  fleetwave-agent [run] [options]          run the agent (the default command)
+  fleetwave-agent check-config <file>      validate a config file; explain what is wrong and where
+  fleetwave-agent status [options]         show the backlog of the agent using --data-dir or --config
+  fleetwave-agent demo [--sensors N]       a self-contained demo: a cloud broker, this agent and simulated sensors
+
+Options:
+  -c, --config <file>      YAML config file (see agent/README.md; only device.id is required)
+      --device-id <id>     device id, overrides device.id
+      --uplink-url <url>   cloud broker, e.g. mqtts://broker.example:8883 (default mqtt://127.0.0.1:1883)
+      --listen <host:port> local MQTT listener for sensors (default 127.0.0.1:1884; port 0 picks a free one)
+      --data-dir <dir>     where the outbox lives (default ./.fleetwave/agent)
+      --log-level <level>  trace, debug, info, warn, error, fatal or silent
+  -h, --help               show this help
+  -v, --version            print the version
+
+Signals: SIGTERM or SIGINT commit what is queued, wait up to 5 s for acknowledgements in flight, and exit.
+`;
+
+function overrides(v: Record<string, string | boolean | undefined>): ConfigOverrides {
+  const o: ConfigOverrides = {
+    deviceId: v['device-id'] as string | undefined,
+    uplinkUrl: v['uplink-url'] as string | undefined,
+    dataDir: v['data-dir'] as string | undefined,
+    logLevel: v['log-level'] as string | undefined,
+  };
+  const listen = v.listen as string | undefined;
+  if (listen !== undefined) {
+    const m = /^(.*):(\d{1,5})$/.exec(listen);
+    if (!m) throw new FleetwaveError('E_CONFIG_INVALID', `--listen must be host:port, got "${listen}"`);
+    o.listenHost = m[1];
+    o.listenPort = Number(m[2]);
+  }
+  return o;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      'device-id': { type: 'string' },
+      'uplink-url': { type: 'string' },
+      listen: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'log-level': { type: 'string' },
+      sensors: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`${AGENT_VERSION}\n`);
+    return 0;
+  }
+  const [command = 'run', ...rest] = positionals;
+  switch (command) {
+    case 'check-config': {
+      const file = rest[0] ?? values.config;
+      if (!file) throw new FleetwaveError('E_CONFIG_INVALID', 'usage: fleetwave-agent check-config <file>');
+      const c = loadAgentConfig(file);
+      process.stdout.write(`${file}: valid (device ${c.device.id}, uplink ${c.uplink.url})\n`);
+      return 0;
+    }
+    case 'status': {
+      const dataDir = values.config ? loadAgentConfig(values.config, overrides(values)).dataDir : (values['data-dir'] ?? './.fleetwave/agent');
+      const db = join(dataDir, 'outbox.db');
+      if (!existsSync(db)) throw new FleetwaveError('E_CONFIG_READ', `no outbox at ${db}: is --data-dir right?`);
+      const store = new SqliteOutboxStore(db, { readonly: true });
+      const t = store.totals();
+      const c = store.counters();
+      store.close();
+      const statusFile = join(dataDir, 'status.json');
+      const live = existsSync(statusFile) ? JSON.parse(readFileSync(statusFile, 'utf8')) : undefined;
+      const inBatches = t.batches;
+      process.stdout.write(
+        [
+          `outbox ${db}`,
+          `  waiting readings   ${t.rows} (${t.rowBytes} bytes)`,
+          `  unacked batches    ${inBatches} (${t.batchBytes} bytes)`,
+          `  oldest reading     ${t.oldestTs === null ? '-' : new Date(t.oldestTs).toISOString()}`,
+          `  last sequence sent ${c.nextSeq - 1}`,
+          `  dropped            cap ${c.droppedCap}, ttl ${c.droppedTtl}`,
+          live
+            ? `  last report        ${new Date(live.ts).toISOString()}: ${live.connected ? 'connected' : 'not connected'}, accepted ${live.accepted}, refused ${JSON.stringify(live.refused)}`
+            : '  last report        none yet',
+          '',
+        ].join('\n'),
+      );
+      return 0;
+    }
+    case 'demo':
+      await runDemo({ sensors: values.sensors ? Number(values.sensors) : 5 });
+      return 0;
+    case 'run': {
+      const config = loadAgentConfig(values.config, overrides(values));
+      const log = pino({ level: config.log.level, redact: ['password', '*.password', 'client.password'] });
+      const token = config.uplink.tokenFile
+        ? readFileSync(config.uplink.tokenFile, 'utf8').trim()
+        : config.uplink.tokenEnv
+          ? process.env[config.uplink.tokenEnv]
+          : undefined;
+      const read = (f: string | undefined) => (f ? readFileSync(f) : undefined);
+      const users = new Map<string, string>();
+      for (const u of config.ingest.users) {
+        const pw = u.password ?? process.env[u.passwordEnv!];
+        if (!pw) throw new FleetwaveError('E_CONFIG_INVALID', `sensor user ${u.username}: ${u.passwordEnv} is not set`);
+        users.set(u.username, pw);
+      }
+      const client = {
+        ...(config.uplink.caFile && { ca: read(config.uplink.caFile) }),
+        ...(config.uplink.certFile && { cert: read(config.uplink.certFile) }),
+        ...(config.uplink.keyFile && { key: read(config.uplink.keyFile) }),
+        ...(config.uplink.username && { username: config.uplink.username }),
+        ...(token && { password: token }),
+      };
+      const agent = createAgent({ config, log, uplinkClient: client, sensorUsers: users });
+      const { ingest } = await agent.start();
+      // One machine-readable line for supervisors and tests: where sensors connect.
+      process.stdout.write(`${JSON.stringify({ event: 'ready', ingest })}\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.off('SIGTERM', stop);
+          process.off('SIGINT', stop);
+          agent.stop(5000).then(resolve, resolve);
+        };
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
+      });
+      return 0;
+    }
+    default:
+      process.stderr.write(`fleetwave-agent: unknown command "${command}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    if (err instanceof FleetwaveError) {
+      process.stderr.write(`fleetwave-agent: ${err.code}: ${err.message}\n`);
+      process.exit(err.code === 'E_CONFIG_INVALID' || err.code === 'E_CONFIG_READ' ? 78 : 1);
+    }
+    if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`fleetwave-agent: ${(err as Error).message}\n\n${HELP}`);
+      process.exit(2);
+    }
+    process.stderr.write(`fleetwave-agent: ${(err as Error).stack}\n`);
+    process.exit(1);
+  },
+);
