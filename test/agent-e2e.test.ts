@@ -1,0 +1,219 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  type AgentProcess,
+  freePort,
+  haveBinary,
+  Receiver,
+  sensor,
+  spawnAgent,
+  startAedesCloud,
+  startMosquitto,
+  tmp,
+  waitFor,
+} from './helpers.js';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
+});
+
+async function agentFor(uplinkUrl: string, dataDir: string, extra: string[] = []): Promise<AgentProcess> {
+  const a = await spawnAgent(['--device-id', 'gw-1', '--uplink-url', uplinkUrl, '--data-dir', dataDir, '--listen', '127.0.0.1:0', ...extra]);
+  cleanups.push(() => a.kill('SIGKILL'));
+  return a;
+}
+
+describe('agent end to end (child process, real brokers)', () => {
+  it('forwards every acknowledged reading from 10 sensors to an aedes cloud, gap-free, and stops cleanly on SIGTERM', async () => {
+    const cloud = await startAedesCloud();
+    cleanups.push(() => cloud.close());
+    const rx = await Receiver.connect(cloud.url);
+    cleanups.push(() => rx.close());
+    const agent = await agentFor(cloud.url, tmp('e2e'));
+    const sensors = await Promise.all(Array.from({ length: 10 }, (_, i) => sensor(agent.ingestUrl, `s${i}`)));
+    await Promise.all(sensors.map((s, i) => Promise.all(Array.from({ length: 100 }, (_, k) => s.send(`sensors/s${i}/temp`, i * 1000 + k)))));
+    const acked = sensors.flatMap((s) => [...s.acked]);
+    expect(acked).toHaveLength(1000);
+    await waitFor('all readings upstream', () => rx.bySeq.size >= 1000);
+    expect(rx.readings().map((r) => r.value).sort((a, b) => a - b)).toEqual(acked.sort((a, b) => a - b));
+    expect(rx.gapFree()).toBe(true);
+    // per stream, order is kept
+    for (let i = 0; i < 10; i++) {
+      const vals = rx.readings().filter((r) => r.stream === `s${i}/temp`).sort((a, b) => a.seq - b.seq).map((r) => r.value);
+      expect(vals).toEqual([...vals].sort((a, b) => a - b));
+    }
+    await Promise.all(sensors.map((s) => s.client.endAsync()));
+    expect(await agent.kill('SIGTERM')).toBe(0);
+  });
+
+  const mosquitto = haveBinary('mosquitto');
+  it.skipIf(!mosquitto)('keeps ingesting through a Mosquitto outage and drains the backlog completely and in order', async () => {
+    const broker = await startMosquitto();
+    cleanups.push(() => broker.stop());
+    const rx = await Receiver.connect(broker.url);
+    cleanups.push(() => rx.close());
+    const dataDir = tmp('outage');
+    const config = join(dataDir, 'agent.yaml');
+    writeFileSync(config, 'device: { id: gw-1 }\nuplink: { backoffMinMs: 100, backoffMaxMs: 1000 }\n');
+    const agent = await agentFor(broker.url, dataDir, ['--config', config]);
+    const s = await sensor(agent.ingestUrl, 'sensor-a');
+    const sendRange = async (from: number, to: number) => {
+      for (let k = from; k < to; k += 100) {
+        await Promise.all(Array.from({ length: Math.min(100, to - k) }, (_, i) => s.send('sensors/a/temp', k + i)));
+      }
+    };
+    await sendRange(0, 200);
+    await waitFor('first part upstream', () => rx.bySeq.size >= 200);
+    await broker.stop();
+    await sendRange(200, 2200); // ingest goes on while the cloud is gone
+    expect(s.acked.size).toBe(2200);
+    await broker.start();
+    await waitFor('backlog drained', () => rx.bySeq.size >= 2200, 40_000);
+    const values = rx.readings().sort((a, b) => a.seq - b.seq).map((r) => r.value);
+    expect(values).toEqual(Array.from({ length: 2200 }, (_, k) => k));
+    expect(rx.gapFree()).toBe(true);
+    expect(rx.conflicting).toBe(0);
+    await s.client.endAsync();
+  });
+
+  it('loses no acknowledged reading across 50 SIGKILLs during ingest and drain', async () => {
+    const cloud = await startAedesCloud();
+    cleanups.push(() => cloud.close());
+    const rx = await Receiver.connect(cloud.url);
+    cleanups.push(() => rx.close());
+    const dataDir = tmp('crash');
+    const acked = new Set<number>();
+    let next = 0;
+    const started = Date.now();
+    for (let cycle = 0; cycle < 50; cycle++) {
+      const agent = await agentFor(cloud.url, dataDir, ['--log-level', 'silent']);
+      const sensors = await Promise.all([0, 1, 2].map((i) => sensor(agent.ingestUrl, `c${cycle}-${i}`)));
+      for (const s of sensors) s.client.on('error', () => {});
+      let running = true;
+      const loops = sensors.map(async (s, i) => {
+        while (running && s.client.connected) {
+          const v = next++;
+          const ok = await Promise.race([s.send(`sensors/c${i}/v`, v), new Promise<boolean>((r) => setTimeout(() => r(false), 500))]);
+          if (ok) acked.add(v);
+        }
+      });
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 180)); // a random instant
+      await agent.kill('SIGKILL');
+      running = false;
+      await Promise.all(loops);
+      for (const s of sensors) s.client.end(true);
+    }
+    console.log(`crash test: 50 kills in ${Date.now() - started} ms, ${acked.size} readings acknowledged`);
+    expect(acked.size).toBeGreaterThan(500);
+    const last = await agentFor(cloud.url, dataDir);
+    await waitFor('every acknowledged reading upstream', () => {
+      const got = new Set(rx.readings().map((r) => r.value));
+      return [...acked].every((v) => got.has(v));
+    }, 30_000);
+    await waitFor('outbox drained', () => {
+      const s = JSON.parse(readFileSync(join(dataDir, 'status.json'), 'utf8') || '{}');
+      return s.depth === 0 || rx.gapFree();
+    }).catch(() => {});
+    expect(rx.gapFree()).toBe(true);
+    expect(rx.conflicting).toBe(0); // duplicates are only identical re-sends of batches in flight
+    await last.kill('SIGTERM');
+  }, 180_000);
+
+  it('drops the oldest bulk readings at the cap and expires by time-to-live, with loss records arriving upstream', async () => {
+    const port = await freePort(); // nothing listens yet: the backlog builds up
+    const dir = tmp('cap');
+    const config = join(dir, 'agent.yaml');
+    writeFileSync(
+      config,
+      `device: { id: gw-cap }
+dataDir: ${dir}/data
+ingest:
+  port: 0
+  streams:
+    - { pattern: 'bulk/{s}', stream: 'bulk/{s}', priority: bulk }
+    - { pattern: 'short/{s}', stream: 'short/{s}', priority: telemetry, ttl: 300ms }
+outbox: { capBytes: 65536, fullPolicy: drop-oldest, commitWindowMs: 2 }
+uplink: { url: 'mqtt://127.0.0.1:${port}', backlogInterval: 1s, backoffMinMs: 100, backoffMaxMs: 300 }
+`,
+    );
+    const agent = await spawnAgent(['--config', config]);
+    cleanups.push(() => agent.kill('SIGKILL'));
+    const s = await sensor(agent.ingestUrl, 'bulky');
+    await s.send('short/x', -1);
+    for (let k = 0; k < 1500; k++) await s.send('bulk/x', k);
+    const statusFile = join(dir, 'data', 'status.json');
+    await waitFor('ttl expiry counted', () => existsSync(statusFile) && JSON.parse(readFileSync(statusFile, 'utf8')).dropped.ttl === 1);
+    const cloud = await startAedesCloud(port);
+    cleanups.push(() => cloud.close());
+    const rx = await Receiver.connect(cloud.url);
+    cleanups.push(() => rx.close());
+    const losses = () => [...rx.bySeq.values()].flatMap((r) => (r.kind === 'loss' ? [r] : []));
+    await waitFor('drained with loss records', () => {
+      const lost = losses().reduce((n, l) => n + l.count, 0);
+      return rx.readings().length + lost >= 1501;
+    });
+    const cap = losses().filter((l) => l.reason === 'cap');
+    const ttl = losses().filter((l) => l.reason === 'ttl');
+    expect(ttl).toMatchObject([{ stream: 'short/x', count: 1 }]);
+    expect(cap.length).toBeGreaterThan(0);
+    const kept = rx.readings().filter((r) => r.stream === 'bulk/x').map((r) => r.value);
+    // the oldest went first: what was kept is the newest, contiguous tail
+    expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => 1500 - kept.length + i));
+    expect(cap.reduce((n, l) => n + l.count, 0)).toBe(1500 - kept.length);
+    await s.client.endAsync();
+  });
+
+  it('refuses bad readings with a reason, never acknowledging them, and changes nothing else', async () => {
+    const cloud = await startAedesCloud();
+    cleanups.push(() => cloud.close());
+    const rx = await Receiver.connect(cloud.url);
+    cleanups.push(() => rx.close());
+    const dataDir = tmp('bad');
+    const agent = await agentFor(cloud.url, dataDir, ['--log-level', 'silent']);
+    const good = await sensor(agent.ingestUrl, 'good');
+    await good.send('sensors/a/t', 1);
+    const bad: [string, string | Buffer][] = [
+      ['sensors/a/t', 'hot'],
+      ['sensors/a/t', 'x'.repeat(2000)],
+      ['unknown/topic', '1'],
+      ['sensors/a/t', '{"value":1,"ts":1}'],
+      ['sensors/a/t', Buffer.from([0xff, 0xfe])],
+    ];
+    for (const [topic, payload] of bad) {
+      const s = await sensor(agent.ingestUrl, 'bad-qos0');
+      s.client.publish(topic, payload, { qos: 0 });
+      const s1 = await sensor(agent.ingestUrl, 'bad-qos1');
+      const closed = new Promise<void>((r) => s1.client.once('close', () => r()));
+      let acked = false;
+      s1.client.publish(topic, payload, { qos: 1 }, (err) => (acked = !err));
+      await closed; // MQTT 3.1.1 has no negative PUBACK: the listener closes the connection instead
+      expect(acked).toBe(false);
+      await s.client.endAsync();
+    }
+    await good.send('sensors/a/t', 2);
+    await waitFor('good readings upstream', () => rx.readings().length >= 2);
+    expect(rx.readings().map((r) => r.value)).toEqual([1, 2]);
+    await good.client.endAsync();
+    expect(await agent.kill('SIGTERM')).toBe(0);
+    const status = JSON.parse(readFileSync(join(dataDir, 'status.json'), 'utf8'));
+    expect(status.accepted).toBe(2);
+    expect(status.refused).toEqual({
+      E_PAYLOAD_JSON: 2,
+      E_PAYLOAD_TOO_LARGE: 2,
+      E_TOPIC_UNMAPPED: 2,
+      E_READING_TIMESTAMP: 2,
+      E_PAYLOAD_ENCODING: 2,
+    });
+  });
+
+  it('refuses a bad config file with the line and field, and starts nothing', async () => {
+    const dir = tmp('badcfg');
+    const file = join(dir, 'agent.yaml');
+    writeFileSync(file, `device:\n  id: gw-1\ndataDir: ${dir}/data\noutbox:\n  fullPolicy: maybe\n`);
+    await expect(spawnAgent(['--config', file])).rejects.toThrow(/agent\.yaml:5:15 outbox\.fullPolicy/);
+    expect(existsSync(join(dir, 'data'))).toBe(false);
+    await expect(spawnAgent(['--uplink-url', 'mqtt://x'])).rejects.toThrow(/no device id/);
+  });
+});

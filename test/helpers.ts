@@ -1,0 +1,206 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { decodeMessage, type TelemetryBatch, TelemetryBatch as BatchSchema, topicFilters } from '@fleetwave/shared';
+import { Aedes } from 'aedes';
+import mqtt, { type MqttClient } from 'mqtt';
+
+export const AGENT_CLI = fileURLToPath(new URL('../agent/dist/cli.js', import.meta.url));
+
+export const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), `fw-${prefix}-`));
+
+/** Polls a condition until it holds or the deadline passes (then throws with the description). */
+export async function waitFor(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+export async function startAedesCloud(port = 0): Promise<{ url: string; port: number; close(): Promise<void> }> {
+  const broker = await Aedes.createBroker();
+  const server: Server = createServer(broker.handle);
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  const p = (server.address() as { port: number }).port;
+  return {
+    url: `mqtt://127.0.0.1:${p}`,
+    port: p,
+    async close() {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      await new Promise<void>((r) => broker.close(() => r()));
+      await closed;
+    },
+  };
+}
+
+/** Is a service binary here? Without it the test is skipped, unless FLEETWAVE_REQUIRE_SERVICES=1 (CI) makes it fail. */
+export function haveBinary(bin: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    if (process.env.FLEETWAVE_REQUIRE_SERVICES === '1') {
+      throw new Error(`${bin} is required (FLEETWAVE_REQUIRE_SERVICES=1) but was not found on PATH`);
+    }
+    console.warn(`${bin} not found: skipping the tests that need it (install it, e.g. apt install ${bin})`);
+    return false;
+  }
+}
+
+/** A Mosquitto of the test's own, on a free port, that the test can stop and start again on the same port. */
+export async function startMosquitto(): Promise<{ url: string; stop(): Promise<void>; start(): Promise<void> }> {
+  const port = await freePort();
+  const dir = tmp('mosq');
+  chmodSync(dir, 0o777); // started as root, mosquitto drops to its own user and must still write its database here
+  const conf = join(dir, 'mosquitto.conf');
+  // persistence keeps a receiver's persistent session (and its queued messages) across a restart of this broker
+  writeFileSync(
+    conf,
+    `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${dir}/\nlog_dest file ${dir}/mosquitto.log\n`,
+  );
+  let proc: ChildProcess | undefined;
+  const start = async () => {
+    proc = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const ok = await new Promise<boolean>((resolve) => {
+        const c = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 1000 });
+        c.once('connect', () => {
+          resolve(true);
+          c.end(true);
+        });
+        c.once('error', () => resolve(false));
+        c.once('close', () => resolve(false));
+      });
+      if (ok) return;
+      if (Date.now() > deadline) throw new Error(`mosquitto did not start: ${readFileSync(join(dir, 'mosquitto.log'), 'utf8').slice(-500)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const stop = async () => {
+    const p = proc;
+    proc = undefined;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    await new Promise<void>((r) => {
+      p.once('exit', () => r());
+      p.kill('SIGTERM');
+    });
+  };
+  await start();
+  return { url: `mqtt://127.0.0.1:${port}`, stop, start };
+}
+
+export interface AgentProcess {
+  proc: ChildProcess;
+  ingestUrl: string;
+  stderr: () => string;
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function spawnAgent(args: string[]): Promise<AgentProcess> {
+  const proc = spawn(process.execPath, [AGENT_CLI, 'run', '--log-level', 'warn', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  proc.stderr!.on('data', (d) => (err += d));
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    const t = setTimeout(() => reject(new Error(`agent did not become ready: ${err}`)), 15_000);
+    proc.stdout!.on('data', (d) => {
+      out += d;
+      const m = /"event":"ready","ingest":\{"host":"[^"]*","port":(\d+)\}/.exec(out);
+      if (m) {
+        clearTimeout(t);
+        resolve(Number(m[1]));
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`agent exited with ${code}: ${err}`));
+    });
+  });
+  return {
+    proc,
+    ingestUrl: `mqtt://127.0.0.1:${port}`,
+    stderr: () => err,
+    kill: (signal = 'SIGTERM') =>
+      new Promise((resolve) => {
+        if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
+        proc.once('exit', (code) => resolve(code));
+        proc.kill(signal);
+      }),
+  };
+}
+
+/** Subscribes to a device's telemetry and keeps every record by sequence number, checking re-sends are identical. */
+export class Receiver {
+  readonly bySeq = new Map<number, TelemetryBatch['records'][number]>();
+  duplicates = 0;
+  conflicting = 0;
+  batches = 0;
+  private constructor(readonly client: MqttClient) {}
+
+  static async connect(url: string, root = 'fleetwave'): Promise<Receiver> {
+    const clientId = `receiver-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    const client = await mqtt.connectAsync(url, { clientId, clean: false, reconnectPeriod: 200 });
+    const r = new Receiver(client);
+    client.on('message', (_t, payload) => r.take(decodeMessage(BatchSchema, payload, 'batch', { maxBytes: 4 << 20 })));
+    client.on('connect', () => client.subscribe(topicFilters.allDevices(root, 'telemetry'), { qos: 1 }));
+    await client.subscribeAsync(topicFilters.allDevices(root, 'telemetry'), { qos: 1 });
+    return r;
+  }
+
+  private take(b: TelemetryBatch): void {
+    this.batches++;
+    for (const rec of b.records) {
+      const prev = this.bySeq.get(rec.seq);
+      if (prev) {
+        this.duplicates++;
+        if (JSON.stringify(prev) !== JSON.stringify(rec)) this.conflicting++;
+      } else this.bySeq.set(rec.seq, rec);
+    }
+  }
+
+  readings(): { seq: number; stream: string; value: number }[] {
+    return [...this.bySeq.values()].flatMap((r) => (r.kind === 'reading' ? [{ seq: r.seq, stream: r.stream, value: r.value }] : []));
+  }
+
+  /** Sequence numbers 1..max with none missing? */
+  gapFree(): boolean {
+    const max = Math.max(0, ...this.bySeq.keys());
+    return this.bySeq.size === max;
+  }
+
+  close(): Promise<void> {
+    return this.client.endAsync(true);
+  }
+}
+
+/** A sensor that publishes QoS 1 and remembers which values the agent acknowledged (PUBACK). */
+export async function sensor(url: string, id: string): Promise<{ client: MqttClient; acked: Set<number>; send(topic: string, v: number): Promise<boolean> }> {
+  const client = await mqtt.connectAsync(url, { clientId: id, reconnectPeriod: 0, clean: true });
+  const acked = new Set<number>();
+  return {
+    client,
+    acked,
+    send: (topic, v) =>
+      new Promise((resolve) => {
+        client.publish(topic, String(v), { qos: 1 }, (err) => {
+          if (!err) acked.add(v);
+          resolve(!err);
+        });
+      }),
+  };
+}
