@@ -20,7 +20,17 @@ afterEach(async () => {
 });
 
 async function agentFor(uplinkUrl: string, dataDir: string, extra: string[] = []): Promise<AgentProcess> {
-  const a = await spawnAgent(['--device-id', 'gw-1', '--uplink-url', uplinkUrl, '--data-dir', dataDir, '--listen', '127.0.0.1:0', ...extra]);
+  const a = await spawnAgent([
+    '--device-id',
+    'gw-1',
+    '--uplink-url',
+    uplinkUrl,
+    '--data-dir',
+    dataDir,
+    '--listen',
+    '127.0.0.1:0',
+    ...extra,
+  ]);
   cleanups.push(() => a.kill('SIGKILL'));
   return a;
 }
@@ -33,15 +43,28 @@ describe('agent end to end (child process, real brokers)', () => {
     cleanups.push(() => rx.close());
     const agent = await agentFor(cloud.url, tmp('e2e'));
     const sensors = await Promise.all(Array.from({ length: 10 }, (_, i) => sensor(agent.ingestUrl, `s${i}`)));
-    await Promise.all(sensors.map((s, i) => Promise.all(Array.from({ length: 100 }, (_, k) => s.send(`sensors/s${i}/temp`, i * 1000 + k)))));
+    await Promise.all(
+      sensors.map((s, i) =>
+        Promise.all(Array.from({ length: 100 }, (_, k) => s.send(`sensors/s${i}/temp`, i * 1000 + k))),
+      ),
+    );
     const acked = sensors.flatMap((s) => [...s.acked]);
     expect(acked).toHaveLength(1000);
     await waitFor('all readings upstream', () => rx.bySeq.size >= 1000);
-    expect(rx.readings().map((r) => r.value).sort((a, b) => a - b)).toEqual(acked.sort((a, b) => a - b));
+    expect(
+      rx
+        .readings()
+        .map((r) => r.value)
+        .sort((a, b) => a - b),
+    ).toEqual(acked.sort((a, b) => a - b));
     expect(rx.gapFree()).toBe(true);
     // per stream, order is kept
     for (let i = 0; i < 10; i++) {
-      const vals = rx.readings().filter((r) => r.stream === `s${i}/temp`).sort((a, b) => a.seq - b.seq).map((r) => r.value);
+      const vals = rx
+        .readings()
+        .filter((r) => r.stream === `s${i}/temp`)
+        .sort((a, b) => a.seq - b.seq)
+        .map((r) => r.value);
       expect(vals).toEqual([...vals].sort((a, b) => a - b));
     }
     await Promise.all(sensors.map((s) => s.client.endAsync()));
@@ -49,34 +72,40 @@ describe('agent end to end (child process, real brokers)', () => {
   });
 
   const mosquitto = haveBinary('mosquitto');
-  it.skipIf(!mosquitto)('keeps ingesting through a Mosquitto outage and drains the backlog completely and in order', async () => {
-    const broker = await startMosquitto();
-    cleanups.push(() => broker.stop());
-    const rx = await Receiver.connect(broker.url);
-    cleanups.push(() => rx.close());
-    const dataDir = tmp('outage');
-    const config = join(dataDir, 'agent.yaml');
-    writeFileSync(config, 'device: { id: gw-1 }\nuplink: { backoffMinMs: 100, backoffMaxMs: 1000 }\n');
-    const agent = await agentFor(broker.url, dataDir, ['--config', config]);
-    const s = await sensor(agent.ingestUrl, 'sensor-a');
-    const sendRange = async (from: number, to: number) => {
-      for (let k = from; k < to; k += 100) {
-        await Promise.all(Array.from({ length: Math.min(100, to - k) }, (_, i) => s.send('sensors/a/temp', k + i)));
-      }
-    };
-    await sendRange(0, 200);
-    await waitFor('first part upstream', () => rx.bySeq.size >= 200);
-    await broker.stop();
-    await sendRange(200, 2200); // ingest goes on while the cloud is gone
-    expect(s.acked.size).toBe(2200);
-    await broker.start();
-    await waitFor('backlog drained', () => rx.bySeq.size >= 2200, 40_000);
-    const values = rx.readings().sort((a, b) => a.seq - b.seq).map((r) => r.value);
-    expect(values).toEqual(Array.from({ length: 2200 }, (_, k) => k));
-    expect(rx.gapFree()).toBe(true);
-    expect(rx.conflicting).toBe(0);
-    await s.client.endAsync();
-  });
+  it.skipIf(!mosquitto)(
+    'keeps ingesting through a Mosquitto outage and drains the backlog completely and in order',
+    async () => {
+      const broker = await startMosquitto();
+      cleanups.push(() => broker.stop());
+      const rx = await Receiver.connect(broker.url);
+      cleanups.push(() => rx.close());
+      const dataDir = tmp('outage');
+      const config = join(dataDir, 'agent.yaml');
+      writeFileSync(config, 'device: { id: gw-1 }\nuplink: { backoffMinMs: 100, backoffMaxMs: 1000 }\n');
+      const agent = await agentFor(broker.url, dataDir, ['--config', config]);
+      const s = await sensor(agent.ingestUrl, 'sensor-a');
+      const sendRange = async (from: number, to: number) => {
+        for (let k = from; k < to; k += 100) {
+          await Promise.all(Array.from({ length: Math.min(100, to - k) }, (_, i) => s.send('sensors/a/temp', k + i)));
+        }
+      };
+      await sendRange(0, 200);
+      await waitFor('first part upstream', () => rx.bySeq.size >= 200);
+      await broker.stop();
+      await sendRange(200, 2200); // ingest goes on while the cloud is gone
+      expect(s.acked.size).toBe(2200);
+      await broker.start();
+      await waitFor('backlog drained', () => rx.bySeq.size >= 2200, 40_000);
+      const values = rx
+        .readings()
+        .sort((a, b) => a.seq - b.seq)
+        .map((r) => r.value);
+      expect(values).toEqual(Array.from({ length: 2200 }, (_, k) => k));
+      expect(rx.gapFree()).toBe(true);
+      expect(rx.conflicting).toBe(0);
+      await s.client.endAsync();
+    },
+  );
 
   it('loses no acknowledged reading across 50 SIGKILLs during ingest and drain', async () => {
     const cloud = await startAedesCloud();
@@ -95,7 +124,10 @@ describe('agent end to end (child process, real brokers)', () => {
       const loops = sensors.map(async (s, i) => {
         while (running && s.client.connected) {
           const v = next++;
-          const ok = await Promise.race([s.send(`sensors/c${i}/v`, v), new Promise<boolean>((r) => setTimeout(() => r(false), 500))]);
+          const ok = await Promise.race([
+            s.send(`sensors/c${i}/v`, v),
+            new Promise<boolean>((r) => setTimeout(() => r(false), 500)),
+          ]);
           if (ok) acked.add(v);
         }
       });
@@ -108,10 +140,14 @@ describe('agent end to end (child process, real brokers)', () => {
     console.log(`crash test: 50 kills in ${Date.now() - started} ms, ${acked.size} readings acknowledged`);
     expect(acked.size).toBeGreaterThan(500);
     const last = await agentFor(cloud.url, dataDir);
-    await waitFor('every acknowledged reading upstream', () => {
-      const got = new Set(rx.readings().map((r) => r.value));
-      return [...acked].every((v) => got.has(v));
-    }, 30_000);
+    await waitFor(
+      'every acknowledged reading upstream',
+      () => {
+        const got = new Set(rx.readings().map((r) => r.value));
+        return [...acked].every((v) => got.has(v));
+      },
+      30_000,
+    );
     await waitFor('outbox drained', () => {
       const s = JSON.parse(readFileSync(join(dataDir, 'status.json'), 'utf8') || '{}');
       return s.depth === 0 || rx.gapFree();
@@ -144,7 +180,10 @@ uplink: { url: 'mqtt://127.0.0.1:${port}', backlogInterval: 1s, backoffMinMs: 10
     await s.send('short/x', -1);
     for (let k = 0; k < 1500; k++) await s.send('bulk/x', k);
     const statusFile = join(dir, 'data', 'status.json');
-    await waitFor('ttl expiry counted', () => existsSync(statusFile) && JSON.parse(readFileSync(statusFile, 'utf8')).dropped.ttl === 1);
+    await waitFor(
+      'ttl expiry counted',
+      () => existsSync(statusFile) && JSON.parse(readFileSync(statusFile, 'utf8')).dropped.ttl === 1,
+    );
     const cloud = await startAedesCloud(port);
     cleanups.push(() => cloud.close());
     const rx = await Receiver.connect(cloud.url);
@@ -158,7 +197,10 @@ uplink: { url: 'mqtt://127.0.0.1:${port}', backlogInterval: 1s, backoffMinMs: 10
     const ttl = losses().filter((l) => l.reason === 'ttl');
     expect(ttl).toMatchObject([{ stream: 'short/x', count: 1 }]);
     expect(cap.length).toBeGreaterThan(0);
-    const kept = rx.readings().filter((r) => r.stream === 'bulk/x').map((r) => r.value);
+    const kept = rx
+      .readings()
+      .filter((r) => r.stream === 'bulk/x')
+      .map((r) => r.value);
     // the oldest went first: what was kept is the newest, contiguous tail
     expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => 1500 - kept.length + i));
     expect(cap.reduce((n, l) => n + l.count, 0)).toBe(1500 - kept.length);

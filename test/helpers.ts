@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { decodeMessage, type TelemetryBatch, TelemetryBatch as BatchSchema, topicFilters } from '@fleetwave/shared';
+import { TelemetryBatch as BatchSchema, decodeMessage, type TelemetryBatch, topicFilters } from '@fleetwave/shared';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 
@@ -85,7 +85,8 @@ export async function startMosquitto(): Promise<{ url: string; stop(): Promise<v
         c.once('close', () => resolve(false));
       });
       if (ok) return;
-      if (Date.now() > deadline) throw new Error(`mosquitto did not start: ${readFileSync(join(dir, 'mosquitto.log'), 'utf8').slice(-500)}`);
+      if (Date.now() > deadline)
+        throw new Error(`mosquitto did not start: ${readFileSync(join(dir, 'mosquitto.log'), 'utf8').slice(-500)}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   };
@@ -174,7 +175,9 @@ export class Receiver {
   }
 
   readings(): { seq: number; stream: string; value: number }[] {
-    return [...this.bySeq.values()].flatMap((r) => (r.kind === 'reading' ? [{ seq: r.seq, stream: r.stream, value: r.value }] : []));
+    return [...this.bySeq.values()].flatMap((r) =>
+      r.kind === 'reading' ? [{ seq: r.seq, stream: r.stream, value: r.value }] : [],
+    );
   }
 
   /** Sequence numbers 1..max with none missing? */
@@ -189,7 +192,10 @@ export class Receiver {
 }
 
 /** A sensor that publishes QoS 1 and remembers which values the agent acknowledged (PUBACK). */
-export async function sensor(url: string, id: string): Promise<{ client: MqttClient; acked: Set<number>; send(topic: string, v: number): Promise<boolean> }> {
+export async function sensor(
+  url: string,
+  id: string,
+): Promise<{ client: MqttClient; acked: Set<number>; send(topic: string, v: number): Promise<boolean> }> {
   const client = await mqtt.connectAsync(url, { clientId: id, reconnectPeriod: 0, clean: true });
   const acked = new Set<number>();
   return {

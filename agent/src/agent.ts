@@ -75,7 +75,9 @@ export function createAgent(deps: AgentDeps) {
 
   return {
     async start(): Promise<{ ingest: { host: string; port: number } }> {
-      const store = new SqliteOutboxStore(join(config.dataDir, 'outbox.db'), { synchronous: config.outbox.synchronous });
+      const store = new SqliteOutboxStore(join(config.dataDir, 'outbox.db'), {
+        synchronous: config.outbox.synchronous,
+      });
       outbox = new Outbox(store, {
         device: config.device.id,
         capBytes: config.outbox.capBytes,

@@ -81,7 +81,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'status': {
-      const dataDir = values.config ? loadAgentConfig(values.config, overrides(values)).dataDir : (values['data-dir'] ?? './.fleetwave/agent');
+      const dataDir = values.config
+        ? loadAgentConfig(values.config, overrides(values)).dataDir
+        : (values['data-dir'] ?? './.fleetwave/agent');
       const db = join(dataDir, 'outbox.db');
       if (!existsSync(db)) throw new FleetwaveError('E_CONFIG_READ', `no outbox at ${db}: is --data-dir right?`);
       const store = new SqliteOutboxStore(db, { readonly: true });

@@ -1,5 +1,5 @@
-import { createServer } from 'node:net';
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentConfig, decodeMessage, TelemetryBatch, topicFilters } from '@fleetwave/shared';

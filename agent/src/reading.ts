@@ -12,14 +12,16 @@ export interface ReadingLimits {
   maxClockSkewMs: number;
 }
 
-
 /**
  * Parses what a sensor published: a bare number (`21.5`) or a small JSON object (value, ts, quality, unit).
  * Throws E_PAYLOAD_TOO_LARGE, E_PAYLOAD_ENCODING, E_PAYLOAD_JSON, E_SCHEMA, E_READING_VALUE or E_READING_TIMESTAMP.
  */
 export function parseReading(payload: Uint8Array, now: number, limits: ReadingLimits): Reading {
   if (payload.byteLength > limits.maxPayloadBytes) {
-    throw new FleetwaveError('E_PAYLOAD_TOO_LARGE', `reading of ${payload.byteLength} bytes exceeds ${limits.maxPayloadBytes}`);
+    throw new FleetwaveError(
+      'E_PAYLOAD_TOO_LARGE',
+      `reading of ${payload.byteLength} bytes exceeds ${limits.maxPayloadBytes}`,
+    );
   }
   const raw = decodeJson(payload, { maxBytes: limits.maxPayloadBytes });
   let reading: Reading;
@@ -35,8 +37,10 @@ export function parseReading(payload: Uint8Array, now: number, limits: ReadingLi
   }
   if (!Number.isFinite(reading.value)) throw new FleetwaveError('E_READING_VALUE');
   if (Math.abs(reading.ts - now) > limits.maxClockSkewMs) {
-    throw new FleetwaveError('E_READING_TIMESTAMP', `timestamp ${reading.ts} is more than ${limits.maxClockSkewMs} ms from now`);
+    throw new FleetwaveError(
+      'E_READING_TIMESTAMP',
+      `timestamp ${reading.ts} is more than ${limits.maxClockSkewMs} ms from now`,
+    );
   }
   return reading;
 }
-

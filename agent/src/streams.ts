@@ -20,11 +20,16 @@ interface CompiledMapping {
  */
 export function compileStreamMap(mappings: readonly StreamMapping[]): (topic: string) => StreamRoute {
   const compiled: CompiledMapping[] = mappings.map((m) => {
-    const segments = m.pattern.split('/').map((s) => (s.startsWith('{') ? { capture: s.slice(1, -1) } : { literal: s }));
+    const segments = m.pattern
+      .split('/')
+      .map((s) => (s.startsWith('{') ? { capture: s.slice(1, -1) } : { literal: s }));
     const names = new Set(segments.flatMap((s) => (s.capture ? [s.capture] : [])));
     for (const ref of m.stream.matchAll(/\{([^}]*)\}/g)) {
       if (!names.has(ref[1]!)) {
-        throw new FleetwaveError('E_CONFIG_INVALID', `stream "${m.stream}" uses {${ref[1]}}, not captured by "${m.pattern}"`);
+        throw new FleetwaveError(
+          'E_CONFIG_INVALID',
+          `stream "${m.stream}" uses {${ref[1]}}, not captured by "${m.pattern}"`,
+        );
       }
     }
     return {

@@ -46,7 +46,12 @@ describe('stream mapping', () => {
   ]);
 
   it('maps topics to streams by the first matching pattern', () => {
-    expect(map('sensors/boiler/temp')).toEqual({ stream: 'boiler/temp', priority: 'telemetry', rank: 2, ttlMs: 60_000 });
+    expect(map('sensors/boiler/temp')).toEqual({
+      stream: 'boiler/temp',
+      priority: 'telemetry',
+      rank: 2,
+      ttlMs: 60_000,
+    });
     expect(map('alarms/door')).toMatchObject({ stream: 'door/alarm', rank: 0 });
   });
 

@@ -31,8 +31,12 @@ describe('parseYamlWith', () => {
   });
 
   it('points a missing field at its parent and reports YAML syntax errors with their line', () => {
-    expect(issuesOf(() => parseYamlWith(AgentConfig, 'device: {}\n', 'a.yaml')).message).toMatch(/a\.yaml:1:9 device\.id:/);
-    expect(issuesOf(() => parseYamlWith(AgentConfig, 'device:\n  id: [1,\n', 'b.yaml')).message).toMatch(/b\.yaml:\d+:\d+ \(yaml\)/);
+    expect(issuesOf(() => parseYamlWith(AgentConfig, 'device: {}\n', 'a.yaml')).message).toMatch(
+      /a\.yaml:1:9 device\.id:/,
+    );
+    expect(issuesOf(() => parseYamlWith(AgentConfig, 'device:\n  id: [1,\n', 'b.yaml')).message).toMatch(
+      /b\.yaml:\d+:\d+ \(yaml\)/,
+    );
     expect(issuesOf(() => parseYamlWith(AgentConfig, 'a: 1\na: 2\n')).message).toMatch(/\(yaml\)/);
   });
 

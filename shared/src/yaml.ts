@@ -28,7 +28,8 @@ export function parseYamlWith<S extends z.ZodType>(schema: S, text: string, sour
     for (const i of r.error.issues) {
       // point at the deepest node that exists on the path (a missing field points at its parent)
       let node: unknown;
-      for (let n = i.path.length; n >= 0 && !isNode(node); n--) node = doc.getIn(i.path.slice(0, n) as (string | number)[], true);
+      for (let n = i.path.length; n >= 0 && !isNode(node); n--)
+        node = doc.getIn(i.path.slice(0, n) as (string | number)[], true);
       const offset = isNode(node) && node.range ? node.range[0] : 0;
       const pos = lineCounter.linePos(offset);
       issues.push({ line: pos.line, column: pos.col, path: i.path.join('.') || '(root)', message: i.message });

@@ -80,7 +80,9 @@ describe.each([
     const loss = records.find((r) => r.kind === 'loss');
     expect(loss).toMatchObject({ kind: 'loss', stream: 's/b', reason: 'cap', ingestFrom: 1 });
     expect(records.filter((r) => r.kind === 'reading' && r.stream === 's/t').length).toBe(2);
-    const keptBulk = records.filter((r) => r.kind === 'reading' && r.stream === 's/b').map((r) => (r as { value: number }).value);
+    const keptBulk = records
+      .filter((r) => r.kind === 'reading' && r.stream === 's/b')
+      .map((r) => (r as { value: number }).value);
     expect(keptBulk).toEqual([0, 1, 2, 3, 4].slice(loss && loss.kind === 'loss' ? loss.count : 0));
   });
 

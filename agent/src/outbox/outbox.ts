@@ -114,7 +114,9 @@ export class Outbox {
       });
     } catch (err) {
       const e =
-        err instanceof FleetwaveError ? err : new FleetwaveError('E_OUTBOX_CLOSED', `commit failed: ${(err as Error).message}`);
+        err instanceof FleetwaveError
+          ? err
+          : new FleetwaveError('E_OUTBOX_CLOSED', `commit failed: ${(err as Error).message}`);
       for (const p of group) p.done(e);
       return;
     }

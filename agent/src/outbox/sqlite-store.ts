@@ -79,14 +79,19 @@ export class SqliteOutboxStore implements OutboxStore {
       deleteBatch: db.prepare('DELETE FROM batches WHERE seq_from = ?'),
       batches: db.prepare('SELECT seq_from, seq_to, payload, created_at FROM batches ORDER BY seq_from'),
       getMeta: db.prepare('SELECT key, value FROM meta'),
-      setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+      setMeta: db.prepare(
+        'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      ),
       oldest: db.prepare('SELECT ts FROM rows ORDER BY id LIMIT 1').pluck(),
     };
     this.t = this.loadTotals();
   }
 
   private loadTotals(): OutboxTotals {
-    const r = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM rows').get() as { n: number; b: number };
+    const r = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM rows').get() as {
+      n: number;
+      b: number;
+    };
     const b = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(payload)), 0) AS b FROM batches').get() as {
       n: number;
       b: number;
@@ -168,14 +173,18 @@ export class SqliteOutboxStore implements OutboxStore {
   }
 
   batches(): OutboxBatch[] {
-    return (
-      this.stmt.batches.all() as { seq_from: number; seq_to: number; payload: Buffer; created_at: number }[]
-    ).map((b) => ({ seqFrom: b.seq_from, seqTo: b.seq_to, payload: b.payload, createdAt: b.created_at }));
+    return (this.stmt.batches.all() as { seq_from: number; seq_to: number; payload: Buffer; created_at: number }[]).map(
+      (b) => ({ seqFrom: b.seq_from, seqTo: b.seq_to, payload: b.payload, createdAt: b.created_at }),
+    );
   }
 
   counters(): OutboxCounters {
     const m = new Map((this.stmt.getMeta.all() as { key: string; value: number }[]).map((r) => [r.key, r.value]));
-    return { nextSeq: m.get('nextSeq') ?? 1, droppedCap: m.get('droppedCap') ?? 0, droppedTtl: m.get('droppedTtl') ?? 0 };
+    return {
+      nextSeq: m.get('nextSeq') ?? 1,
+      droppedCap: m.get('droppedCap') ?? 0,
+      droppedTtl: m.get('droppedTtl') ?? 0,
+    };
   }
 
   setCounters(c: OutboxCounters): void {

@@ -85,7 +85,12 @@ export class Uplink {
       client.end(true);
       if (this.stopping) return;
       if (wasConnected) this.reconnects++;
-      const delay = backoffDelay(this.attempt++, this.o.backoffMinMs, this.o.backoffMaxMs, this.o.random ?? Math.random);
+      const delay = backoffDelay(
+        this.attempt++,
+        this.o.backoffMinMs,
+        this.o.backoffMaxMs,
+        this.o.random ?? Math.random,
+      );
       this.o.log.info({ delayMs: delay, attempt: this.attempt }, 'uplink disconnected, reconnecting');
       this.retryTimer = setTimeout(() => this.connect(), delay);
     });
