@@ -95,9 +95,10 @@ export class Outbox {
         };
         if (this.opts.fullPolicy === 'refuse') {
           let room = this.opts.capBytes - used();
-          const fits = group.findIndex((p) => (room -= p.row.bytes) < 0);
-          accepted = fits === -1 ? group : group.slice(0, fits);
-          refused = fits === -1 ? [] : group.slice(fits);
+          let fits = 0;
+          while (fits < group.length && room >= group[fits]!.row.bytes) room -= group[fits++]!.row.bytes;
+          accepted = group.slice(0, fits);
+          refused = group.slice(fits);
           this.store.insertRows(accepted.map((p) => p.row));
         } else {
           accepted = group;
