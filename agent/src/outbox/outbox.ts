@@ -50,6 +50,7 @@ export class Outbox {
   private accepted = 0;
   private closed = false;
   private readonly maxGroup: number;
+  private acked: number[] = [];
 
   constructor(
     private readonly store: OutboxStore,
@@ -150,36 +151,73 @@ export class Outbox {
 
   /** Batches formed earlier and not yet acknowledged, oldest first (re-sent after a reconnect or a restart). */
   unacknowledged(): OutboxBatch[] {
+    this.deleteAcknowledged();
     return this.store.batches();
   }
 
   /** Forms the next batch from the highest-priority, oldest rows, persisting it with its sequence numbers. */
   claimBatch(): OutboxBatch | null {
+    return this.claimBatches(1)[0] ?? null;
+  }
+
+  /**
+   * Forms up to `n` batches in one transaction (one fsync for all of them), also deleting the batches acknowledged
+   * since the last transaction.
+   */
+  claimBatches(n: number): OutboxBatch[] {
+    const acked = this.takeAcked();
     return this.store.transaction(() => {
-      const rows = this.store.takeForBatch(this.opts.batchMaxRecords, this.opts.batchMaxBytes);
-      if (rows.length === 0) return null;
+      for (const seq of acked) this.store.deleteBatch(seq);
+      const out: OutboxBatch[] = [];
       const c = { ...this.counters };
       const now = this.opts.now();
-      const batch: OutboxBatch = {
-        seqFrom: c.nextSeq,
-        seqTo: c.nextSeq + rows.length - 1,
-        payload: batchPayload(this.opts.device, c.nextSeq, rows, now, this.opts.compression),
-        createdAt: now,
-      };
-      this.store.insertBatch(batch);
-      c.nextSeq += rows.length;
-      this.store.setCounters(c);
-      this.counters = c;
-      return batch;
+      while (out.length < n) {
+        const rows = this.store.takeForBatch(this.opts.batchMaxRecords, this.opts.batchMaxBytes);
+        if (rows.length === 0) break;
+        const batch: OutboxBatch = {
+          seqFrom: c.nextSeq,
+          seqTo: c.nextSeq + rows.length - 1,
+          payload: batchPayload(this.opts.device, c.nextSeq, rows, now, this.opts.compression),
+          createdAt: now,
+        };
+        this.store.insertBatch(batch);
+        c.nextSeq += rows.length;
+        out.push(batch);
+      }
+      if (out.length) {
+        this.store.setCounters(c);
+        this.counters = c;
+      }
+      return out;
     });
   }
 
-  /** The broker acknowledged the batch: now, and only now, it leaves the outbox. */
+  /**
+   * The broker acknowledged the batch: it leaves the outbox. Deletions are coalesced into the next transaction (or
+   * one of their own on the next turn of the event loop); a crash before that only re-sends the batch, which the
+   * controller drops as a duplicate.
+   */
   acknowledge(seqFrom: number): void {
-    this.store.transaction(() => this.store.deleteBatch(seqFrom));
+    this.acked.push(seqFrom);
+    if (this.acked.length === 1) setImmediate(() => this.deleteAcknowledged());
+  }
+
+  private takeAcked(): number[] {
+    const acked = this.acked;
+    this.acked = [];
+    return acked;
+  }
+
+  private deleteAcknowledged(): void {
+    if (this.closed || this.acked.length === 0) return;
+    const acked = this.takeAcked();
+    this.store.transaction(() => {
+      for (const seq of acked) this.store.deleteBatch(seq);
+    });
   }
 
   status(): OutboxStatus {
+    this.deleteAcknowledged();
     const t = this.store.totals();
     const batches = this.store.batches();
     const inBatches = batches.reduce((s, b) => s + b.seqTo - b.seqFrom + 1, 0);
@@ -200,6 +238,7 @@ export class Outbox {
   close(): void {
     if (this.closed) return;
     this.flush();
+    this.deleteAcknowledged();
     this.closed = true;
     this.store.close();
   }

@@ -71,12 +71,14 @@ export class SqliteOutboxStore implements OutboxStore {
       insert: db.prepare(
         'INSERT INTO rows (stream, rank, ts, expires_at, body, bytes, loss) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
-      lowest: db.prepare('SELECT * FROM rows WHERE loss = 0 ORDER BY rank DESC, id ASC'),
+      lowestOfRank: db.prepare('SELECT * FROM rows WHERE rank = ? AND loss = 0 ORDER BY id LIMIT 1000'),
       expired: db.prepare('SELECT * FROM rows WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY id'),
       forBatch: db.prepare('SELECT * FROM rows ORDER BY rank ASC, id ASC LIMIT ?'),
       deleteRow: db.prepare('DELETE FROM rows WHERE id = ?'),
       insertBatch: db.prepare('INSERT INTO batches (seq_from, seq_to, payload, created_at) VALUES (?, ?, ?, ?)'),
-      deleteBatch: db.prepare('DELETE FROM batches WHERE seq_from = ?'),
+      deleteBatch: db.prepare('DELETE FROM batches WHERE seq_from = ? RETURNING LENGTH(payload) AS n'),
+      // rows taken for a batch are a prefix of the (rank, id) order: one index range per rank deletes them
+      deleteUpTo: db.prepare('DELETE FROM rows WHERE rank = ? AND id <= ?'),
       batches: db.prepare('SELECT seq_from, seq_to, payload, created_at FROM batches ORDER BY seq_from'),
       getMeta: db.prepare('SELECT key, value FROM meta'),
       setMeta: db.prepare(
@@ -130,14 +132,23 @@ export class SqliteOutboxStore implements OutboxStore {
   }
 
   takeLowest(bytes: number): OutboxRow[] {
-    const pick: OutboxRow[] = [];
+    const taken: OutboxRow[] = [];
     let freed = 0;
-    for (const r of this.stmt.lowest.iterate() as IterableIterator<DbRow>) {
-      if (freed >= bytes) break;
-      pick.push(toRow(r));
-      freed += r.bytes;
+    // lowest priority first (highest rank), oldest first within it; the (rank, id) index serves each rank in order
+    for (let rank = 3; rank >= 0 && freed < bytes; rank--) {
+      let rows: DbRow[];
+      do {
+        rows = this.stmt.lowestOfRank.all(rank) as DbRow[];
+        const chunk: OutboxRow[] = [];
+        for (const r of rows) {
+          if (freed >= bytes) break;
+          chunk.push(toRow(r));
+          freed += r.bytes;
+        }
+        taken.push(...this.remove(chunk));
+      } while (freed < bytes && rows.length === 1000);
     }
-    return this.remove(pick);
+    return taken;
   }
 
   takeExpired(now: number): OutboxRow[] {
@@ -147,12 +158,17 @@ export class SqliteOutboxStore implements OutboxStore {
   takeForBatch(maxRecords: number, maxBytes: number): OutboxRow[] {
     const pick: OutboxRow[] = [];
     let size = 0;
-    for (const r of this.stmt.forBatch.iterate(maxRecords) as IterableIterator<DbRow>) {
+    const upTo = new Map<number, number>();
+    for (const r of this.stmt.forBatch.all(maxRecords) as DbRow[]) {
       if (pick.length > 0 && size + r.bytes > maxBytes) break;
       pick.push(toRow(r));
+      upTo.set(r.rank, r.id);
       size += r.bytes;
     }
-    return this.remove(pick);
+    for (const [rank, id] of upTo) this.stmt.deleteUpTo.run(rank, id);
+    this.t.rows -= pick.length;
+    this.t.rowBytes -= size;
+    return pick;
   }
 
   insertBatch(b: OutboxBatch): void {
@@ -162,11 +178,8 @@ export class SqliteOutboxStore implements OutboxStore {
   }
 
   deleteBatch(seqFrom: number): boolean {
-    const row = this.db.prepare('SELECT LENGTH(payload) AS n FROM batches WHERE seq_from = ?').get(seqFrom) as
-      | { n: number }
-      | undefined;
+    const row = this.stmt.deleteBatch.get(seqFrom) as { n: number } | undefined;
     if (!row) return false;
-    this.stmt.deleteBatch.run(seqFrom);
     this.t.batches--;
     this.t.batchBytes -= row.n;
     return true;

@@ -102,8 +102,12 @@ export class Uplink {
     if (!client || !this.connected) return;
     const gen = this.generation;
     const topic = deviceTopic(this.o.root, this.o.device, 'telemetry');
+    let fresh: OutboxBatch[] = [];
     while (this.inflight.size < this.o.inflightWindow) {
-      const batch = this.resend.shift() ?? (this.stopping ? null : this.o.outbox.claimBatch());
+      if (this.resend.length === 0 && fresh.length === 0 && !this.stopping) {
+        fresh = this.o.outbox.claimBatches(this.o.inflightWindow - this.inflight.size);
+      }
+      const batch = this.resend.shift() ?? fresh.shift();
       if (!batch) break;
       this.inflight.set(batch.seqFrom, batch);
       client.publish(topic, batch.payload, { qos: 1 }, (err) => {
