@@ -1,6 +1,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type AgentConfig, BacklogReport } from '@fleetwave/shared';
+import {
+  type AgentConfig,
+  BacklogReport,
+  DesiredConfig,
+  decodeMessage,
+  FleetwaveError,
+  type ReportedConfig,
+} from '@fleetwave/shared';
 import type { Logger } from 'pino';
 import { IngestListener } from './ingest/listener.js';
 import { Outbox, type OutboxStatus } from './outbox/outbox.js';
@@ -22,6 +29,7 @@ export interface AgentDeps {
 
 export interface AgentStatus extends OutboxStatus {
   device: string;
+  filtersVersion: number;
   connected: boolean;
   inflightBatches: number;
   reconnects: number;
@@ -46,6 +54,7 @@ export function createAgent(deps: AgentDeps) {
     return {
       ...outbox.status(),
       device: config.device.id,
+      filtersVersion: outbox.appliedFilters().version,
       connected: uplink.connected,
       inflightBatches: uplink.inflightCount,
       reconnects: uplink.reconnects,
@@ -68,9 +77,44 @@ export function createAgent(deps: AgentDeps) {
       dropped: s.dropped,
       refused: s.refused,
       accepted: s.accepted,
+      filtered: s.filtered,
+      filtersVersion: s.filtersVersion,
     });
     uplink?.publishStatus('backlog', JSON.stringify(report));
     writeFileSync(statusPath, `${JSON.stringify(s, null, 2)}\n`);
+  }
+
+  /**
+   * A desired-config document from the cloud: validated, then applied atomically (or rejected with the reason, the
+   * old rules running on); either way the outcome is reported. Versions not above the applied one are re-reported.
+   */
+  function onDesiredConfig(payload: Buffer): void {
+    const box = outbox!;
+    const report = (r: Omit<ReportedConfig, 'v' | 'device' | 'ts'>) =>
+      uplink?.publishReported(JSON.stringify({ v: 1, device: config.device.id, ts: now(), ...r }));
+    let desired: DesiredConfig;
+    try {
+      desired = decodeMessage(DesiredConfig, payload, 'desired config');
+      if (desired.device !== config.device.id) {
+        throw new FleetwaveError(
+          'E_CONFIG_INVALID',
+          `desired config is for ${desired.device}, not ${config.device.id}`,
+        );
+      }
+    } catch (err) {
+      const version = /"version"\s*:\s*(\d+)/.exec(payload.toString('utf8').slice(0, 4096))?.[1];
+      log.warn({ err: (err as Error).message }, 'desired config rejected');
+      report({ version: Number(version ?? 0), status: 'rejected', reason: (err as Error).message.slice(0, 256) });
+      return;
+    }
+    const applied = box.appliedFilters();
+    if (desired.version <= applied.version) {
+      report({ version: applied.version, status: 'applied' });
+      return;
+    }
+    box.applyFilters({ version: desired.version, rules: desired.config.filters ?? config.filters });
+    log.info({ version: desired.version }, 'desired config applied');
+    report({ version: desired.version, status: 'applied' });
   }
 
   return {
@@ -88,6 +132,7 @@ export function createAgent(deps: AgentDeps) {
         compression: config.uplink.compression,
         now,
         onCommitted: () => uplink?.pump(),
+        filters: config.filters,
       });
       uplink = new Uplink({
         url: config.uplink.url,
@@ -101,6 +146,7 @@ export function createAgent(deps: AgentDeps) {
         outbox,
         log: log.child({ part: 'uplink' }),
         now,
+        onDesiredConfig,
       });
       listener = new IngestListener({
         host: config.ingest.host,
@@ -116,6 +162,7 @@ export function createAgent(deps: AgentDeps) {
       timers = [
         setInterval(() => box.expire(), Math.min(60_000, config.uplink.backlogInterval)),
         setInterval(reportBacklog, config.uplink.backlogInterval),
+        setInterval(() => box.tickFilters(), 1000),
       ];
       uplink.start();
       ingestAddr = await listener.start();

@@ -20,6 +20,7 @@ export const validSamples: Record<string, unknown> = {
         max: 45,
         mean: 42,
         last: 44,
+        stddev: 1.5,
         quantiles: { p50: 42, p99: 45 },
       },
       {
@@ -64,7 +65,15 @@ export const validSamples: Record<string, unknown> = {
     unreadable: ['wifi'],
   },
   presence: { v: 1, device: 'gw-1', state: 'online', ts: 1_700_000_000_000, agentVersion: '0.1.0' },
-  'desired-config': { v: 1, device: 'gw-1', version: 3, config: { healthIntervalMs: 60_000 } },
+  'desired-config': {
+    v: 1,
+    device: 'gw-1',
+    version: 3,
+    config: {
+      healthIntervalMs: 60_000,
+      filters: [{ match: '**', swingingDoor: { deviation: 0.5, maxInterval: '10m' } }],
+    },
+  },
   'reported-config': { v: 1, device: 'gw-1', version: 3, status: 'rejected', reason: 'bad', ts: 1_700_000_000_000 },
   'agent-config': {
     device: { id: 'gw-1' },
@@ -76,6 +85,16 @@ export const validSamples: Record<string, unknown> = {
     },
     outbox: { commitWindowMs: 2, synchronous: 'NORMAL', capBytes: 1_048_576, fullPolicy: 'refuse' },
     uplink: { url: 'mqtts://cloud.example:8883', caFile: '/etc/ca.pem', batchMaxRecords: 100 },
+    filters: [
+      {
+        match: 'boiler/*',
+        validate: { min: -40, max: 150, quality: ['good'] },
+        alert: { above: 95, hysteresis: 2 },
+        deadband: { percent: 1, span: [0, 100] },
+        heartbeat: { maxInterval: '5m' },
+        window: { size: '1m', quantiles: [0.5, 0.95] },
+      },
+    ],
     log: { level: 'warn' },
   },
   'release-manifest': {

@@ -6,9 +6,18 @@ export class MemoryOutboxStore implements OutboxStore {
   private batchList: OutboxBatch[] = [];
   private lastId = 0;
   private c: OutboxCounters = { nextSeq: 1, droppedCap: 0, droppedTtl: 0 };
+  private states = new Map<string, string>();
+  private settings = new Map<string, string>();
 
   transaction<T>(fn: () => T): T {
-    const saved = { rows: [...this.rows], batches: [...this.batchList], lastId: this.lastId, c: { ...this.c } };
+    const saved = {
+      rows: [...this.rows],
+      batches: [...this.batchList],
+      lastId: this.lastId,
+      c: { ...this.c },
+      states: new Map(this.states),
+      settings: new Map(this.settings),
+    };
     try {
       return fn();
     } catch (err) {
@@ -16,8 +25,29 @@ export class MemoryOutboxStore implements OutboxStore {
       this.batchList = saved.batches;
       this.lastId = saved.lastId;
       this.c = saved.c;
+      this.states = saved.states;
+      this.settings = saved.settings;
       throw err;
     }
+  }
+
+  filterStates(): Map<string, string> {
+    return new Map(this.states);
+  }
+
+  saveFilterStates(entries: readonly [string, string | null][]): void {
+    for (const [k, v] of entries) {
+      if (v === null) this.states.delete(k);
+      else this.states.set(k, v);
+    }
+  }
+
+  setting(key: string): string | undefined {
+    return this.settings.get(key);
+  }
+
+  setSetting(key: string, value: string): void {
+    this.settings.set(key, value);
   }
 
   insertRows(rows: readonly NewRow[]): number[] {

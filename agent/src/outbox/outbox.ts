@@ -1,8 +1,9 @@
-import { type ErrorCode, FleetwaveError } from '@fleetwave/shared';
+import { type ErrorCode, type FilterRule, FilterRules, FleetwaveError, parseWith } from '@fleetwave/shared';
+import { FilterEngine } from '../filters/engine.js';
 import type { Reading } from '../reading.js';
 import type { StreamRoute } from '../streams.js';
 import { batchPayload, lossRows, readingRow } from './policy.js';
-import type { NewRow, OutboxBatch, OutboxCounters, OutboxStore } from './store.js';
+import type { OutboxBatch, OutboxCounters, OutboxStore } from './store.js';
 
 export interface OutboxOptions {
   device: string;
@@ -18,6 +19,14 @@ export interface OutboxOptions {
   now: () => number;
   /** Called after every commit that added rows (the uplink pumps on it). */
   onCommitted?: () => void;
+  /** Filter rules from the config file; rules applied from the cloud (persisted) take precedence. */
+  filters?: readonly FilterRule[];
+}
+
+/** The filter rules and desired-config version in force, persisted with the outbox. */
+export interface AppliedFilters {
+  version: number;
+  rules: readonly FilterRule[];
 }
 
 export type Committed = (err?: FleetwaveError) => void;
@@ -31,12 +40,16 @@ export interface OutboxStatus {
   dropped: { cap: number; ttl: number };
   refused: Record<string, number>;
   accepted: number;
+  filtered: Record<string, number>;
 }
 
 interface Pending {
-  row: NewRow;
+  route: StreamRoute;
+  reading: Reading;
   done: Committed;
 }
+
+const APPLIED_FILTERS = 'appliedFilters';
 
 /**
  * The store-and-forward outbox: group commit of readings, the size cap and its full-policy, time-to-live, and batch
@@ -58,6 +71,65 @@ export class Outbox {
   ) {
     this.counters = store.counters();
     this.maxGroup = opts.maxGroup ?? 4096;
+    // The engine resumes with the rules its persisted states belong to; differing rules from the config file replace
+    // them through the same path as a change from the cloud, so held readings are emitted, not lost.
+    const stored = store.setting(APPLIED_FILTERS);
+    const applied: AppliedFilters = stored
+      ? (JSON.parse(stored) as AppliedFilters)
+      : { version: 0, rules: parseWith(FilterRules, opts.filters ?? []) };
+    this.filters = new FilterEngine(applied.rules, store.filterStates());
+    this.applied = applied;
+    if (applied.version === 0 && JSON.stringify(applied.rules) !== JSON.stringify(opts.filters ?? [])) {
+      this.applyFilters({ version: 0, rules: parseWith(FilterRules, opts.filters ?? []) });
+    } else if (!stored) {
+      store.transaction(() => store.setSetting(APPLIED_FILTERS, JSON.stringify(applied)));
+    }
+  }
+
+  private readonly filters: FilterEngine;
+  private applied: AppliedFilters;
+
+  /** The filter rules in force and the desired-config version they came with (0: the config file's). */
+  appliedFilters(): AppliedFilters {
+    return this.applied;
+  }
+
+  /**
+   * Replaces the filter rules atomically: what the old rules held (open windows, a swinging door's held reading) is
+   * emitted, the new rules and their version are persisted, all in one transaction.
+   */
+  applyFilters(next: AppliedFilters): void {
+    this.flush();
+    this.store.transaction(() => {
+      try {
+        this.store.insertRows(this.filters.replace(next.rules));
+        this.store.saveFilterStates(this.filters.takeDirty());
+        this.store.setSetting(APPLIED_FILTERS, JSON.stringify(next));
+      } catch (err) {
+        this.filters.rollback();
+        throw err;
+      }
+    });
+    this.applied = next;
+    this.opts.onCommitted?.();
+  }
+
+  /** Lets time act on the filters (windows close, held readings are archived after maxInterval), durably. */
+  tickFilters(): void {
+    const now = this.opts.now();
+    let n = 0;
+    this.store.transaction(() => {
+      try {
+        const rows = this.filters.tick(now);
+        n = rows.length;
+        this.store.insertRows(rows);
+        this.store.saveFilterStates(this.filters.takeDirty());
+      } catch (err) {
+        this.filters.rollback();
+        throw err;
+      }
+    });
+    if (n) this.opts.onCommitted?.();
   }
 
   /** Queues a reading for the next group commit; `done` runs after the commit (or with the reason it was refused). */
@@ -66,7 +138,7 @@ export class Outbox {
       done(new FleetwaveError('E_OUTBOX_CLOSED'));
       return;
     }
-    this.queue.push({ row: readingRow(route, reading), done });
+    this.queue.push({ route, reading, done });
     if (this.queue.length >= this.maxGroup) this.flush();
     else if (!this.timer) this.timer = setTimeout(() => this.flush(), this.opts.commitWindowMs);
   }
@@ -95,15 +167,21 @@ export class Outbox {
           return t.rowBytes + t.batchBytes;
         };
         if (this.opts.fullPolicy === 'refuse') {
+          // a reading's unfiltered row is the most it can add (filters only drop or hold, alerts aside)
           let room = this.opts.capBytes - used();
           let fits = 0;
-          while (fits < group.length && room >= group[fits]!.row.bytes) room -= group[fits++]!.row.bytes;
+          while (fits < group.length) {
+            const bytes = readingRow(group[fits]!.route, group[fits]!.reading).bytes;
+            if (room < bytes) break;
+            room -= bytes;
+            fits++;
+          }
           accepted = group.slice(0, fits);
           refused = group.slice(fits);
-          this.store.insertRows(accepted.map((p) => p.row));
+          this.store.insertRows(accepted.flatMap((p) => this.filters.process(p.route, p.reading)));
         } else {
           accepted = group;
-          this.store.insertRows(group.map((p) => p.row));
+          this.store.insertRows(group.flatMap((p) => this.filters.process(p.route, p.reading)));
           const over = used() - this.opts.capBytes;
           if (over > 0) {
             const dropped = this.store.takeLowest(over);
@@ -111,10 +189,12 @@ export class Outbox {
             this.store.insertRows(lossRows(dropped, 'cap', now));
           }
         }
+        this.store.saveFilterStates(this.filters.takeDirty());
         this.store.setCounters(c);
         this.counters = c;
       });
     } catch (err) {
+      this.filters.rollback();
       const e =
         err instanceof FleetwaveError
           ? err
@@ -231,6 +311,7 @@ export class Outbox {
       dropped: { cap: this.counters.droppedCap, ttl: this.counters.droppedTtl },
       refused: Object.fromEntries(this.refusedBy),
       accepted: this.accepted,
+      filtered: { ...this.filters.dropped } as Record<string, number>,
     };
   }
 

@@ -1,4 +1,5 @@
 import { gzipSync } from 'node:zlib';
+import type { Emission } from '../filters/types.js';
 import type { Reading } from '../reading.js';
 import type { StreamRoute } from '../streams.js';
 import type { NewRow, OutboxRow } from './store.js';
@@ -61,4 +62,28 @@ export function batchPayload(
   const records = rows.map((r, i) => `{"seq":${seqFrom + i},${r.body}}`).join(',');
   const text = `{"v":1,"device":${JSON.stringify(device)},"seqFrom":${seqFrom},"seqTo":${seqFrom + rows.length - 1},"sentAt":${sentAt},"records":[${records}]}`;
   return compression === 'gzip' ? gzipSync(text) : Buffer.from(text);
+}
+
+/** The outbox row for what a filter emitted: a reading (alerts in the alert class) or a window aggregate. */
+export function emissionRow(route: StreamRoute, e: Emission): NewRow {
+  if (e.kind === 'reading') {
+    const row = readingRow(route, e.sample);
+    if (!e.alert) return row;
+    const body = `${row.body},"priority":"alert"`;
+    return { ...row, rank: 0, expiresAt: null, body, bytes: body.length + ROW_OVERHEAD_BYTES };
+  }
+  const a = e.agg;
+  let body =
+    `"kind":"aggregate","stream":${JSON.stringify(route.stream)},"ts":${a.to},"from":${a.from},"to":${a.to},` +
+    `"count":${a.count},"min":${a.min},"max":${a.max},"mean":${a.mean},"last":${a.last},"stddev":${a.stddev}`;
+  if (a.late) body += `,"late":${a.late}`;
+  if (Object.keys(a.quantiles).length) body += `,"quantiles":${JSON.stringify(a.quantiles)}`;
+  return {
+    stream: route.stream,
+    rank: route.rank,
+    ts: a.to,
+    expiresAt: route.ttlMs === undefined ? null : a.to + route.ttlMs,
+    body,
+    bytes: body.length + ROW_OVERHEAD_BYTES,
+  };
 }

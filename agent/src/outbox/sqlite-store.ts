@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS batches (
   created_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS filter_state (stream TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
 interface DbRow {
@@ -85,6 +87,14 @@ export class SqliteOutboxStore implements OutboxStore {
         'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
       ),
       oldest: db.prepare('SELECT ts FROM rows ORDER BY id LIMIT 1').pluck(),
+      saveState: db.prepare(
+        'INSERT INTO filter_state (stream, state) VALUES (?, ?) ON CONFLICT(stream) DO UPDATE SET state = excluded.state',
+      ),
+      deleteState: db.prepare('DELETE FROM filter_state WHERE stream = ?'),
+      setting: db.prepare('SELECT value FROM settings WHERE key = ?').pluck(),
+      setSetting: db.prepare(
+        'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      ),
     };
     this.t = this.loadTotals();
   }
@@ -209,6 +219,26 @@ export class SqliteOutboxStore implements OutboxStore {
   totals(): OutboxTotals {
     const oldest = this.stmt.oldest.get() as number | undefined;
     return { ...this.t, oldestTs: oldest ?? null };
+  }
+
+  filterStates(): Map<string, string> {
+    const rows = this.db.prepare('SELECT stream, state FROM filter_state').all() as { stream: string; state: string }[];
+    return new Map(rows.map((r) => [r.stream, r.state]));
+  }
+
+  saveFilterStates(entries: readonly [string, string | null][]): void {
+    for (const [stream, state] of entries) {
+      if (state === null) this.stmt.deleteState.run(stream);
+      else this.stmt.saveState.run(stream, state);
+    }
+  }
+
+  setting(key: string): string | undefined {
+    return this.stmt.setting.get(key) as string | undefined;
+  }
+
+  setSetting(key: string, value: string): void {
+    this.stmt.setSetting.run(key, value);
   }
 
   close(): void {

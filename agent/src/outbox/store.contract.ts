@@ -78,6 +78,34 @@ export function outboxStoreContract(name: string, make: () => { store: OutboxSto
       store.close();
     });
 
+    it('keeps filter states and settings, and rolls them back with a failed transaction', () => {
+      const { store } = make();
+      store.saveFilterStates([
+        ['a', '{"x":1}'],
+        ['b', '{"x":2}'],
+      ]);
+      store.setSetting('desired', '{"version":1}');
+      expect(() =>
+        store.transaction(() => {
+          store.saveFilterStates([
+            ['a', null],
+            ['b', '{"x":3}'],
+          ]);
+          store.setSetting('desired', '{"version":2}');
+          throw new Error('boom');
+        }),
+      ).toThrow('boom');
+      expect([...store.filterStates()].sort()).toEqual([
+        ['a', '{"x":1}'],
+        ['b', '{"x":2}'],
+      ]);
+      expect(store.setting('desired')).toBe('{"version":1}');
+      store.saveFilterStates([['a', null]]);
+      expect([...store.filterStates().keys()]).toEqual(['b']);
+      expect(store.setting('nope')).toBeUndefined();
+      store.close();
+    });
+
     it('persists rows, batches and counters across a reopen (when the store is durable)', () => {
       const { store, reopen } = make();
       if (!reopen) return;
@@ -85,9 +113,11 @@ export function outboxStoreContract(name: string, make: () => { store: OutboxSto
         store.insertRows([row('a', 2, 1)]);
         store.insertBatch({ seqFrom: 1, seqTo: 3, payload: Buffer.from('p'), createdAt: 1 });
         store.setCounters({ nextSeq: 4, droppedCap: 2, droppedTtl: 3 });
+        store.saveFilterStates([['s', '{"held":1}']]);
       });
       store.close();
       const again = reopen();
+      expect(again.filterStates().get('s')).toBe('{"held":1}');
       expect(again.totals()).toMatchObject({ rows: 1, batches: 1 });
       expect(again.counters()).toEqual({ nextSeq: 4, droppedCap: 2, droppedTtl: 3 });
       const [id] = again.insertRows([row('b', 2, 2)]);

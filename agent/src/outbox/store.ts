@@ -57,5 +57,11 @@ export interface OutboxStore {
   counters(): OutboxCounters;
   setCounters(c: OutboxCounters): void;
   totals(): OutboxTotals;
+  /** Filter states by stream (JSON), written in the same transaction as the rows they produced. */
+  filterStates(): Map<string, string>;
+  saveFilterStates(entries: readonly [stream: string, json: string | null][]): void;
+  /** Small persisted settings (the applied desired configuration). */
+  setting(key: string): string | undefined;
+  setSetting(key: string, value: string): void;
   close(): void;
 }

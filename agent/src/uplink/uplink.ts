@@ -19,6 +19,8 @@ export interface UplinkOptions {
   log: Logger;
   now: () => number;
   random?: () => number;
+  /** A desired-config document arrived (raw payload); subscribed on every connection. */
+  onDesiredConfig?: (payload: Buffer) => void;
 }
 
 /**
@@ -68,9 +70,17 @@ export class Uplink {
       this.attempt = 0;
       this.o.log.info({ url: this.o.url }, 'uplink connected');
       client.publish(presenceTopic, this.presence('online'), { qos: 1, retain: true });
+      if (this.o.onDesiredConfig) {
+        client.subscribe(deviceTopic(this.o.root, this.o.device, 'config/desired'), { qos: 1 });
+      }
       // Everything formed but not acknowledged goes again, in sequence order, before anything new.
       this.resend = this.o.outbox.unacknowledged();
       this.pump();
+    });
+    client.on('message', (topic, payload) => {
+      if (gen === this.generation && topic === deviceTopic(this.o.root, this.o.device, 'config/desired')) {
+        this.o.onDesiredConfig?.(payload);
+      }
     });
     client.on('error', (err) => {
       if (gen === this.generation) this.o.log.warn({ err: err.message }, 'uplink error');
@@ -127,6 +137,16 @@ export class Uplink {
   /** Publishes a small status message (backlog, health) at QoS 1 when connected; dropped when not. */
   publishStatus(kind: 'backlog' | 'health', payload: string): void {
     if (this.connected) this.client?.publish(deviceTopic(this.o.root, this.o.device, kind), payload, { qos: 1 });
+  }
+
+  /** Publishes the reported configuration, retained, so the controller sees the latest after its own restart. */
+  publishReported(payload: string): void {
+    if (this.connected) {
+      this.client?.publish(deviceTopic(this.o.root, this.o.device, 'config/reported'), payload, {
+        qos: 1,
+        retain: true,
+      });
+    }
   }
 
   /** Stops forming batches, waits up to `graceMs` for in-flight acknowledgements, marks the device offline, closes. */

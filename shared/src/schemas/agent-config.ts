@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DeviceId, Duration, Priority, ShortText } from './common.js';
+import { FilterRules } from './filters.js';
 
 /**
  * A stream mapping: an MQTT topic pattern on the local listener, with `{name}` capturing one segment, and the stream
@@ -117,6 +118,8 @@ export const AgentConfig = z.strictObject({
       keepaliveS: 30,
       backlogInterval: 30_000,
     }),
+  /** Edge filter rules; the cloud may replace them with a desired-config document. */
+  filters: FilterRules.default([]),
   log: z
     .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
     .default({ level: 'info' }),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Count, DeviceId, EpochMs, ShortText } from './common.js';
+import { FilterRules } from './filters.js';
 
 export const Presence = z.strictObject({
   v: z.literal(1),
@@ -48,6 +49,7 @@ export const AgentTunables = z.strictObject({
   backlogIntervalMs: z.number().int().min(1000).max(86_400_000).optional(),
   healthIntervalMs: z.number().int().min(1000).max(86_400_000).optional(),
   batchMaxRecords: z.number().int().min(1).max(10_000).optional(),
+  filters: FilterRules.optional(),
 });
 
 export const DesiredConfig = z.strictObject({

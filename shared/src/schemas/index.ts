@@ -9,6 +9,7 @@ import { BacklogReport, SensorPayload, TelemetryBatch } from './telemetry.js';
 export * from './agent-config.js';
 export * from './common.js';
 export * from './device.js';
+export * from './filters.js';
 export * from './jobs.js';
 export * from './manifest.js';
 export * from './plan.js';

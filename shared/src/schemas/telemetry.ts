@@ -28,6 +28,10 @@ export const AggregateRecord = z.strictObject({
   max: finite,
   mean: finite,
   last: finite,
+  /** Population standard deviation of the window's values. */
+  stddev: finite,
+  /** Readings that arrived after the window had closed (not part of this or any aggregate). */
+  late: Count.optional(),
   quantiles: z.record(z.string().regex(/^p\d{1,2}(\.\d+)?$/), finite).optional(),
   unit: z.string().max(32).optional(),
 });
@@ -97,5 +101,9 @@ export const BacklogReport = z.strictObject({
   dropped: z.strictObject({ cap: Count, ttl: Count }),
   refused: z.record(ShortText, Count),
   accepted: Count,
+  /** Readings the edge filters dropped, by reason (validate.range, deadband, swingingDoor, …). */
+  filtered: z.record(ShortText, Count).default({}),
+  /** The desired-config version whose filter rules are in force (0: the config file's). */
+  filtersVersion: Count.default(0),
 });
 export type BacklogReport = z.infer<typeof BacklogReport>;
