@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type AgentConfig,
@@ -81,7 +81,13 @@ export function createAgent(deps: AgentDeps) {
       filtersVersion: s.filtersVersion,
     });
     uplink?.publishStatus('backlog', JSON.stringify(report));
-    writeFileSync(statusPath, `${JSON.stringify(s, null, 2)}\n`);
+    writeStatus(s);
+  }
+
+  /** status.json for `fleetwave-agent status` and supervisors, replaced atomically (readers never see half a file). */
+  function writeStatus(s: AgentStatus): void {
+    writeFileSync(`${statusPath}.tmp`, `${JSON.stringify(s, null, 2)}\n`);
+    renameSync(`${statusPath}.tmp`, statusPath);
   }
 
   /**
@@ -179,7 +185,7 @@ export function createAgent(deps: AgentDeps) {
       await listener?.stop();
       outbox?.flush();
       await uplink?.stop(graceMs);
-      if (outbox) writeFileSync(statusPath, `${JSON.stringify(status(), null, 2)}\n`);
+      if (outbox) writeStatus(status());
       outbox?.close();
       log.info('agent stopped');
     },
