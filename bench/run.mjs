@@ -13,6 +13,7 @@ import { Aedes } from 'aedes';
 import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
+import { benchCmapss, benchFilterThroughput } from './filters.mjs';
 
 const APPEND = Number(process.env.BENCH_APPEND ?? 200_000);
 const DRAIN = Number(process.env.BENCH_DRAIN ?? 1_000_000);
@@ -209,8 +210,28 @@ async function benchDrain(name, makeBroker) {
   );
 }
 
+function filterConfig() {
+  const dir = tmp('filters-cfg');
+  const file = join(dir, 'agent.yaml');
+  writeFileSync(
+    file,
+    `device: { id: bench-gw }
+filters:
+  - match: '**'
+    validate: { min: -1000000, max: 1000000 }
+    alert: { above: 100000, hysteresis: 1 }
+    heartbeat: { maxInterval: 5m }
+    deadband: { absolute: 0.5 }
+    window: { size: 1m, quantiles: [0.5, 0.95], keepReadings: true }
+`,
+  );
+  return file;
+}
+
 async function benchIngest(mode) {
   const paced = mode === 'steady';
+  const filtered = mode === 'filters';
+  if (filtered) console.log('(the same, with every reading through the all-filters rule of the filter benchmark)');
   console.log(
     paced
       ? `\n# steady state: agent as a child process, 100 streams at 10 readings/s each (1,000/s), local MQTT QoS 1, ${INGEST_S} s`
@@ -225,6 +246,7 @@ async function benchIngest(mode) {
       ...AGENT_FLAGS,
       cli,
       'run',
+      ...(filtered ? ['--config', filterConfig()] : []),
       '--device-id',
       'bench-gw',
       '--uplink-url',
@@ -327,7 +349,12 @@ conditions();
 const only = process.argv[2];
 if (!only || only === 'append') benchAppend();
 if (!only || only === 'ingest') await benchIngest('max');
+if (!only || only === 'ingest' || only === 'filters') await benchIngest('filters');
 if (!only || only === 'ingest' || only === 'steady') await benchIngest('steady');
+if (!only || only === 'filters') {
+  benchFilterThroughput();
+  benchCmapss();
+}
 if (!only || only === 'drain') {
   console.log(`\n# drain: a backlog of ${fmt(DRAIN)} readings, batches of 500, in-flight window 8`);
   await benchDrain('aedes (in process)', aedesBroker);

@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { AGENT_VERSION, createAgent } from './agent.js';
 import { type ConfigOverrides, loadAgentConfig } from './config.js';
 import { runDemo } from './demo.js';
+import { filtersTest } from './filters/report.js';
 import { SqliteOutboxStore } from './outbox/sqlite-store.js';
 
 const HELP = `fleetwave-agent ${AGENT_VERSION}: store-and-forward agent for edge gateways
@@ -15,6 +16,9 @@ Usage:
   fleetwave-agent [run] [options]          run the agent (the default command)
   fleetwave-agent check-config <file>      validate a config file; explain what is wrong and where
   fleetwave-agent status [options]         show the backlog of the agent using --data-dir or --config
+  fleetwave-agent filters test --rules <file> --input <csv> [--json]
+                                           replay readings (ts,stream,value CSV) through filter rules and print
+                                           the reduction and the reconstruction error per stream
   fleetwave-agent demo [--sensors N]       a self-contained demo: a cloud broker, this agent and simulated sensors
 
 Options:
@@ -59,6 +63,9 @@ async function main(argv: string[]): Promise<number> {
       'data-dir': { type: 'string' },
       'log-level': { type: 'string' },
       sensors: { type: 'string' },
+      rules: { type: 'string' },
+      input: { type: 'string' },
+      json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -107,6 +114,16 @@ async function main(argv: string[]): Promise<number> {
           '',
         ].join('\n'),
       );
+      return 0;
+    }
+    case 'filters': {
+      if (rest[0] !== 'test' || !values.rules || !values.input) {
+        throw new FleetwaveError(
+          'E_CONFIG_INVALID',
+          'usage: fleetwave-agent filters test --rules <file> --input <csv>',
+        );
+      }
+      process.stdout.write(filtersTest(values.rules, values.input, values.json ?? false));
       return 0;
     }
     case 'demo':

@@ -11,6 +11,11 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${parts.join('/')}$`);
 }
 
+/** The first rule whose match selects the stream (`*` one segment, `**` the rest). */
+export function ruleFor(rules: readonly FilterRule[], stream: string): FilterRule | undefined {
+  return rules.find((r) => globToRegExp(r.match).test(stream));
+}
+
 interface StreamEntry {
   rule: FilterRule;
   route: StreamRoute;

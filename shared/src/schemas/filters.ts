@@ -68,3 +68,6 @@ export type FilterRule = z.infer<typeof FilterRule>;
 
 export const FilterRules = z.array(FilterRule).max(1000);
 export type FilterRules = z.infer<typeof FilterRules>;
+
+/** A file of filter rules for `fleetwave-agent filters test` (the `filters:` section of an agent config). */
+export const FilterRulesFile = z.strictObject({ filters: FilterRules });
