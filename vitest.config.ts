@@ -8,6 +8,7 @@ export default defineConfig({
     alias: {
       '@fleetwave/shared': src('./shared/src/index.ts'),
       '@fleetwave/agent': src('./agent/src/index.ts'),
+      '@fleetwave/controller': src('./controller/src/index.ts'),
     },
   },
   test: {

@@ -26,6 +26,12 @@ export const errorCatalogue = {
   E_OUTBOX_CLOSED: { transient: true, summary: 'outbox is closed' },
   E_UPLINK_DISCONNECTED: { transient: true, summary: 'uplink is not connected' },
   E_AUTH: { transient: false, summary: 'credentials are missing or wrong' },
+  E_FORBIDDEN: { transient: false, summary: 'the credentials do not allow this' },
+  E_DEVICE_EXISTS: { transient: false, summary: 'a device with this id is already registered' },
+  E_DEVICE_UNKNOWN: { transient: false, summary: 'no device with this id is registered' },
+  E_DEVICE_REVOKED: { transient: false, summary: 'the device has been revoked' },
+  E_NOT_FOUND: { transient: false, summary: 'no such resource' },
+  E_PORT_IN_USE: { transient: false, summary: 'a port the controller should listen on is taken' },
 } as const satisfies Record<string, { transient: boolean; summary: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

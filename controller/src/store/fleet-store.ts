@@ -1,0 +1,100 @@
+/** The controller's source of truth (DESIGN invariant 4): devices, telemetry, tokens, audit. */
+export type Role = 'viewer' | 'operator' | 'admin';
+export type PresenceState = 'online' | 'offline' | 'unknown';
+
+export interface DeviceRecord {
+  id: string;
+  tags: Record<string, string>;
+  hardware: string | null;
+  agentVersion: string | null;
+  firmwareVersion: string | null;
+  createdAt: number;
+  lastSeen: number | null;
+  presence: PresenceState;
+  appliedConfigVersion: number | null;
+  revokedAt: number | null;
+  /** scrypt hash of the device token (the token itself is never stored). */
+  tokenHash: string;
+  /** The same token as a Mosquitto PBKDF2-SHA512 hash, for a generated password file. */
+  mosquittoHash: string;
+}
+
+export type NewDevice = Pick<DeviceRecord, 'id' | 'tags' | 'hardware' | 'createdAt' | 'tokenHash' | 'mosquittoHash'>;
+export type DevicePatch = Partial<Pick<DeviceRecord, 'lastSeen' | 'presence' | 'agentVersion' | 'firmwareVersion' | 'appliedConfigVersion' | 'tags'>>;
+
+export interface NewTelemetry {
+  device: string;
+  seq: number;
+  stream: string;
+  ts: number;
+  kind: string;
+  /** The record as JSON. */
+  record: string;
+}
+
+export interface TelemetryRow extends NewTelemetry {
+  /** Global, increasing: the resume point of the HTTP stream. */
+  cursor: number;
+  receivedAt: number;
+}
+
+export interface AuditEntry {
+  id: number;
+  ts: number;
+  actor: string;
+  action: string;
+  target: string;
+  outcome: 'ok' | 'denied' | 'error';
+  details: string;
+}
+
+export interface ApiTokenRecord {
+  id: string;
+  name: string;
+  role: Role;
+  hash: string;
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+export interface EnrolmentTokenRecord {
+  id: string;
+  hash: string;
+  usesLeft: number;
+  tags: Record<string, string>;
+  createdAt: number;
+  expiresAt: number | null;
+}
+
+export interface TelemetryQuery {
+  after: number;
+  limit: number;
+  device?: string;
+  stream?: string;
+}
+
+export interface FleetStore {
+  transaction<T>(fn: () => T): T;
+  addDevice(d: NewDevice): void;
+  getDevice(id: string): DeviceRecord | undefined;
+  listDevices(): DeviceRecord[];
+  updateDevice(id: string, patch: DevicePatch): void;
+  revokeDevice(id: string, at: number): boolean;
+  /** Inserts the records not yet stored for (device, seq); returns the new rows with their cursors. */
+  insertTelemetry(rows: readonly NewTelemetry[], receivedAt: number): TelemetryRow[];
+  telemetry(q: TelemetryQuery): TelemetryRow[];
+  /** Sequence ranges missing between 1 and the highest sequence stored for the device. */
+  missingRanges(device: string): [from: number, to: number][];
+  pruneTelemetry(receivedBefore: number): number;
+  addAudit(e: Omit<AuditEntry, 'id'>): void;
+  audit(limit: number): AuditEntry[];
+  addApiToken(t: ApiTokenRecord): void;
+  getApiToken(id: string): ApiTokenRecord | undefined;
+  listApiTokens(): ApiTokenRecord[];
+  revokeApiToken(id: string, at: number): boolean;
+  addEnrolmentToken(t: EnrolmentTokenRecord): void;
+  getEnrolmentToken(id: string): EnrolmentTokenRecord | undefined;
+  /** Uses one enrolment; false when none is left. */
+  useEnrolmentToken(id: string): boolean;
+  close(): void;
+}

@@ -1,0 +1,59 @@
+/**
+ * Schema migrations of the controller's SQLite store, in order. The database's `user_version` is the number of
+ * migrations applied. Never edit a shipped migration: append a new one (a test migrates from every earlier version).
+ */
+export const migrations: readonly string[] = Object.freeze([
+  // 1: devices, telemetry, audit, API tokens
+  `CREATE TABLE devices (
+     id TEXT PRIMARY KEY,
+     tags TEXT NOT NULL DEFAULT '{}',
+     hardware TEXT,
+     agent_version TEXT,
+     firmware_version TEXT,
+     created_at INTEGER NOT NULL,
+     last_seen INTEGER,
+     presence TEXT NOT NULL DEFAULT 'unknown',
+     applied_config_version INTEGER,
+     revoked_at INTEGER,
+     token_hash TEXT NOT NULL
+   );
+   CREATE TABLE telemetry (
+     cursor INTEGER PRIMARY KEY AUTOINCREMENT,
+     device TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     stream TEXT NOT NULL,
+     ts INTEGER NOT NULL,
+     kind TEXT NOT NULL,
+     record TEXT NOT NULL,
+     received_at INTEGER NOT NULL,
+     UNIQUE (device, seq)
+   );
+   CREATE INDEX telemetry_received ON telemetry(received_at);
+   CREATE TABLE audit (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     ts INTEGER NOT NULL,
+     actor TEXT NOT NULL,
+     action TEXT NOT NULL,
+     target TEXT NOT NULL,
+     outcome TEXT NOT NULL,
+     details TEXT NOT NULL
+   );
+   CREATE TABLE api_tokens (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     role TEXT NOT NULL,
+     hash TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     revoked_at INTEGER
+   );`,
+  // 2: Mosquitto password hashes for external brokers; fleet enrolment tokens
+  `ALTER TABLE devices ADD COLUMN mosquitto_hash TEXT NOT NULL DEFAULT '';
+   CREATE TABLE enrolment_tokens (
+     id TEXT PRIMARY KEY,
+     hash TEXT NOT NULL,
+     uses_left INTEGER NOT NULL,
+     tags TEXT NOT NULL DEFAULT '{}',
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER
+   );`,
+]);

@@ -1,0 +1,236 @@
+import Database from 'better-sqlite3';
+import { FleetwaveError } from '@fleetwave/shared';
+import type {
+  ApiTokenRecord,
+  AuditEntry,
+  DevicePatch,
+  DeviceRecord,
+  EnrolmentTokenRecord,
+  FleetStore,
+  NewDevice,
+  NewTelemetry,
+  TelemetryQuery,
+  TelemetryRow,
+} from './fleet-store.js';
+import { migrations } from './migrations.js';
+
+/** Applies the migrations the database lacks, each in its own transaction. Returns the resulting version. */
+export function migrate(db: Database.Database, upTo = migrations.length): number {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > migrations.length) {
+    throw new FleetwaveError('E_CONFIG_INVALID', `database schema version ${current} is newer than this controller`);
+  }
+  for (let v = current; v < upTo; v++) {
+    db.transaction(() => {
+      db.exec(migrations[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+interface DeviceRow {
+  id: string;
+  tags: string;
+  hardware: string | null;
+  agent_version: string | null;
+  firmware_version: string | null;
+  created_at: number;
+  last_seen: number | null;
+  presence: DeviceRecord['presence'];
+  applied_config_version: number | null;
+  revoked_at: number | null;
+  token_hash: string;
+  mosquitto_hash: string;
+}
+
+const toDevice = (r: DeviceRow): DeviceRecord => ({
+  id: r.id,
+  tags: JSON.parse(r.tags),
+  hardware: r.hardware,
+  agentVersion: r.agent_version,
+  firmwareVersion: r.firmware_version,
+  createdAt: r.created_at,
+  lastSeen: r.last_seen,
+  presence: r.presence,
+  appliedConfigVersion: r.applied_config_version,
+  revokedAt: r.revoked_at,
+  tokenHash: r.token_hash,
+  mosquittoHash: r.mosquitto_hash,
+});
+
+const PATCH_COLUMNS: Record<keyof DevicePatch, string> = {
+  lastSeen: 'last_seen',
+  presence: 'presence',
+  agentVersion: 'agent_version',
+  firmwareVersion: 'firmware_version',
+  appliedConfigVersion: 'applied_config_version',
+  tags: 'tags',
+};
+
+/** FleetStore on a SQLite file (WAL, synchronous=FULL: what the controller acknowledged survives power loss). */
+export class SqliteFleetStore implements FleetStore {
+  readonly db: Database.Database;
+  private readonly s;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    migrate(this.db);
+    const db = this.db;
+    this.s = {
+      insertTelemetry: db.prepare(
+        'INSERT OR IGNORE INTO telemetry (device, seq, stream, ts, kind, record, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      telemetryAfter: db.prepare(
+        `SELECT * FROM telemetry WHERE cursor > @after AND (@device IS NULL OR device = @device)
+         AND (@stream IS NULL OR stream = @stream) ORDER BY cursor LIMIT @limit`,
+      ),
+      getDevice: db.prepare('SELECT * FROM devices WHERE id = ?'),
+    };
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  addDevice(d: NewDevice): void {
+    try {
+      this.db
+        .prepare(
+          'INSERT INTO devices (id, tags, hardware, created_at, token_hash, mosquitto_hash) VALUES (?, ?, ?, ?, ?, ?)',
+        )
+        .run(d.id, JSON.stringify(d.tags), d.hardware, d.createdAt, d.tokenHash, d.mosquittoHash);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+        throw new FleetwaveError('E_DEVICE_EXISTS', `device ${d.id} is already registered`);
+      }
+      throw err;
+    }
+  }
+
+  getDevice(id: string): DeviceRecord | undefined {
+    const r = this.s.getDevice.get(id) as DeviceRow | undefined;
+    return r && toDevice(r);
+  }
+
+  listDevices(): DeviceRecord[] {
+    return (this.db.prepare('SELECT * FROM devices ORDER BY id').all() as DeviceRow[]).map(toDevice);
+  }
+
+  updateDevice(id: string, patch: DevicePatch): void {
+    const keys = Object.keys(patch) as (keyof DevicePatch)[];
+    if (keys.length === 0) return;
+    const sets = keys.map((k) => `${PATCH_COLUMNS[k]} = ?`).join(', ');
+    const values = keys.map((k) => (k === 'tags' ? JSON.stringify(patch.tags) : patch[k]));
+    this.db.prepare(`UPDATE devices SET ${sets} WHERE id = ?`).run(...values, id);
+  }
+
+  revokeDevice(id: string, at: number): boolean {
+    return this.db.prepare('UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes > 0;
+  }
+
+  insertTelemetry(rows: readonly NewTelemetry[], receivedAt: number): TelemetryRow[] {
+    const out: TelemetryRow[] = [];
+    for (const r of rows) {
+      const info = this.s.insertTelemetry.run(r.device, r.seq, r.stream, r.ts, r.kind, r.record, receivedAt);
+      if (info.changes > 0) out.push({ ...r, cursor: Number(info.lastInsertRowid), receivedAt });
+    }
+    return out;
+  }
+
+  telemetry(q: TelemetryQuery): TelemetryRow[] {
+    const rows = this.s.telemetryAfter.all({
+      after: q.after,
+      limit: q.limit,
+      device: q.device ?? null,
+      stream: q.stream ?? null,
+    }) as (Omit<TelemetryRow, 'receivedAt'> & { received_at: number })[];
+    return rows.map(({ received_at, ...r }) => ({ ...r, receivedAt: received_at }));
+  }
+
+  missingRanges(device: string): [number, number][] {
+    const rows = this.db
+      .prepare(
+        `SELECT prev + 1 AS "from", seq - 1 AS "to" FROM (
+           SELECT seq, COALESCE(LAG(seq) OVER (ORDER BY seq), 0) AS prev FROM telemetry WHERE device = ?
+         ) WHERE seq > prev + 1`,
+      )
+      .all(device) as { from: number; to: number }[];
+    return rows.map((r) => [r.from, r.to]);
+  }
+
+  pruneTelemetry(receivedBefore: number): number {
+    return this.db.prepare('DELETE FROM telemetry WHERE received_at < ?').run(receivedBefore).changes;
+  }
+
+  addAudit(e: Omit<AuditEntry, 'id'>): void {
+    this.db
+      .prepare('INSERT INTO audit (ts, actor, action, target, outcome, details) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(e.ts, e.actor, e.action, e.target, e.outcome, e.details);
+  }
+
+  audit(limit: number): AuditEntry[] {
+    return this.db.prepare('SELECT * FROM audit ORDER BY id DESC LIMIT ?').all(limit) as AuditEntry[];
+  }
+
+  addApiToken(t: ApiTokenRecord): void {
+    this.db
+      .prepare('INSERT INTO api_tokens (id, name, role, hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(t.id, t.name, t.role, t.hash, t.createdAt, t.revokedAt);
+  }
+
+  private tokenRow = (r: Record<string, unknown> | undefined): ApiTokenRecord | undefined =>
+    r && {
+      id: r.id as string,
+      name: r.name as string,
+      role: r.role as ApiTokenRecord['role'],
+      hash: r.hash as string,
+      createdAt: r.created_at as number,
+      revokedAt: r.revoked_at as number | null,
+    };
+
+  getApiToken(id: string): ApiTokenRecord | undefined {
+    return this.tokenRow(this.db.prepare('SELECT * FROM api_tokens WHERE id = ?').get(id) as Record<string, unknown>);
+  }
+
+  listApiTokens(): ApiTokenRecord[] {
+    return (this.db.prepare('SELECT * FROM api_tokens ORDER BY created_at').all() as Record<string, unknown>[]).map(
+      (r) => this.tokenRow(r)!,
+    );
+  }
+
+  revokeApiToken(id: string, at: number): boolean {
+    return this.db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes > 0;
+  }
+
+  addEnrolmentToken(t: EnrolmentTokenRecord): void {
+    this.db
+      .prepare('INSERT INTO enrolment_tokens (id, hash, uses_left, tags, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(t.id, t.hash, t.usesLeft, JSON.stringify(t.tags), t.createdAt, t.expiresAt);
+  }
+
+  getEnrolmentToken(id: string): EnrolmentTokenRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM enrolment_tokens WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    return (
+      r && {
+        id: r.id as string,
+        hash: r.hash as string,
+        usesLeft: r.uses_left as number,
+        tags: JSON.parse(r.tags as string),
+        createdAt: r.created_at as number,
+        expiresAt: r.expires_at as number | null,
+      }
+    );
+  }
+
+  useEnrolmentToken(id: string): boolean {
+    return this.db.prepare('UPDATE enrolment_tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0').run(id).changes > 0;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
