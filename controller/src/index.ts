@@ -1,1 +1,12 @@
-export {};
+export * from './api/app.js';
+export * from './auth/authenticator.js';
+export * from './auth/secrets.js';
+export * from './broker/acl.js';
+export * from './broker/embedded-broker.js';
+export * from './broker/external-link.js';
+export * from './broker/mosquitto-config.js';
+export * from './controller.js';
+export * from './ingest/telemetry-ingest.js';
+export * from './store/fleet-store.js';
+export * from './store/memory-fleet-store.js';
+export * from './store/sqlite-fleet-store.js';

@@ -37,6 +37,28 @@ export const validSamples: Record<string, unknown> = {
       },
     ],
   },
+  'clean-record': {
+    cursor: 12,
+    device: 'gw-1',
+    receivedAt: 1_700_000_000_100,
+    record: { kind: 'reading', seq: 7, stream: 's1/temp', ts: 1_700_000_000_000, value: 21.5 },
+  },
+  'clean-telemetry': {
+    v: 1,
+    device: 'gw-1',
+    records: [
+      {
+        cursor: 12,
+        device: 'gw-1',
+        receivedAt: 1_700_000_000_100,
+        record: { kind: 'reading', seq: 7, stream: 's1/temp', ts: 1_700_000_000_000, value: 21.5 },
+      },
+    ],
+  },
+  'api-device-add': { id: 'gw-9', tags: { site: 'north' }, hardware: 'rpi4' },
+  'api-enrol': { token: 'fwe_0123456789ab_secretsecretsecret', id: 'gw-9', hardware: 'rpi4' },
+  'api-enrolment-token': { uses: 10, tags: { site: 'north' }, expiresInHours: 24 },
+  'api-token': { name: 'ops', role: 'operator' },
   'sensor-payload': { value: 3.5, ts: 1_700_000_000_000, quality: 'uncertain', unit: 'bar' },
   'backlog-report': {
     v: 1,

@@ -28,7 +28,12 @@ export function fleetStoreContract(name: string, make: () => FleetStore) {
       expect(() => s.addDevice(dev('gw-1'))).toThrow(expect.objectContaining({ code: 'E_DEVICE_EXISTS' }));
       expect(s.listDevices().map((d) => d.id)).toEqual(['gw-1', 'gw-2']);
       s.updateDevice('gw-1', { presence: 'online', lastSeen: 5, agentVersion: '0.1.0', tags: { site: 'south' } });
-      expect(s.getDevice('gw-1')).toMatchObject({ presence: 'online', lastSeen: 5, agentVersion: '0.1.0', tags: { site: 'south' } });
+      expect(s.getDevice('gw-1')).toMatchObject({
+        presence: 'online',
+        lastSeen: 5,
+        agentVersion: '0.1.0',
+        tags: { site: 'south' },
+      });
       expect(s.revokeDevice('gw-1', 9)).toBe(true);
       expect(s.revokeDevice('gw-1', 10)).toBe(false);
       expect(s.getDevice('gw-1')!.revokedAt).toBe(9);

@@ -1,5 +1,5 @@
 /** The controller's source of truth (DESIGN invariant 4): devices, telemetry, tokens, audit. */
-export type Role = 'viewer' | 'operator' | 'admin';
+export type Role = 'viewer' | 'operator' | 'admin' | 'backend';
 export type PresenceState = 'online' | 'offline' | 'unknown';
 
 export interface DeviceRecord {
@@ -20,7 +20,9 @@ export interface DeviceRecord {
 }
 
 export type NewDevice = Pick<DeviceRecord, 'id' | 'tags' | 'hardware' | 'createdAt' | 'tokenHash' | 'mosquittoHash'>;
-export type DevicePatch = Partial<Pick<DeviceRecord, 'lastSeen' | 'presence' | 'agentVersion' | 'firmwareVersion' | 'appliedConfigVersion' | 'tags'>>;
+export type DevicePatch = Partial<
+  Pick<DeviceRecord, 'lastSeen' | 'presence' | 'agentVersion' | 'firmwareVersion' | 'appliedConfigVersion' | 'tags'>
+>;
 
 export interface NewTelemetry {
   device: string;

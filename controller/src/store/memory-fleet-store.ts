@@ -100,7 +100,10 @@ export class MemoryFleetStore implements FleetStore {
   }
 
   missingRanges(device: string): [number, number][] {
-    const seqs = this.rows.filter((r) => r.device === device).map((r) => r.seq).sort((a, b) => a - b);
+    const seqs = this.rows
+      .filter((r) => r.device === device)
+      .map((r) => r.seq)
+      .sort((a, b) => a - b);
     const out: [number, number][] = [];
     let prev = 0;
     for (const s of seqs) {

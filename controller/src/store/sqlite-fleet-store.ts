@@ -1,5 +1,5 @@
-import Database from 'better-sqlite3';
 import { FleetwaveError } from '@fleetwave/shared';
+import Database from 'better-sqlite3';
 import type {
   ApiTokenRecord,
   AuditEntry,
@@ -129,7 +129,9 @@ export class SqliteFleetStore implements FleetStore {
   }
 
   revokeDevice(id: string, at: number): boolean {
-    return this.db.prepare('UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes > 0;
+    return (
+      this.db.prepare('UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes > 0
+    );
   }
 
   insertTelemetry(rows: readonly NewTelemetry[], receivedAt: number): TelemetryRow[] {
@@ -203,17 +205,24 @@ export class SqliteFleetStore implements FleetStore {
   }
 
   revokeApiToken(id: string, at: number): boolean {
-    return this.db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes > 0;
+    return (
+      this.db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes >
+      0
+    );
   }
 
   addEnrolmentToken(t: EnrolmentTokenRecord): void {
     this.db
-      .prepare('INSERT INTO enrolment_tokens (id, hash, uses_left, tags, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .prepare(
+        'INSERT INTO enrolment_tokens (id, hash, uses_left, tags, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+      )
       .run(t.id, t.hash, t.usesLeft, JSON.stringify(t.tags), t.createdAt, t.expiresAt);
   }
 
   getEnrolmentToken(id: string): EnrolmentTokenRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM enrolment_tokens WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    const r = this.db.prepare('SELECT * FROM enrolment_tokens WHERE id = ?').get(id) as
+      | Record<string, unknown>
+      | undefined;
     return (
       r && {
         id: r.id as string,
@@ -227,7 +236,10 @@ export class SqliteFleetStore implements FleetStore {
   }
 
   useEnrolmentToken(id: string): boolean {
-    return this.db.prepare('UPDATE enrolment_tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0').run(id).changes > 0;
+    return (
+      this.db.prepare('UPDATE enrolment_tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0').run(id)
+        .changes > 0
+    );
   }
 
   close(): void {

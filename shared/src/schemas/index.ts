@@ -1,12 +1,14 @@
 import type { z } from 'zod';
 import { AgentConfig } from './agent-config.js';
+import { ApiTokenRequest, DeviceAddRequest, EnrolmentTokenRequest, EnrolRequest } from './api.js';
 import { DesiredConfig, HealthReport, Presence, ReportedConfig } from './device.js';
 import * as jobs from './jobs.js';
 import { ReleaseManifestBody, SignedReleaseManifest } from './manifest.js';
 import { RolloutPlan } from './plan.js';
-import { BacklogReport, SensorPayload, TelemetryBatch } from './telemetry.js';
+import { BacklogReport, CleanRecord, CleanTelemetry, SensorPayload, TelemetryBatch } from './telemetry.js';
 
 export * from './agent-config.js';
+export * from './api.js';
 export * from './common.js';
 export * from './device.js';
 export * from './filters.js';
@@ -18,6 +20,8 @@ export * from './telemetry.js';
 /** Every message schema that crosses a process, by the file name of its exported JSON Schema. */
 export const messageSchemas: Readonly<Record<string, z.ZodType>> = Object.freeze({
   'telemetry-batch': TelemetryBatch,
+  'clean-record': CleanRecord,
+  'clean-telemetry': CleanTelemetry,
   'sensor-payload': SensorPayload,
   'backlog-report': BacklogReport,
   'health-report': HealthReport,
@@ -25,6 +29,10 @@ export const messageSchemas: Readonly<Record<string, z.ZodType>> = Object.freeze
   'desired-config': DesiredConfig,
   'reported-config': ReportedConfig,
   'agent-config': AgentConfig,
+  'api-device-add': DeviceAddRequest,
+  'api-enrol': EnrolRequest,
+  'api-enrolment-token': EnrolmentTokenRequest,
+  'api-token': ApiTokenRequest,
   'release-manifest': SignedReleaseManifest,
   'release-manifest-body': ReleaseManifestBody,
   'rollout-plan': RolloutPlan,

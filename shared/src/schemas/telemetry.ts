@@ -107,3 +107,23 @@ export const BacklogReport = z.strictObject({
   filtersVersion: Count.default(0),
 });
 export type BacklogReport = z.infer<typeof BacklogReport>;
+
+/**
+ * One clean record as the controller hands it to backends: validated, deduplicated by (device, seq), with the
+ * controller's cursor (global and increasing: the resume point of the HTTP stream). A line of the NDJSON stream.
+ */
+export const CleanRecord = z.strictObject({
+  cursor: Sequence,
+  device: DeviceId,
+  receivedAt: EpochMs,
+  record: TelemetryRecord,
+});
+export type CleanRecord = z.infer<typeof CleanRecord>;
+
+/** A message on `{root}/clean/{device}/telemetry`: the new records of one ingested batch. */
+export const CleanTelemetry = z.strictObject({
+  v: z.literal(1),
+  device: DeviceId,
+  records: z.array(CleanRecord).min(1).max(10_000),
+});
+export type CleanTelemetry = z.infer<typeof CleanTelemetry>;

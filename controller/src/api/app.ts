@@ -1,0 +1,80 @@
+import { FleetwaveError } from '@fleetwave/shared';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { ApiCaller, Authenticator } from '../auth/authenticator.js';
+import { roleAllows } from '../auth/authenticator.js';
+import type { TelemetryIngest } from '../ingest/telemetry-ingest.js';
+import type { FleetStore, Role } from '../store/fleet-store.js';
+import { errorBody } from './errors.js';
+import { metricsRegistry } from './metrics.js';
+import { openApiDocument } from './openapi.js';
+import { adminRoutes } from './routes-admin.js';
+import { deviceRoutes } from './routes-devices.js';
+import { telemetryRoutes } from './routes-telemetry.js';
+import type { TelemetryHub } from './telemetry-hub.js';
+
+export interface ApiDeps {
+  store: FleetStore;
+  auth: Authenticator;
+  ingest: TelemetryIngest;
+  hub: TelemetryHub;
+  log: Logger;
+  now: () => number;
+  /** Drops a revoked device's live MQTT session. */
+  kick: (deviceId: string) => void;
+  /** What `device add` prints for the agent's config: the broker URL devices use, and the topic root. */
+  agentUplinkUrl: () => string;
+  root: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    caller?: ApiCaller;
+  }
+}
+
+export type Guard = (need: Role, action: string) => (req: FastifyRequest) => Promise<void>;
+
+/** The HTTP API, built by a factory; only the controller's start() listens (tests use inject()). */
+export function buildApi(deps: ApiDeps): FastifyInstance {
+  const logger: FastifyBaseLogger = deps.log.child({ part: 'api' }, { level: 'warn' });
+  const app = Fastify({ loggerInstance: logger, bodyLimit: 256 * 1024 });
+
+  const guard: Guard = (need, action) => async (req) => {
+    const header = req.headers.authorization ?? '';
+    const token = /^Bearer (.+)$/.exec(header)?.[1];
+    const caller = token ? deps.auth.apiToken(token) : null;
+    if (!caller) {
+      deps.auth.audit('anonymous', action, req.url, 'denied', token ? 'invalid token' : 'no bearer token');
+      throw new FleetwaveError('E_AUTH', 'a valid bearer token is required (Authorization: Bearer fwt_…)');
+    }
+    if (!roleAllows(caller.role, need)) {
+      deps.auth.audit(caller.actor, action, req.url, 'denied', `role ${caller.role} lacks ${need}`);
+      throw new FleetwaveError('E_FORBIDDEN', `role ${caller.role} may not ${action} (needs ${need})`);
+    }
+    req.caller = caller;
+  };
+
+  app.setErrorHandler((err, _req, reply: FastifyReply) => {
+    const { status, body } = errorBody(err);
+    if (status >= 500) deps.log.error({ err }, 'api error');
+    reply.status(status).send(body);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    reply
+      .status(404)
+      .send({ error: { code: 'E_NOT_FOUND', message: `no route ${req.method} ${req.url}`, transient: false } });
+  });
+
+  app.get('/healthz', async () => ({ ok: true }));
+  app.get('/openapi.json', async () => openApiDocument());
+  const registry = metricsRegistry(deps);
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', registry.contentType);
+    return registry.metrics();
+  });
+  deviceRoutes(app, deps, guard);
+  telemetryRoutes(app, deps, guard);
+  adminRoutes(app, deps, guard);
+  return app;
+}

@@ -1,0 +1,34 @@
+import { type ErrorCode, FleetwaveError } from '@fleetwave/shared';
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  E_SCHEMA: 400,
+  E_PAYLOAD_JSON: 400,
+  E_PAYLOAD_TOO_LARGE: 413,
+  E_PAYLOAD_ENCODING: 400,
+  E_CONFIG_INVALID: 400,
+  E_AUTH: 401,
+  E_FORBIDDEN: 403,
+  E_NOT_FOUND: 404,
+  E_DEVICE_UNKNOWN: 404,
+  E_DEVICE_EXISTS: 409,
+  E_DEVICE_REVOKED: 409,
+};
+
+export function httpStatus(err: FleetwaveError): number {
+  return STATUS[err.code] ?? (err.transient ? 503 : 500);
+}
+
+/** Every API error body: `{ error: { code, message, transient, issues? } }`. */
+export function errorBody(err: unknown): { status: number; body: unknown } {
+  if (err instanceof FleetwaveError) {
+    return {
+      status: httpStatus(err),
+      body: { error: { code: err.code, message: err.message, transient: err.transient, ...err.details } },
+    };
+  }
+  const e = err as { statusCode?: number; message?: string; code?: string };
+  if (e.statusCode && e.statusCode < 500) {
+    return { status: e.statusCode, body: { error: { code: 'E_SCHEMA', message: e.message, transient: false } } };
+  }
+  return { status: 500, body: { error: { code: 'E_INTERNAL', message: 'internal error', transient: true } } };
+}

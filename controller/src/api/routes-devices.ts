@@ -1,0 +1,127 @@
+import {
+  DeviceAddRequest,
+  DeviceId,
+  EnrolmentTokenRequest,
+  EnrolRequest,
+  FleetwaveError,
+  parseWith,
+} from '@fleetwave/shared';
+import type { FastifyInstance } from 'fastify';
+import { hashSecret, newId, newSecret, verifySecret } from '../auth/secrets.js';
+import type { DeviceRecord } from '../store/fleet-store.js';
+import type { ApiDeps, Guard } from './app.js';
+
+/** A device as the API shows it: never its credential hashes. */
+export function publicDevice(d: DeviceRecord) {
+  const { tokenHash: _t, mosquittoHash: _m, ...rest } = d;
+  return rest;
+}
+
+/** The agent config snippet printed at enrolment (YAML). */
+export function agentConfigSnippet(id: string, url: string, root: string): string {
+  return [
+    `device: { id: ${id} }`,
+    'uplink:',
+    `  url: ${url}`,
+    `  root: ${root}`,
+    `  username: ${id}`,
+    '  tokenFile: /etc/fleetwave/token   # put the token printed once here, readable by the agent only',
+    '',
+  ].join('\n');
+}
+
+function deviceIdParam(params: unknown): string {
+  return parseWith(DeviceId, (params as { id?: unknown }).id, 'device id');
+}
+
+export function deviceRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard): void {
+  const { store, auth, now } = deps;
+
+  const register = (id: string, tags: Record<string, string>, hardware: string | undefined, actor: string) => {
+    const creds = auth.deviceCredentials();
+    store.addDevice({
+      id,
+      tags,
+      hardware: hardware ?? null,
+      createdAt: now(),
+      tokenHash: creds.tokenHash,
+      mosquittoHash: creds.mosquittoHash,
+    });
+    auth.audit(actor, 'device.add', id, 'ok');
+    return {
+      device: publicDevice(store.getDevice(id)!),
+      token: creds.token,
+      agentConfig: agentConfigSnippet(id, deps.agentUplinkUrl(), deps.root),
+    };
+  };
+
+  app.get('/api/devices', { preHandler: guard('viewer', 'device.list') }, async () => ({
+    devices: store.listDevices().map(publicDevice),
+  }));
+
+  app.post('/api/devices', { preHandler: guard('operator', 'device.add') }, async (req, reply) => {
+    const body = parseWith(DeviceAddRequest, req.body, 'device');
+    reply.status(201);
+    return register(body.id, body.tags, body.hardware, req.caller!.actor);
+  });
+
+  app.get('/api/devices/:id', { preHandler: guard('viewer', 'device.show') }, async (req) => {
+    const id = deviceIdParam(req.params);
+    const d = store.getDevice(id);
+    if (!d) throw new FleetwaveError('E_DEVICE_UNKNOWN', `no device ${id}`);
+    return {
+      device: publicDevice(d),
+      backlog: deps.ingest.latestBacklog.get(id) ?? null,
+      health: deps.ingest.latestHealth.get(id) ?? null,
+      missingSequences: store.missingRanges(id),
+      rejected: deps.ingest.rejected.get(id) ?? {},
+    };
+  });
+
+  app.post('/api/devices/:id/revoke', { preHandler: guard('operator', 'device.revoke') }, async (req) => {
+    const id = deviceIdParam(req.params);
+    if (!store.getDevice(id)) throw new FleetwaveError('E_DEVICE_UNKNOWN', `no device ${id}`);
+    const changed = store.revokeDevice(id, now());
+    auth.forget(`device:${id}`);
+    deps.kick(id);
+    auth.audit(req.caller!.actor, 'device.revoke', id, 'ok', changed ? '' : 'already revoked');
+    return { device: publicDevice(store.getDevice(id)!) };
+  });
+
+  app.post('/api/enrolment-tokens', { preHandler: guard('admin', 'enrolment.create') }, async (req, reply) => {
+    const body = parseWith(EnrolmentTokenRequest, req.body ?? {}, 'enrolment token');
+    const id = newId();
+    const secret = newSecret();
+    store.addEnrolmentToken({
+      id,
+      hash: hashSecret(secret),
+      usesLeft: body.uses,
+      tags: body.tags,
+      createdAt: now(),
+      expiresAt: body.expiresInHours ? now() + body.expiresInHours * 3_600_000 : null,
+    });
+    auth.audit(req.caller!.actor, 'enrolment.create', id, 'ok', `uses ${body.uses}`);
+    reply.status(201);
+    return { token: `fwe_${id}_${secret}`, uses: body.uses };
+  });
+
+  // A gateway registers itself once with a fleet enrolment token (no bearer token: the enrolment token is the proof).
+  app.post('/api/enrol', async (req, reply) => {
+    const body = parseWith(EnrolRequest, req.body, 'enrolment');
+    const m = /^fwe_([0-9a-f]{12})_(.+)$/.exec(body.token);
+    const t = m ? store.getEnrolmentToken(m[1]!) : undefined;
+    const valid = t && (t.expiresAt === null || t.expiresAt > now()) && verifySecret(m![2]!, t.hash);
+    if (!t || !valid) {
+      auth.audit(`enrol:${body.id}`, 'device.enrol', body.id, 'denied', 'invalid or expired enrolment token');
+      throw new FleetwaveError('E_AUTH', 'the enrolment token is invalid or expired');
+    }
+    const result = store.transaction(() => {
+      if (!store.useEnrolmentToken(t.id)) {
+        throw new FleetwaveError('E_FORBIDDEN', 'the enrolment token has no uses left');
+      }
+      return register(body.id, t.tags, body.hardware, `enrol:${t.id}`);
+    });
+    reply.status(201);
+    return result;
+  });
+}

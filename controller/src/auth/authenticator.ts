@@ -1,0 +1,106 @@
+import type { Logger } from 'pino';
+import type { Principal } from '../broker/acl.js';
+import type { ApiTokenRecord, FleetStore, Role } from '../store/fleet-store.js';
+import { hashSecret, mosquittoHash, newId, newSecret, VerifiedCache, verifySecret } from './secrets.js';
+
+export interface ApiCaller {
+  actor: string;
+  role: Role;
+}
+
+const ROLE_RANK: Record<Role, number> = { backend: 0, viewer: 1, operator: 2, admin: 3 };
+
+/** viewer < operator < admin; backend credentials only read telemetry (MQTT clean topics and the HTTP stream). */
+export function roleAllows(have: Role, need: Role): boolean {
+  if (need === 'backend') return true; // reading clean telemetry: any authenticated caller
+  if (have === 'backend') return false;
+  return ROLE_RANK[have] >= ROLE_RANK[need];
+}
+
+/** `fwt_<id>_<secret>`: the id finds the record, the secret is checked against its slow hash. */
+export function parseApiToken(token: string): { id: string; secret: string } | null {
+  const m = /^fwt_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$/.exec(token);
+  return m ? { id: m[1]!, secret: m[2]! } : null;
+}
+
+/**
+ * Credentials: device tokens (MQTT), backend and operator API tokens (MQTT for backends, HTTP for all). Secrets are
+ * stored only as slow hashes; every refusal is written to the audit log.
+ */
+export class Authenticator {
+  private readonly cache = new VerifiedCache();
+
+  constructor(
+    private readonly store: FleetStore,
+    private readonly now: () => number,
+    private readonly log: Logger,
+  ) {}
+
+  audit(actor: string, action: string, target: string, outcome: 'ok' | 'denied' | 'error', details = ''): void {
+    this.store.addAudit({ ts: this.now(), actor, action, target, outcome, details });
+  }
+
+  denied(p: Principal, action: string, target: string): void {
+    const actor = p.kind === 'device' ? `device:${p.id}` : p.kind === 'backend' ? `backend:${p.name}` : 'controller';
+    this.log.warn({ actor, action, target }, 'refused');
+    this.audit(actor, action, target, 'denied');
+  }
+
+  private verifyCached(subject: string, secret: string, hash: string): boolean {
+    const now = this.now();
+    if (this.cache.has(subject, secret, now)) return true;
+    if (!verifySecret(secret, hash)) return false;
+    this.cache.add(subject, secret, now);
+    return true;
+  }
+
+  /** The principal an MQTT CONNECT authenticates as, or null (refused and audited). */
+  mqtt(clientId: string, username: string | undefined, password: string | undefined): Principal | null {
+    const refuse = (why: string) => {
+      this.log.warn({ clientId, username, why }, 'mqtt connect refused');
+      this.audit(username ? `mqtt:${username}` : 'mqtt:anonymous', 'mqtt.connect', clientId, 'denied', why);
+      return null;
+    };
+    if (!username || !password) return refuse('no credentials');
+    if (username === 'backend') {
+      const caller = this.apiToken(password);
+      if (!caller || caller.role !== 'backend') return refuse('not a backend token');
+      if (!clientId.startsWith('backend-')) return refuse('a backend client id must start with backend-');
+      return { kind: 'backend', name: caller.actor };
+    }
+    const device = this.store.getDevice(username);
+    if (!device) return refuse('unknown device');
+    if (device.revokedAt !== null) return refuse('device revoked');
+    if (clientId !== device.id) return refuse('client id must be the device id');
+    if (!this.verifyCached(`device:${device.id}`, password, device.tokenHash)) return refuse('wrong token');
+    return { kind: 'device', id: device.id };
+  }
+
+  /** The caller an API token authenticates, or null. */
+  apiToken(token: string): ApiCaller | null {
+    const parsed = parseApiToken(token);
+    if (!parsed) return null;
+    const record = this.store.getApiToken(parsed.id);
+    if (!record || record.revokedAt !== null) return null;
+    if (!this.verifyCached(`token:${record.id}`, parsed.secret, record.hash)) return null;
+    return { actor: record.name, role: record.role };
+  }
+
+  /** New credentials for a device: the token is shown once; only its hashes are stored. */
+  deviceCredentials(): { token: string; tokenHash: string; mosquittoHash: string } {
+    const token = newSecret();
+    return { token, tokenHash: hashSecret(token), mosquittoHash: mosquittoHash(token) };
+  }
+
+  createApiToken(name: string, role: Role): { token: string; record: ApiTokenRecord } {
+    const id = newId();
+    const secret = newSecret();
+    const record: ApiTokenRecord = { id, name, role, hash: hashSecret(secret), createdAt: this.now(), revokedAt: null };
+    this.store.addApiToken(record);
+    return { token: `fwt_${id}_${secret}`, record };
+  }
+
+  forget(subject: string): void {
+    this.cache.forget(subject);
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * Who may publish and subscribe to what (DESIGN invariant 8). Pure, so every forbidden combination is testable
+ * without a broker; the embedded broker and the generated Mosquitto ACL both follow it.
+ */
+export type Principal = { kind: 'device'; id: string } | { kind: 'backend'; name: string } | { kind: 'controller' };
+
+export interface TopicRoots {
+  root: string;
+  jobsRoot: string;
+}
+
+const DEVICE_PUBLISHES = ['telemetry', 'health', 'presence', 'backlog', 'config/reported'];
+const JOB_ID = /^[a-zA-Z0-9_-]{1,64}$/;
+
+/** Strips a shared-subscription prefix (`$share/group/…`, MQTT 5 and Mosquitto). */
+export function unshare(filter: string): string {
+  const m = /^\$share\/[^/+#]+\/(.+)$/.exec(filter);
+  return m ? m[1]! : filter;
+}
+
+export function canPublish(p: Principal, topic: string, r: TopicRoots): boolean {
+  if (p.kind === 'controller') return true;
+  if (p.kind === 'backend') return false;
+  const own = `${r.root}/devices/${p.id}/`;
+  if (topic.startsWith(own)) return DEVICE_PUBLISHES.includes(topic.slice(own.length));
+  const jobs = `${r.jobsRoot}/${p.id}/jobs/`;
+  if (!topic.startsWith(jobs)) return false;
+  const rest = topic.slice(jobs.length).split('/');
+  if (rest.length === 1) return rest[0] === 'get' || rest[0] === 'start-next';
+  return rest.length === 2 && JOB_ID.test(rest[0]!) && (rest[1] === 'get' || rest[1] === 'update');
+}
+
+export function canSubscribe(p: Principal, filter: string, r: TopicRoots): boolean {
+  if (p.kind === 'controller') return true;
+  const f = unshare(filter);
+  if (p.kind === 'backend') {
+    const clean = `${r.root}/clean/`;
+    if (f === `${clean}#`) return true;
+    return f.startsWith(clean) && /^([A-Za-z0-9:_-]+|\+)\/telemetry$/.test(f.slice(clean.length));
+  }
+  // the device id is a literal prefix: no wildcard can reach another device's topics
+  return f === `${r.root}/devices/${p.id}/config/desired` || f.startsWith(`${r.jobsRoot}/${p.id}/jobs/`);
+}

@@ -1,0 +1,163 @@
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer, type Server } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { FleetwaveError, parseTopic } from '@fleetwave/shared';
+import { Aedes, type Client } from 'aedes';
+import type { Logger } from 'pino';
+import { createWebSocketStream, WebSocketServer } from 'ws';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { TelemetryIngest } from '../ingest/telemetry-ingest.js';
+import { canPublish, canSubscribe, type Principal, type TopicRoots } from './acl.js';
+
+export interface EmbeddedBrokerOptions extends TopicRoots {
+  host: string;
+  /** Plain MQTT port (0: a free one). */
+  port: number;
+  /** MQTT over WebSocket port, when set. */
+  wsPort?: number;
+  /** MQTT over TLS, when set. */
+  tls?: { port: number; key: Buffer; cert: Buffer };
+  auth: Authenticator;
+  ingest: TelemetryIngest;
+  log: Logger;
+}
+
+type WithPrincipal = Client & { principal?: Principal };
+
+function listen(server: Server | HttpServer, port: number, host: string, flag: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new FleetwaveError(
+              'E_PORT_IN_USE',
+              `port ${port} on ${host} is taken: pass ${flag} <port> (0 picks a free one)`,
+            )
+          : err,
+      ),
+    );
+    server.listen(port, host, () => resolve((server.address() as { port: number }).port));
+  });
+}
+
+/**
+ * The embedded broker (aedes). Devices and backends authenticate at CONNECT; every PUBLISH and SUBSCRIBE goes
+ * through the ACL; what devices publish is ingested inside authorizePublish, so a device's PUBACK follows the commit
+ * of its telemetry (aedes holds the PUBACK until that hook calls back).
+ */
+export class EmbeddedBroker {
+  private aedes: Aedes | undefined;
+  private servers: (Server | HttpServer)[] = [];
+  private wss: WebSocketServer | undefined;
+  addresses: { mqtt: number; ws?: number; mqtts?: number } = { mqtt: 0 };
+
+  constructor(private readonly o: EmbeddedBrokerOptions) {}
+
+  async start(): Promise<{ mqtt: number; ws?: number; mqtts?: number }> {
+    const o = this.o;
+    const aedes = await Aedes.createBroker({
+      authenticate: (client: WithPrincipal, username, password, done) => {
+        const principal = o.auth.mqtt(client.id, username, password?.toString('utf8'));
+        if (!principal) {
+          return done(Object.assign(new Error('not authorized'), { returnCode: 5 as const }), false);
+        }
+        client.principal = principal;
+        done(null, true);
+      },
+      authorizePublish: (client: WithPrincipal | null, packet, done) => {
+        const p: Principal = client?.principal ?? { kind: 'controller' };
+        if (!canPublish(p, packet.topic, o)) {
+          o.auth.denied(p, 'mqtt.publish', packet.topic);
+          return done(new Error(`not allowed to publish to ${packet.topic}`));
+        }
+        if (p.kind === 'device') this.ingestFrom(p.id, packet.topic, packet.payload as Buffer);
+        done(null);
+      },
+      authorizeSubscribe: (client: WithPrincipal | null, sub, done) => {
+        const p: Principal = client?.principal ?? { kind: 'controller' };
+        if (!canSubscribe(p, sub.topic, o)) {
+          o.auth.denied(p, 'mqtt.subscribe', sub.topic);
+          return done(new Error(`not allowed to subscribe to ${sub.topic}`), null);
+        }
+        done(null, sub);
+      },
+    });
+    aedes.on('client', (c: WithPrincipal) => {
+      if (c.principal?.kind === 'device') o.ingest.connection(c.principal.id, true);
+    });
+    aedes.on('clientDisconnect', (c: WithPrincipal) => {
+      if (c.principal?.kind === 'device') o.ingest.connection(c.principal.id, false);
+    });
+    this.aedes = aedes;
+    const tcp = createServer(aedes.handle);
+    this.servers.push(tcp);
+    this.addresses = { mqtt: await listen(tcp, o.port, o.host, '--mqtt-port') };
+    if (o.tls) {
+      const tls = createTlsServer({ key: o.tls.key, cert: o.tls.cert }, aedes.handle);
+      this.servers.push(tls);
+      this.addresses.mqtts = await listen(tls, o.tls.port, o.host, '--mqtts-port');
+    }
+    if (o.wsPort !== undefined) {
+      const http = createHttpServer();
+      this.wss = new WebSocketServer({ server: http });
+      this.wss.on('connection', (ws, req) => aedes.handle(createWebSocketStream(ws) as never, req as never));
+      this.servers.push(http);
+      this.addresses.ws = await listen(http, o.wsPort, o.host, '--ws-port');
+    }
+    return this.addresses;
+  }
+
+  /**
+   * Device messages are ingested before the PUBACK. A malformed one is counted and dropped, but still acknowledged:
+   * MQTT 3.1.1 has no negative PUBACK, and refusing it would make the agent re-send the same batch forever.
+   */
+  private ingestFrom(device: string, topic: string, payload: Buffer): void {
+    const o = this.o;
+    try {
+      const t = parseTopic(o.root, topic);
+      if (t.family !== 'device') return;
+      if (t.kind === 'telemetry') o.ingest.telemetry(device, payload);
+      else if (t.kind === 'presence') o.ingest.presence(device, payload);
+      else if (t.kind === 'backlog') o.ingest.backlog(device, payload);
+      else if (t.kind === 'health') o.ingest.health(device, payload);
+      else if (t.kind === 'config/reported') o.ingest.reportedConfig(device, payload);
+    } catch (err) {
+      if (!(err instanceof FleetwaveError)) o.log.error({ err, device, topic }, 'ingest failed');
+    }
+  }
+
+  /** The controller's own publish (clean telemetry, desired config, jobs). */
+  publish(topic: string, payload: string | Buffer, opts: { qos: 0 | 1; retain?: boolean } = { qos: 1 }): Promise<void> {
+    const aedes = this.aedes;
+    if (!aedes) return Promise.reject(new FleetwaveError('E_UPLINK_DISCONNECTED', 'broker is not running'));
+    return new Promise((resolve, reject) =>
+      aedes.publish(
+        {
+          cmd: 'publish',
+          topic,
+          payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
+          qos: opts.qos,
+          retain: opts.retain ?? false,
+          dup: false,
+        },
+        (err) => (err ? reject(err) : resolve()),
+      ),
+    );
+  }
+
+  /** Drops a revoked device's live session. */
+  kick(clientId: string): void {
+    // aedes keeps connected clients by id; its typings do not declare the map
+    (this.aedes as unknown as { clients: Record<string, Client | undefined> } | undefined)?.clients[clientId]?.close();
+  }
+
+  async stop(): Promise<void> {
+    const aedes = this.aedes;
+    this.aedes = undefined;
+    const closing = this.servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+    for (const c of this.wss?.clients ?? []) c.terminate();
+    if (aedes) await new Promise<void>((r) => aedes.close(() => r()));
+    await Promise.all(closing);
+    this.servers = [];
+  }
+}

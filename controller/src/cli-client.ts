@@ -1,0 +1,64 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FleetwaveError } from '@fleetwave/shared';
+
+export interface ClientOptions {
+  url: string;
+  token: string | undefined;
+}
+
+/** The token: --token, then FLEETWAVE_TOKEN, then the admin token a local controller wrote into its data directory. */
+export function resolveToken(flag: string | undefined, dataDir: string): string | undefined {
+  if (flag) return flag;
+  if (process.env.FLEETWAVE_TOKEN) return process.env.FLEETWAVE_TOKEN;
+  const file = join(dataDir, 'admin-token');
+  return existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined;
+}
+
+export async function call(o: ClientOptions, method: string, path: string, body?: unknown): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(`${o.url}${path}`, {
+      method,
+      headers: {
+        ...(o.token && { authorization: `Bearer ${o.token}` }),
+        ...(body !== undefined && { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new FleetwaveError(
+      'E_UPLINK_DISCONNECTED',
+      `cannot reach the controller at ${o.url} (${(err as Error).message}): is it running? --url sets where`,
+    );
+  }
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : {};
+  if (!res.ok) {
+    const e = (data as { error?: { code?: string; message?: string } }).error;
+    const hint =
+      res.status === 401 ? ' (pass --token, set FLEETWAVE_TOKEN, or run next to the controller data directory)' : '';
+    throw new FleetwaveError('E_FORBIDDEN', `${res.status} ${e?.code ?? ''}: ${e?.message ?? text}${hint}`);
+  }
+  return data;
+}
+
+/** A plain text table: columns padded, a header line. */
+export function table(rows: readonly Record<string, unknown>[], columns: readonly string[]): string {
+  const cell = (c: string, v: unknown) =>
+    v === null || v === undefined
+      ? '-'
+      : typeof v === 'number' && /(At|^lastSeen|^ts)$/.test(c)
+        ? new Date(v).toISOString()
+        : typeof v === 'object'
+          ? JSON.stringify(v)
+          : String(v);
+  const body = rows.map((r) => columns.map((c) => cell(c, r[c])));
+  const widths = columns.map((c, i) => Math.max(c.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return `${[line(columns), ...body.map(line)].join('\n')}\n`;
+}

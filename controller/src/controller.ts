@@ -1,0 +1,169 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cleanTelemetryTopic, FleetwaveError } from '@fleetwave/shared';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildApi } from './api/app.js';
+import { TelemetryHub } from './api/telemetry-hub.js';
+import { Authenticator } from './auth/authenticator.js';
+import { EmbeddedBroker } from './broker/embedded-broker.js';
+import { ExternalBrokerLink } from './broker/external-link.js';
+import { TelemetryIngest } from './ingest/telemetry-ingest.js';
+import { SqliteFleetStore } from './store/sqlite-fleet-store.js';
+
+export interface ControllerConfig {
+  dataDir: string;
+  root: string;
+  jobsRoot: string;
+  host: string;
+  httpPort: number;
+  /** Embedded broker ports (ignored with `external`). */
+  mqttPort: number;
+  wsPort?: number;
+  tls?: { port: number; keyFile: string; certFile: string };
+  /** Connect to this broker instead of running one. */
+  external?: { url: string; username?: string; password?: string; shareGroup?: string };
+  /** The broker URL agents should use (printed at enrolment); default derived from the embedded broker. */
+  publicMqttUrl?: string;
+  retentionMs: number;
+}
+
+export const defaultControllerConfig = (dataDir = './.fleetwave/controller'): ControllerConfig => ({
+  dataDir,
+  root: 'fleetwave',
+  jobsRoot: 'fleetwave/jobs',
+  host: '127.0.0.1',
+  httpPort: 8080,
+  mqttPort: 1883,
+  retentionMs: 7 * 86_400_000,
+});
+
+/** The composition root of the controller: builds it unstarted; start() opens the store and listens. */
+export function createController(deps: { config: ControllerConfig; log: Logger; now?: () => number }) {
+  const { config, log } = deps;
+  const now = deps.now ?? Date.now;
+  let store: SqliteFleetStore | undefined;
+  let api: FastifyInstance | undefined;
+  let broker: EmbeddedBroker | undefined;
+  let link: ExternalBrokerLink | undefined;
+  let auth: Authenticator | undefined;
+  let ingest: TelemetryIngest | undefined;
+  let pruner: NodeJS.Timeout | undefined;
+  const addresses = {
+    http: 0,
+    mqtt: 0 as number | undefined,
+    ws: undefined as number | undefined,
+    mqtts: undefined as number | undefined,
+  };
+
+  /** On first start an admin token is created and written, readable by the owner only, into the data directory. */
+  function bootstrapAdmin(a: Authenticator, s: SqliteFleetStore): string | undefined {
+    const file = join(config.dataDir, 'admin-token');
+    if (s.listApiTokens().length > 0) return existsSync(file) ? file : undefined;
+    const { token } = a.createApiToken('admin', 'admin');
+    writeFileSync(file, `${token}\n`, { mode: 0o600 });
+    chmodSync(file, 0o600);
+    a.audit('controller', 'token.create', 'admin', 'ok', 'first start');
+    return file;
+  }
+
+  return {
+    async start() {
+      mkdirSync(config.dataDir, { recursive: true });
+      const s = new SqliteFleetStore(join(config.dataDir, 'fleet.db'));
+      store = s;
+      const a = new Authenticator(s, now, log.child({ part: 'auth' }));
+      auth = a;
+      const hub = new TelemetryHub();
+      const publishClean: (topic: string, payload: string) => Promise<void> = (topic, payload) =>
+        (broker ?? link)?.publish(topic, payload, { qos: 1 }) ?? Promise.resolve();
+      const i = new TelemetryIngest({
+        store: s,
+        now,
+        log: log.child({ part: 'ingest' }),
+        onClean: (device, records) => {
+          hub.publish(records);
+          publishClean(cleanTelemetryTopic(config.root, device), JSON.stringify({ v: 1, device, records })).catch(
+            (err) => log.warn({ err: (err as Error).message }, 'clean publish failed'),
+          );
+        },
+      });
+      ingest = i;
+      const adminTokenFile = bootstrapAdmin(a, s);
+      if (config.external) {
+        link = new ExternalBrokerLink({
+          ...config.external,
+          root: config.root,
+          clientId: 'fleetwave-controller',
+          ingest: i,
+          log: log.child({ part: 'external-broker' }),
+        });
+        await link.start();
+        addresses.mqtt = undefined;
+      } else {
+        broker = new EmbeddedBroker({
+          host: config.host,
+          port: config.mqttPort,
+          wsPort: config.wsPort,
+          tls: config.tls && {
+            port: config.tls.port,
+            key: readFileSync(config.tls.keyFile),
+            cert: readFileSync(config.tls.certFile),
+          },
+          root: config.root,
+          jobsRoot: config.jobsRoot,
+          auth: a,
+          ingest: i,
+          log: log.child({ part: 'broker' }),
+        });
+        Object.assign(addresses, await broker.start());
+      }
+      api = buildApi({
+        store: s,
+        auth: a,
+        ingest: i,
+        hub,
+        log,
+        now,
+        kick: (id) => broker?.kick(id),
+        agentUplinkUrl: () => config.publicMqttUrl ?? config.external?.url ?? `mqtt://${config.host}:${addresses.mqtt}`,
+        root: config.root,
+      });
+      try {
+        await api.listen({ port: config.httpPort, host: config.host });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+          throw new FleetwaveError(
+            'E_PORT_IN_USE',
+            `port ${config.httpPort} is taken: pass --http-port <port> (0 picks a free one)`,
+          );
+        }
+        throw err;
+      }
+      addresses.http = (api.server.address() as { port: number }).port;
+      s.pruneTelemetry(now() - config.retentionMs);
+      pruner = setInterval(() => s.pruneTelemetry(now() - config.retentionMs), 3_600_000);
+      return { ...addresses, adminTokenFile };
+    },
+
+    get store() {
+      return store;
+    },
+    get auth() {
+      return auth;
+    },
+    get ingest() {
+      return ingest;
+    },
+
+    async stop(): Promise<void> {
+      if (pruner) clearInterval(pruner);
+      await api?.close();
+      await broker?.stop();
+      await link?.stop();
+      store?.close();
+    },
+  };
+}
+
+export type Controller = ReturnType<typeof createController>;

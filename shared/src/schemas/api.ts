@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import { DeviceId, ShortText } from './common.js';
+
+const Tags = z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'tag names are [A-Za-z0-9_.-]{1,64}'), ShortText);
+
+/** POST /api/devices: register a device; the answer carries its token once. */
+export const DeviceAddRequest = z.strictObject({
+  id: DeviceId,
+  tags: Tags.default({}),
+  hardware: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/)
+    .optional(),
+});
+
+/** POST /api/enrol: a gateway registers itself with a fleet enrolment token. */
+export const EnrolRequest = z.strictObject({
+  token: z.string().min(10).max(256),
+  id: DeviceId,
+  hardware: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/)
+    .optional(),
+});
+
+/** POST /api/enrolment-tokens */
+export const EnrolmentTokenRequest = z.strictObject({
+  uses: z.number().int().min(1).max(100_000).default(1),
+  tags: Tags.default({}),
+  expiresInHours: z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 365)
+    .optional(),
+});
+
+/** POST /api/tokens */
+export const ApiTokenRequest = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'name is [A-Za-z0-9_.-]{1,64}'),
+  role: z.enum(['viewer', 'operator', 'admin', 'backend']),
+});
+
+/** Query of GET /api/telemetry and /api/telemetry/stream */
+export const TelemetryQueryParams = z.strictObject({
+  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+  device: DeviceId.optional(),
+  stream: z.string().max(200).optional(),
+});
