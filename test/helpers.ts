@@ -210,3 +210,62 @@ export async function sensor(
       }),
   };
 }
+
+export const CONTROLLER_CLI = fileURLToPath(new URL('../controller/dist/cli.js', import.meta.url));
+
+export interface ControllerProcess {
+  proc: ChildProcess;
+  http: number;
+  mqtt: number | null;
+  url: string;
+  adminToken: string;
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** The controller as a child process (`fleetwave serve`), waiting for its ready line. */
+export async function spawnController(dataDir: string, args: string[] = []): Promise<ControllerProcess> {
+  const proc = spawn(process.execPath, [CONTROLLER_CLI, 'serve', '--data-dir', dataDir, '--log-level', 'warn', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  proc.stderr!.on('data', (d) => (err += d));
+  const ready = await new Promise<{ http: number; mqtt: number | null }>((resolve, reject) => {
+    let out = '';
+    const t = setTimeout(() => reject(new Error(`controller did not become ready: ${err}`)), 20_000);
+    proc.stdout!.on('data', (d) => {
+      out += d;
+      const line = out.split('\n').find((l) => l.includes('"event":"ready"'));
+      if (line) {
+        clearTimeout(t);
+        resolve(JSON.parse(line));
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`controller exited with ${code}: ${err}`));
+    });
+  });
+  return {
+    proc,
+    ...ready,
+    url: `http://127.0.0.1:${ready.http}`,
+    adminToken: readFileSync(join(dataDir, 'admin-token'), 'utf8').trim(),
+    kill: (signal = 'SIGTERM') =>
+      new Promise((resolve) => {
+        if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
+        proc.once('exit', (code) => resolve(code));
+        proc.kill(signal);
+      }),
+  };
+}
+
+/** A JSON call to the controller's API. */
+export async function api(base: string, token: string | undefined, method: string, path: string, body?: unknown) {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: { ...(token && { authorization: `Bearer ${token}` }), ...(body !== undefined && { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}

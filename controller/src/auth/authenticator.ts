@@ -64,7 +64,7 @@ export class Authenticator {
     if (!username || !password) return refuse('no credentials');
     if (username === 'backend') {
       const caller = this.apiToken(password);
-      if (!caller || caller.role !== 'backend') return refuse('not a backend token');
+      if (caller?.role !== 'backend') return refuse('not a backend token');
       if (!clientId.startsWith('backend-')) return refuse('a backend client id must start with backend-');
       return { kind: 'backend', name: caller.actor };
     }
