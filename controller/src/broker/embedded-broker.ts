@@ -77,7 +77,8 @@ export class EmbeddedBroker {
         const p: Principal = client?.principal ?? { kind: 'controller' };
         if (!canSubscribe(p, sub.topic, o)) {
           o.auth.denied(p, 'mqtt.subscribe', sub.topic);
-          return done(new Error(`not allowed to subscribe to ${sub.topic}`), null);
+          return done(null, null); // SUBACK 0x80 (failure) for this filter; the session stays
+
         }
         done(null, sub);
       },
