@@ -84,10 +84,14 @@ describe('controller end to end (child processes, embedded broker)', () => {
     http.start();
     cleanups.push(() => http.stop());
     const viaMqtt: CleanRecord[] = [];
-    const mqttBackend = () =>
-      mqtt.connectAsync(mqttUrl, { clientId: 'backend-lake', username: 'backend', password: backendToken, clean: false, reconnectPeriod: 200 });
+    // the message handler is attached before CONNECT: a persistent session delivers its queue right after CONNACK
+    const mqttBackend = async () => {
+      const c = mqtt.connect(mqttUrl, { clientId: 'backend-lake', username: 'backend', password: backendToken, clean: false, reconnectPeriod: 200 });
+      c.on('message', (_t, p) => viaMqtt.push(...CleanTelemetry.parse(JSON.parse(p.toString())).records));
+      await new Promise<void>((resolve) => c.once('connect', () => resolve()));
+      return c;
+    };
     let be = await mqttBackend();
-    be.on('message', (_t, p) => viaMqtt.push(...CleanTelemetry.parse(JSON.parse(p.toString())).records));
     await be.subscribeAsync(topicFilters.clean('fleetwave'), { qos: 1 });
 
     const s = await sensor(agent.ingestUrl, 'sensor-1');
@@ -102,7 +106,6 @@ describe('controller end to end (child processes, embedded broker)', () => {
     await be.endAsync();
     await send(100, 200);
     be = await mqttBackend();
-    be.on('message', (_t, p) => viaMqtt.push(...CleanTelemetry.parse(JSON.parse(p.toString())).records));
     http.start();
     await waitFor('phase 2 on both backends', () => http.got.length >= 200 && viaMqtt.length >= 200);
 

@@ -1,0 +1,76 @@
+import fc from 'fast-check';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { gzipSync } from 'node:zlib';
+import { FleetwaveError } from '@fleetwave/shared';
+import { MemoryFleetStore } from '../store/memory-fleet-store.js';
+import { TelemetryIngest } from './telemetry-ingest.js';
+
+function setup() {
+  const store = new MemoryFleetStore();
+  store.addDevice({ id: 'gw-1', tags: {}, hardware: null, createdAt: 1, tokenHash: 'x', mosquittoHash: 'y' });
+  const clean: unknown[] = [];
+  const ingest = new TelemetryIngest({ store, now: () => 1000, log: pino({ level: 'silent' }), onClean: (_d, r) => clean.push(...r) });
+  return { store, ingest, clean };
+}
+
+const batch = (seqFrom: number, n: number, device = 'gw-1') => ({
+  v: 1,
+  device,
+  seqFrom,
+  seqTo: seqFrom + n - 1,
+  sentAt: 5,
+  records: Array.from({ length: n }, (_, i) => ({ kind: 'reading', seq: seqFrom + i, stream: 'a/b', ts: 1, value: i })),
+});
+
+describe('TelemetryIngest', () => {
+  it('stores a batch once, drops re-sent records, accepts gzip, and hands on only new records', () => {
+    const { store, ingest, clean } = setup();
+    expect(ingest.telemetry('gw-1', Buffer.from(JSON.stringify(batch(1, 3))))).toEqual({ stored: 3, duplicates: 0 });
+    expect(ingest.telemetry('gw-1', gzipSync(JSON.stringify(batch(2, 4))))).toEqual({ stored: 2, duplicates: 2 });
+    expect(store.telemetry({ after: 0, limit: 100 }).map((r) => r.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(clean).toHaveLength(5);
+    expect(ingest.telemetry('gw-1', Buffer.from(JSON.stringify(batch(9, 1))))).toEqual({ stored: 1, duplicates: 0 });
+    expect(store.missingRanges('gw-1')).toEqual([[6, 8]]);
+  });
+
+  it('rejects a batch for another device and counts it', () => {
+    const { store, ingest } = setup();
+    expect(() => ingest.telemetry('gw-1', Buffer.from(JSON.stringify(batch(1, 1, 'gw-2'))))).toThrow(FleetwaveError);
+    expect(ingest.rejected.get('gw-1')).toEqual({ E_FORBIDDEN: 1 });
+    expect(store.telemetry({ after: 0, limit: 10 })).toEqual([]);
+  });
+
+  it('survives any malformed payload: a coded rejection, counted, and nothing stored', () => {
+    const { store, ingest } = setup();
+    const good = JSON.stringify(batch(1, 2));
+    const mutated = fc.tuple(fc.nat({ max: good.length - 1 }), fc.integer({ min: 1, max: 255 })).map(([i, d]) => {
+      const b = Buffer.from(good);
+      b[i] = (b[i]! + d) % 256;
+      return b;
+    });
+    const payloads = fc.oneof(
+      fc.uint8Array({ maxLength: 2000 }).map((b) => Buffer.from(b)),
+      fc.jsonValue().map((v) => Buffer.from(JSON.stringify(v) ?? 'null')),
+      fc.constant(gzipSync(Buffer.alloc(5_000_000, 0x20))),
+      fc.constant(Buffer.from([0x1f, 0x8b, 0, 1, 2])),
+      mutated,
+    );
+    let rejected = 0;
+    fc.assert(
+      fc.property(payloads, (p) => {
+        const before = store.telemetry({ after: 0, limit: 1e6 }).length;
+        try {
+          ingest.telemetry('gw-1', p);
+        } catch (err) {
+          expect(err).toBeInstanceOf(FleetwaveError);
+          rejected++;
+          expect(store.telemetry({ after: 0, limit: 1e6 }).length).toBe(before);
+        }
+      }),
+      { numRuns: 500 },
+    );
+    expect(ingest.totals.rejected).toBe(rejected);
+    for (const p of [Buffer.from('{'), Buffer.from('[]')]) expect(() => ingest.presence('gw-1', p)).toThrow(FleetwaveError);
+  });
+});
