@@ -76,7 +76,8 @@ describe('controller end to end (child processes, embedded broker)', () => {
     cleanups.push(() => ctl.kill('SIGKILL'));
     const mqttUrl = `mqtt://127.0.0.1:${mqttPort}`;
     const { config } = await enrolDevice(ctl, 'gw-e2e', dir, mqttUrl);
-    const backendToken = (await api(ctl.url, ctl.adminToken, 'POST', '/api/tokens', { name: 'lake', role: 'backend' })).body.token;
+    const backendToken = (await api(ctl.url, ctl.adminToken, 'POST', '/api/tokens', { name: 'lake', role: 'backend' }))
+      .body.token;
     const agent = await spawnAgent(['--config', config]);
     cleanups.push(() => agent.kill('SIGKILL'));
 
@@ -86,7 +87,13 @@ describe('controller end to end (child processes, embedded broker)', () => {
     const viaMqtt: CleanRecord[] = [];
     // the message handler is attached before CONNECT: a persistent session delivers its queue right after CONNACK
     const mqttBackend = async () => {
-      const c = mqtt.connect(mqttUrl, { clientId: 'backend-lake', username: 'backend', password: backendToken, clean: false, reconnectPeriod: 200 });
+      const c = mqtt.connect(mqttUrl, {
+        clientId: 'backend-lake',
+        username: 'backend',
+        password: backendToken,
+        clean: false,
+        reconnectPeriod: 200,
+      });
       c.on('message', (_t, p) => viaMqtt.push(...CleanTelemetry.parse(JSON.parse(p.toString())).records));
       await new Promise<void>((resolve) => c.once('connect', () => resolve()));
       return c;

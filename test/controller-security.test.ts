@@ -30,8 +30,12 @@ beforeAll(async () => {
   for (const id of ['gw-a', 'gw-b']) {
     tokens[id] = (await api(ctl.url, ctl.adminToken, 'POST', '/api/devices', { id })).body.token;
   }
-  tokens.backend = (await api(ctl.url, ctl.adminToken, 'POST', '/api/tokens', { name: 'lake', role: 'backend' })).body.token;
-  tokens.viewer = (await api(ctl.url, ctl.adminToken, 'POST', '/api/tokens', { name: 'watcher', role: 'viewer' })).body.token;
+  tokens.backend = (
+    await api(ctl.url, ctl.adminToken, 'POST', '/api/tokens', { name: 'lake', role: 'backend' })
+  ).body.token;
+  tokens.viewer = (
+    await api(ctl.url, ctl.adminToken, 'POST', '/api/tokens', { name: 'watcher', role: 'viewer' })
+  ).body.token;
 });
 afterAll(() => ctl?.kill('SIGKILL'));
 
@@ -42,7 +46,9 @@ async function auditHas(actor: RegExp, action: string, target?: RegExp) {
     target: string;
     outcome: string;
   }[];
-  return entries.some((e) => actor.test(e.actor) && e.action === action && e.outcome === 'denied' && (!target || target.test(e.target)));
+  return entries.some(
+    (e) => actor.test(e.actor) && e.action === action && e.outcome === 'denied' && (!target || target.test(e.target)),
+  );
 }
 
 describe('controller security (real clients against the embedded broker and the API)', () => {
@@ -107,7 +113,9 @@ describe('controller security (real clients against the embedded broker and the 
     const bad = await api(ctl.url, ctl.adminToken, 'POST', '/api/devices', { id: 'bad id!', extra: 1 });
     expect(bad.status).toBe(400);
     expect(bad.body.error.issues.length).toBeGreaterThan(0);
-    const ids = (await api(ctl.url, tokens.viewer, 'GET', '/api/devices')).body.devices.map((d: { id: string }) => d.id);
+    const ids = (await api(ctl.url, tokens.viewer, 'GET', '/api/devices')).body.devices.map(
+      (d: { id: string }) => d.id,
+    );
     expect(ids).toEqual(['gw-a', 'gw-b']);
     expect(await auditHas(/^anonymous$/, 'device.list')).toBe(true);
     expect(await auditHas(/^watcher$/, 'device.add')).toBe(true);

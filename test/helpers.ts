@@ -21,6 +21,15 @@ export async function waitFor(what: string, cond: () => boolean, timeoutMs = 20_
   }
 }
 
+/** waitFor with an asynchronous condition (an API call, say), polled one call at a time. */
+export async function waitForAsync(what: string, cond: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export async function freePort(): Promise<number> {
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
@@ -60,7 +69,9 @@ export function haveBinary(bin: string): boolean {
 }
 
 /** A Mosquitto of the test's own, on a free port, that the test can stop and start again on the same port. */
-export async function startMosquitto(): Promise<{ url: string; stop(): Promise<void>; start(): Promise<void> }> {
+export async function startMosquitto(
+  auth = 'allow_anonymous true',
+): Promise<{ url: string; port: number; dir: string; stop(): Promise<void>; start(): Promise<void> }> {
   const port = await freePort();
   const dir = tmp('mosq');
   chmodSync(dir, 0o777); // started as root, mosquitto drops to its own user and must still write its database here
@@ -68,20 +79,21 @@ export async function startMosquitto(): Promise<{ url: string; stop(): Promise<v
   // persistence keeps a receiver's persistent session (and its queued messages) across a restart of this broker
   writeFileSync(
     conf,
-    `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${dir}/\nlog_dest file ${dir}/mosquitto.log\n`,
+    `listener ${port} 127.0.0.1\n${auth}\npersistence true\npersistence_location ${dir}/\nlog_dest file ${dir}/mosquitto.log\n`,
   );
   let proc: ChildProcess | undefined;
   const start = async () => {
     proc = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
     const deadline = Date.now() + 10_000;
     for (;;) {
+      // listening is enough: a CONNACK refusing an anonymous probe also proves the broker is up
       const ok = await new Promise<boolean>((resolve) => {
         const c = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 1000 });
         c.once('connect', () => {
           resolve(true);
           c.end(true);
         });
-        c.once('error', () => resolve(false));
+        c.once('error', (err: Error & { code?: unknown }) => resolve(typeof err.code === 'number'));
         c.once('close', () => resolve(false));
       });
       if (ok) return;
@@ -100,7 +112,7 @@ export async function startMosquitto(): Promise<{ url: string; stop(): Promise<v
     });
   };
   await start();
-  return { url: `mqtt://127.0.0.1:${port}`, stop, start };
+  return { url: `mqtt://127.0.0.1:${port}`, port, dir, stop, start };
 }
 
 export interface AgentProcess {
@@ -224,9 +236,13 @@ export interface ControllerProcess {
 
 /** The controller as a child process (`fleetwave serve`), waiting for its ready line. */
 export async function spawnController(dataDir: string, args: string[] = []): Promise<ControllerProcess> {
-  const proc = spawn(process.execPath, [CONTROLLER_CLI, 'serve', '--data-dir', dataDir, '--log-level', 'warn', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = spawn(
+    process.execPath,
+    [CONTROLLER_CLI, 'serve', '--data-dir', dataDir, '--log-level', 'warn', ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let err = '';
   proc.stderr!.on('data', (d) => (err += d));
   const ready = await new Promise<{ http: number; mqtt: number | null }>((resolve, reject) => {
@@ -263,7 +279,10 @@ export async function spawnController(dataDir: string, args: string[] = []): Pro
 export async function api(base: string, token: string | undefined, method: string, path: string, body?: unknown) {
   const res = await fetch(`${base}${path}`, {
     method,
-    headers: { ...(token && { authorization: `Bearer ${token}` }), ...(body !== undefined && { 'content-type': 'application/json' }) },
+    headers: {
+      ...(token && { authorization: `Bearer ${token}` }),
+      ...(body !== undefined && { 'content-type': 'application/json' }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();

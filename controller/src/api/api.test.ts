@@ -27,14 +27,28 @@ afterAll(() => app.close());
 
 describe('API (fastify inject)', () => {
   it('registers a device, shows it without credential hashes, and prints an agent config', async () => {
-    const r = await app.inject({ method: 'POST', url: '/api/devices', headers: { authorization: `Bearer ${admin}` }, payload: { id: 'gw-1', tags: { site: 'n' } } });
+    const r = await app.inject({
+      method: 'POST',
+      url: '/api/devices',
+      headers: { authorization: `Bearer ${admin}` },
+      payload: { id: 'gw-1', tags: { site: 'n' } },
+    });
     expect(r.statusCode).toBe(201);
     const body = r.json();
     expect(body.token).toMatch(/^[A-Za-z0-9_-]{40,}$/);
     expect(body.agentConfig).toContain('username: gw-1');
     expect(JSON.stringify(body.device)).not.toMatch(/Hash/);
     expect(store.getDevice('gw-1')!.tokenHash).toMatch(/^scrypt\$/);
-    expect((await app.inject({ method: 'POST', url: '/api/devices', headers: { authorization: `Bearer ${admin}` }, payload: { id: 'gw-1' } })).statusCode).toBe(409);
+    expect(
+      (
+        await app.inject({
+          method: 'POST',
+          url: '/api/devices',
+          headers: { authorization: `Bearer ${admin}` },
+          payload: { id: 'gw-1' },
+        })
+      ).statusCode,
+    ).toBe(409);
   });
 
   it('publishes an OpenAPI document and Prometheus metrics', async () => {
@@ -46,12 +60,23 @@ describe('API (fastify inject)', () => {
   });
 
   it('enrols a gateway once per use of a fleet enrolment token', async () => {
-    const t = (await app.inject({ method: 'POST', url: '/api/enrolment-tokens', headers: { authorization: `Bearer ${admin}` }, payload: { uses: 1, tags: { fleet: 'x' } } })).json().token;
+    const t = (
+      await app.inject({
+        method: 'POST',
+        url: '/api/enrolment-tokens',
+        headers: { authorization: `Bearer ${admin}` },
+        payload: { uses: 1, tags: { fleet: 'x' } },
+      })
+    ).json().token;
     const first = await app.inject({ method: 'POST', url: '/api/enrol', payload: { token: t, id: 'gw-new' } });
     expect(first.statusCode).toBe(201);
     expect(store.getDevice('gw-new')!.tags).toEqual({ fleet: 'x' });
-    expect((await app.inject({ method: 'POST', url: '/api/enrol', payload: { token: t, id: 'gw-new2' } })).statusCode).toBe(403);
-    expect((await app.inject({ method: 'POST', url: '/api/enrol', payload: { token: `${t}x`, id: 'gw-new3' } })).statusCode).toBe(401);
+    expect(
+      (await app.inject({ method: 'POST', url: '/api/enrol', payload: { token: t, id: 'gw-new2' } })).statusCode,
+    ).toBe(403);
+    expect(
+      (await app.inject({ method: 'POST', url: '/api/enrol', payload: { token: `${t}x`, id: 'gw-new3' } })).statusCode,
+    ).toBe(401);
     expect(store.getDevice('gw-new2')).toBeUndefined();
   });
 
@@ -59,19 +84,23 @@ describe('API (fastify inject)', () => {
     const before = store.listDevices().length;
     const tokensBefore = store.listApiTokens().length;
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.jsonValue(), fc.string()), fc.constantFrom('/api/devices', '/api/tokens', '/api/enrol', '/api/enrolment-tokens'), async (body, url) => {
-        const r = await app.inject({
-          method: 'POST',
-          url,
-          headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
-          payload: typeof body === 'string' ? body : JSON.stringify(body),
-        });
-        // a random body may by chance be valid for enrolment tokens (all fields have defaults)
-        if (url === '/api/enrolment-tokens' && r.statusCode === 201) return;
-        expect(r.statusCode).toBeGreaterThanOrEqual(400);
-        expect(r.statusCode).toBeLessThan(500);
-        expect(r.json().error.code).toMatch(/^E_/);
-      }),
+      fc.asyncProperty(
+        fc.oneof(fc.jsonValue(), fc.string()),
+        fc.constantFrom('/api/devices', '/api/tokens', '/api/enrol', '/api/enrolment-tokens'),
+        async (body, url) => {
+          const r = await app.inject({
+            method: 'POST',
+            url,
+            headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+            payload: typeof body === 'string' ? body : JSON.stringify(body),
+          });
+          // a random body may by chance be valid for enrolment tokens (all fields have defaults)
+          if (url === '/api/enrolment-tokens' && r.statusCode === 201) return;
+          expect(r.statusCode).toBeGreaterThanOrEqual(400);
+          expect(r.statusCode).toBeLessThan(500);
+          expect(r.json().error.code).toMatch(/^E_/);
+        },
+      ),
       { numRuns: 200 },
     );
     expect(store.listDevices().length).toBe(before);

@@ -78,7 +78,6 @@ export class EmbeddedBroker {
         if (!canSubscribe(p, sub.topic, o)) {
           o.auth.denied(p, 'mqtt.subscribe', sub.topic);
           return done(null, null); // SUBACK 0x80 (failure) for this filter; the session stays
-
         }
         done(null, sub);
       },

@@ -1,8 +1,8 @@
+import { gzipSync } from 'node:zlib';
+import { FleetwaveError } from '@fleetwave/shared';
 import fc from 'fast-check';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { gzipSync } from 'node:zlib';
-import { FleetwaveError } from '@fleetwave/shared';
 import { MemoryFleetStore } from '../store/memory-fleet-store.js';
 import { TelemetryIngest } from './telemetry-ingest.js';
 
@@ -10,7 +10,12 @@ function setup() {
   const store = new MemoryFleetStore();
   store.addDevice({ id: 'gw-1', tags: {}, hardware: null, createdAt: 1, tokenHash: 'x', mosquittoHash: 'y' });
   const clean: unknown[] = [];
-  const ingest = new TelemetryIngest({ store, now: () => 1000, log: pino({ level: 'silent' }), onClean: (_d, r) => clean.push(...r) });
+  const ingest = new TelemetryIngest({
+    store,
+    now: () => 1000,
+    log: pino({ level: 'silent' }),
+    onClean: (_d, r) => clean.push(...r),
+  });
   return { store, ingest, clean };
 }
 
@@ -71,6 +76,7 @@ describe('TelemetryIngest', () => {
       { numRuns: 500 },
     );
     expect(ingest.totals.rejected).toBe(rejected);
-    for (const p of [Buffer.from('{'), Buffer.from('[]')]) expect(() => ingest.presence('gw-1', p)).toThrow(FleetwaveError);
+    for (const p of [Buffer.from('{'), Buffer.from('[]')])
+      expect(() => ingest.presence('gw-1', p)).toThrow(FleetwaveError);
   });
 });
