@@ -43,7 +43,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const guard: Guard = (need, action) => async (req) => {
     const header = req.headers.authorization ?? '';
     const token = /^Bearer (.+)$/.exec(header)?.[1];
-    const caller = token ? deps.auth.apiToken(token) : null;
+    const caller = token ? await deps.auth.apiToken(token) : null;
     if (!caller) {
       deps.auth.audit('anonymous', action, req.url, 'denied', token ? 'invalid token' : 'no bearer token');
       throw new FleetwaveError('E_AUTH', 'a valid bearer token is required (Authorization: Bearer fwt_…)');

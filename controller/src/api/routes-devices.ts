@@ -110,7 +110,7 @@ export function deviceRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard):
     const body = parseWith(EnrolRequest, req.body, 'enrolment');
     const m = /^fwe_([0-9a-f]{12})_(.+)$/.exec(body.token);
     const t = m ? store.getEnrolmentToken(m[1]!) : undefined;
-    const valid = t && (t.expiresAt === null || t.expiresAt > now()) && verifySecret(m![2]!, t.hash);
+    const valid = t && (t.expiresAt === null || t.expiresAt > now()) && (await verifySecret(m![2]!, t.hash));
     if (!t || !valid) {
       auth.audit(`enrol:${body.id}`, 'device.enrol', body.id, 'denied', 'invalid or expired enrolment token');
       throw new FleetwaveError('E_AUTH', 'the enrolment token is invalid or expired');

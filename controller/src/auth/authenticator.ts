@@ -46,16 +46,15 @@ export class Authenticator {
     this.audit(actor, action, target, 'denied');
   }
 
-  private verifyCached(subject: string, secret: string, hash: string): boolean {
-    const now = this.now();
-    if (this.cache.has(subject, secret, now)) return true;
-    if (!verifySecret(secret, hash)) return false;
-    this.cache.add(subject, secret, now);
+  private async verifyCached(subject: string, secret: string, hash: string): Promise<boolean> {
+    if (this.cache.has(subject, secret, this.now())) return true;
+    if (!(await verifySecret(secret, hash))) return false;
+    this.cache.add(subject, secret, this.now());
     return true;
   }
 
   /** The principal an MQTT CONNECT authenticates as, or null (refused and audited). */
-  mqtt(clientId: string, username: string | undefined, password: string | undefined): Principal | null {
+  async mqtt(clientId: string, username: string | undefined, password: string | undefined): Promise<Principal | null> {
     const refuse = (why: string) => {
       this.log.warn({ clientId, username, why }, 'mqtt connect refused');
       this.audit(username ? `mqtt:${username}` : 'mqtt:anonymous', 'mqtt.connect', clientId, 'denied', why);
@@ -63,7 +62,7 @@ export class Authenticator {
     };
     if (!username || !password) return refuse('no credentials');
     if (username === 'backend') {
-      const caller = this.apiToken(password);
+      const caller = await this.apiToken(password);
       if (caller?.role !== 'backend') return refuse('not a backend token');
       if (!clientId.startsWith('backend-')) return refuse('a backend client id must start with backend-');
       return { kind: 'backend', name: caller.actor };
@@ -72,17 +71,20 @@ export class Authenticator {
     if (!device) return refuse('unknown device');
     if (device.revokedAt !== null) return refuse('device revoked');
     if (clientId !== device.id) return refuse('client id must be the device id');
-    if (!this.verifyCached(`device:${device.id}`, password, device.tokenHash)) return refuse('wrong token');
+    if (!(await this.verifyCached(`device:${device.id}`, password, device.tokenHash))) return refuse('wrong token');
+    // revoked while the hash was being checked?
+    if (this.store.getDevice(device.id)?.revokedAt !== null) return refuse('device revoked');
     return { kind: 'device', id: device.id };
   }
 
   /** The caller an API token authenticates, or null. */
-  apiToken(token: string): ApiCaller | null {
+  async apiToken(token: string): Promise<ApiCaller | null> {
     const parsed = parseApiToken(token);
     if (!parsed) return null;
     const record = this.store.getApiToken(parsed.id);
     if (!record || record.revokedAt !== null) return null;
-    if (!this.verifyCached(`token:${record.id}`, parsed.secret, record.hash)) return null;
+    if (!(await this.verifyCached(`token:${record.id}`, parsed.secret, record.hash))) return null;
+    if (this.store.getApiToken(record.id)?.revokedAt !== null) return null;
     return { actor: record.name, role: record.role };
   }
 

@@ -1,4 +1,4 @@
-import { createHash, pbkdf2Sync, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { createHash, pbkdf2Sync, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 
 /** A new secret: 32 random bytes, base64url. */
 export const newSecret = () => randomBytes(32).toString('base64url');

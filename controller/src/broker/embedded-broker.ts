@@ -57,12 +57,14 @@ export class EmbeddedBroker {
     const o = this.o;
     const aedes = await Aedes.createBroker({
       authenticate: (client: WithPrincipal, username, password, done) => {
-        const principal = o.auth.mqtt(client.id, username, password?.toString('utf8'));
-        if (!principal) {
-          return done(Object.assign(new Error('not authorized'), { returnCode: 5 as const }), false);
-        }
-        client.principal = principal;
-        done(null, true);
+        o.auth.mqtt(client.id, username, password?.toString('utf8')).then(
+          (principal) => {
+            if (!principal) return done(Object.assign(new Error('not authorized'), { returnCode: 5 as const }), false);
+            client.principal = principal;
+            done(null, true);
+          },
+          (err) => done(Object.assign(err as Error, { returnCode: 3 as const }), false),
+        );
       },
       authorizePublish: (client: WithPrincipal | null, packet, done) => {
         const p: Principal = client?.principal ?? { kind: 'controller' };
