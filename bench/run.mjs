@@ -13,6 +13,7 @@ import { Aedes } from 'aedes';
 import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
+import { benchController } from './controller.mjs';
 import { benchCmapss, benchFilterThroughput } from './filters.mjs';
 
 const APPEND = Number(process.env.BENCH_APPEND ?? 200_000);
@@ -355,6 +356,7 @@ if (!only || only === 'filters') {
   benchFilterThroughput();
   benchCmapss();
 }
+if (!only || only === 'controller') await benchController();
 if (!only || only === 'drain') {
   console.log(`\n# drain: a backlog of ${fmt(DRAIN)} readings, batches of 500, in-flight window 8`);
   await benchDrain('aedes (in process)', aedesBroker);
