@@ -30,9 +30,26 @@ function proc(pid) {
 }
 
 async function startController(dataDir, args) {
-  const child = spawn(process.execPath, [...(process.env.BENCH_CONTROLLER_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CONTROLLER_PROFILE}`] : []), cli, 'serve', '--data-dir', dataDir, '--http-port', '0', '--log-level', 'warn', ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      ...(process.env.BENCH_CONTROLLER_PROFILE
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CONTROLLER_PROFILE}`]
+        : []),
+      cli,
+      'serve',
+      '--data-dir',
+      dataDir,
+      '--http-port',
+      '0',
+      '--log-level',
+      'warn',
+      ...args,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const ready = await new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (d) => {
@@ -59,7 +76,12 @@ async function run(name, brokerUrl, dataDir, controllerArgs, credentials) {
     clients.push(
       ...(await Promise.all(
         Array.from({ length: Math.min(50, DEVICES - i) }, (_, k) =>
-          mqtt.connectAsync(url, { clientId: `gw-${i + k}`, ...credentials(i + k), reconnectPeriod: 0, keepalive: 120 }),
+          mqtt.connectAsync(url, {
+            clientId: `gw-${i + k}`,
+            ...credentials(i + k),
+            reconnectPeriod: 0,
+            keepalive: 120,
+          }),
         ),
       )),
     );
@@ -75,7 +97,9 @@ async function run(name, brokerUrl, dataDir, controllerArgs, credentials) {
       while (running) {
         const records = [];
         for (let k = 0; k < PER_BATCH; k++) {
-          records.push(`{"kind":"reading","seq":${seq + k},"stream":"s${k % 10}/v","ts":${1_700_000_000_000 + seq + k},"value":${(seq + k) * 0.5}}`);
+          records.push(
+            `{"kind":"reading","seq":${seq + k},"stream":"s${k % 10}/v","ts":${1_700_000_000_000 + seq + k},"value":${(seq + k) * 0.5}}`,
+          );
         }
         const body = `{"v":1,"device":"${device}","seqFrom":${seq},"seqTo":${seq + PER_BATCH - 1},"sentAt":1700000000000,"records":[${records.join(',')}]}`;
         seq += PER_BATCH;
@@ -109,7 +133,9 @@ async function run(name, brokerUrl, dataDir, controllerArgs, credentials) {
 }
 
 export async function benchController() {
-  console.log(`\n# controller ingest: ${fmt(DEVICES)} devices over real MQTT, ${SECONDS} s, the controller a child process`);
+  console.log(
+    `\n# controller ingest: ${fmt(DEVICES)} devices over real MQTT, ${SECONDS} s, the controller a child process`,
+  );
   const dir = mkdtempSync(join(tmpdir(), 'fw-bench-ctl-'));
   chmodSync(dir, 0o777);
   // devices are written straight into the registry (registration is not what is measured); all share one token
@@ -119,7 +145,14 @@ export async function benchController() {
   const mhash = mosquittoHash(token);
   store.transaction(() => {
     for (let i = 0; i < DEVICES; i++) {
-      store.addDevice({ id: `gw-${i}`, tags: {}, hardware: 'bench', createdAt: Date.now(), tokenHash: hash, mosquittoHash: mhash });
+      store.addDevice({
+        id: `gw-${i}`,
+        tags: {},
+        hardware: 'bench',
+        createdAt: Date.now(),
+        tokenHash: hash,
+        mosquittoHash: mhash,
+      });
     }
   });
   store.close();
@@ -133,7 +166,13 @@ export async function benchController() {
   const mosq = spawn('mosquitto', ['-c', join(dir, 'm.conf')], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 500));
   try {
-    await run('through Mosquitto', `mqtt://127.0.0.1:${port}`, join(dir, 'ext'), ['--external-broker', `mqtt://127.0.0.1:${port}`], () => ({}));
+    await run(
+      'through Mosquitto',
+      `mqtt://127.0.0.1:${port}`,
+      join(dir, 'ext'),
+      ['--external-broker', `mqtt://127.0.0.1:${port}`],
+      () => ({}),
+    );
   } finally {
     mosq.kill('SIGTERM');
   }

@@ -132,7 +132,11 @@ describe('controller end to end (child processes, embedded broker)', () => {
       expect(v).toEqual([...v].sort((a, b) => a - b));
     }
     // MQTT: live delivery, and a persistent session across the backend's own restart; no record twice
-    expect(values(viaMqtt.slice(0, 200)).sort((a, b) => a - b)).toEqual(Array.from({ length: 200 }, (_, k) => k));
+    const firstTwo = values(viaMqtt).filter((v) => v < 200);
+    expect(
+      firstTwo.sort((a, b) => a - b),
+      `mqtt got ${JSON.stringify(values(viaMqtt))}`,
+    ).toEqual(Array.from({ length: 200 }, (_, k) => k));
     expect(new Set(viaMqtt.map((r) => r.cursor)).size).toBe(viaMqtt.length);
     const dev = await api(ctl.url, ctl.adminToken, 'GET', '/api/devices/gw-e2e');
     expect(dev.body.missingSequences).toEqual([]);

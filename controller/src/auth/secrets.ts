@@ -24,7 +24,9 @@ export function verifySecret(secret: string, stored: string): Promise<boolean> {
   const want = Buffer.from(hash, 'base64');
   const opts = { N: Number(n), r: 8, p: 1, maxmem: 64 << 20 };
   return new Promise((resolve) =>
-    scrypt(secret, Buffer.from(salt, 'base64'), want.length, opts, (err, got) => resolve(!err && timingSafeEqual(want, got))),
+    scrypt(secret, Buffer.from(salt, 'base64'), want.length, opts, (err, got) =>
+      resolve(!err && timingSafeEqual(want, got)),
+    ),
   );
 }
 

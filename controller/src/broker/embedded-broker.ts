@@ -72,7 +72,12 @@ export class EmbeddedBroker {
           o.auth.denied(p, 'mqtt.publish', packet.topic);
           return done(new Error(`not allowed to publish to ${packet.topic}`));
         }
-        if (p.kind === 'device') this.ingestFrom(p.id, packet.topic, packet.payload as Buffer);
+        if (p.kind !== 'device') return done(null);
+        // telemetry is acknowledged after its group commit; a malformed batch is counted and acknowledged (below)
+        if (packet.topic === `${o.root}/devices/${p.id}/telemetry`) {
+          return o.ingest.submitTelemetry(p.id, packet.payload as Buffer, () => done(null));
+        }
+        this.ingestFrom(p.id, packet.topic, packet.payload as Buffer);
         done(null);
       },
       authorizeSubscribe: (client: WithPrincipal | null, sub, done) => {
@@ -118,8 +123,7 @@ export class EmbeddedBroker {
     try {
       const t = parseTopic(o.root, topic);
       if (t.family !== 'device') return;
-      if (t.kind === 'telemetry') o.ingest.telemetry(device, payload);
-      else if (t.kind === 'presence') o.ingest.presence(device, payload);
+      if (t.kind === 'presence') o.ingest.presence(device, payload);
       else if (t.kind === 'backlog') o.ingest.backlog(device, payload);
       else if (t.kind === 'health') o.ingest.health(device, payload);
       else if (t.kind === 'config/reported') o.ingest.reportedConfig(device, payload);

@@ -11,6 +11,9 @@ export interface ExternalLinkOptions {
   clientId: string;
   /** Shared-subscription group, so several controller replicas split the load (Mosquitto 2, EMQX, HiveMQ). */
   shareGroup?: string;
+  /** Sessions in the shared group (default 4): MQTT acknowledges a session's messages in order, so parallel
+   * sessions let batches from several devices share one commit. Without a share group there is one. */
+  connections?: number;
   ingest: TelemetryIngest;
   log: Logger;
 }
@@ -22,24 +25,34 @@ export interface ExternalLinkOptions {
  * the broker must enforce that a device publishes only under its own topics (see the generated Mosquitto ACL).
  */
 export class ExternalBrokerLink {
-  private client: MqttClient | undefined;
+  private clients: MqttClient[] = [];
 
   constructor(private readonly o: ExternalLinkOptions) {}
 
   async start(): Promise<void> {
+    const n = this.o.shareGroup ? (this.o.connections ?? 4) : 1;
+    for (let i = 0; i < n; i++)
+      this.clients.push(await this.connect(n === 1 ? this.o.clientId : `${this.o.clientId}-${i}`));
+  }
+
+  private async connect(clientId: string): Promise<MqttClient> {
     const o = this.o;
     const client = mqtt.connect(o.url, {
-      clientId: o.clientId,
+      clientId,
       clean: false,
       reconnectPeriod: 1000,
       username: o.username,
       password: o.password,
       protocolVersion: 4,
     });
-    this.client = client;
     client.handleMessage = (packet, callback) => {
-      this.route(packet.topic, packet.payload as Buffer);
-      callback();
+      // the PUBACK to the broker goes out when callback runs: for telemetry, after its group commit
+      const t = this.telemetryDevice(packet.topic);
+      if (t) o.ingest.submitTelemetry(t, packet.payload as Buffer, () => callback());
+      else {
+        this.route(packet.topic, packet.payload as Buffer);
+        callback();
+      }
     };
     client.on('error', (err) => o.log.warn({ err: err.message }, 'external broker error'));
     await new Promise<void>((resolve, reject) => {
@@ -48,6 +61,16 @@ export class ExternalBrokerLink {
     });
     const filter = `${o.root}/devices/+/#`;
     await client.subscribeAsync(o.shareGroup ? `$share/${o.shareGroup}/${filter}` : filter, { qos: 1 });
+    return client;
+  }
+
+  private telemetryDevice(topic: string): string | undefined {
+    try {
+      const t = parseTopic(this.o.root, topic);
+      return t.family === 'device' && t.kind === 'telemetry' ? t.device : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   private route(topic: string, payload: Buffer): void {
@@ -55,8 +78,7 @@ export class ExternalBrokerLink {
     try {
       const t = parseTopic(root, topic);
       if (t.family !== 'device') return;
-      if (t.kind === 'telemetry') ingest.telemetry(t.device, payload);
-      else if (t.kind === 'presence') ingest.presence(t.device, payload);
+      if (t.kind === 'presence') ingest.presence(t.device, payload);
       else if (t.kind === 'backlog') ingest.backlog(t.device, payload);
       else if (t.kind === 'health') ingest.health(t.device, payload);
       else if (t.kind === 'config/reported') ingest.reportedConfig(t.device, payload);
@@ -66,12 +88,13 @@ export class ExternalBrokerLink {
   }
 
   publish(topic: string, payload: string | Buffer, opts: { qos: 0 | 1; retain?: boolean } = { qos: 1 }): Promise<void> {
-    if (!this.client) return Promise.reject(new FleetwaveError('E_UPLINK_DISCONNECTED', 'not connected'));
-    return this.client.publishAsync(topic, payload, { qos: opts.qos, retain: opts.retain ?? false }).then(() => {});
+    const client = this.clients[0];
+    if (!client) return Promise.reject(new FleetwaveError('E_UPLINK_DISCONNECTED', 'not connected'));
+    return client.publishAsync(topic, payload, { qos: opts.qos, retain: opts.retain ?? false }).then(() => {});
   }
 
   async stop(): Promise<void> {
-    await this.client?.endAsync();
-    this.client = undefined;
+    await Promise.all(this.clients.map((c) => c.endAsync()));
+    this.clients = [];
   }
 }

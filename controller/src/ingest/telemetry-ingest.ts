@@ -11,7 +11,7 @@ import {
   TelemetryBatch,
 } from '@fleetwave/shared';
 import type { Logger } from 'pino';
-import type { FleetStore } from '../store/fleet-store.js';
+import type { FleetStore, NewTelemetry, TelemetryRow } from '../store/fleet-store.js';
 
 export const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 
@@ -20,8 +20,20 @@ export interface IngestResult {
   duplicates: number;
 }
 
+type Done = (err?: FleetwaveError, result?: IngestResult) => void;
+
+interface Queued {
+  device: string;
+  rows: NewTelemetry[];
+  done: Done;
+}
+
 export interface IngestOptions {
   store: FleetStore;
+  /** Batches arriving within this window share one transaction (default 2 ms). */
+  commitWindowMs?: number;
+  /** A group is committed at once when it holds this many records (default 5,000). */
+  maxGroupRecords?: number;
   now: () => number;
   log: Logger;
   /** New clean records, after they were committed (publish them to backends). */
@@ -51,6 +63,9 @@ export class TelemetryIngest {
   readonly latestBacklog = new Map<string, BacklogReport>();
   readonly latestHealth = new Map<string, HealthReport>();
   totals = { stored: 0, duplicates: 0, rejected: 0 };
+  private queue: Queued[] = [];
+  private queuedRecords = 0;
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: IngestOptions) {}
 
@@ -64,8 +79,7 @@ export class TelemetryIngest {
     return e;
   }
 
-  /** Throws (after counting) a coded error when the batch is malformed or names another device. */
-  telemetry(device: string, payload: Buffer): IngestResult {
+  private parse(device: string, payload: Buffer): NewTelemetry[] {
     let batch: TelemetryBatch;
     try {
       batch = decodeBatch(payload);
@@ -75,8 +89,7 @@ export class TelemetryIngest {
     } catch (err) {
       throw this.reject(device, err);
     }
-    const now = this.o.now();
-    const rows = batch.records.map((r) => ({
+    return batch.records.map((r) => ({
       device,
       seq: r.seq,
       stream: r.stream,
@@ -84,20 +97,77 @@ export class TelemetryIngest {
       kind: r.kind,
       record: JSON.stringify(r),
     }));
-    const fresh = this.o.store.transaction(() => {
-      const inserted = this.o.store.insertTelemetry(rows, now);
-      this.o.store.updateDevice(device, { lastSeen: now });
-      return inserted;
-    });
-    this.totals.stored += fresh.length;
-    this.totals.duplicates += rows.length - fresh.length;
-    if (fresh.length) {
-      this.o.onClean(
-        device,
-        fresh.map((r) => ({ cursor: r.cursor, device, receivedAt: r.receivedAt, record: JSON.parse(r.record) })),
-      );
+  }
+
+  /** Stores the queued batches in one transaction (one fsync), then calls each back and hands on the new records. */
+  private commit(group: readonly Queued[]): void {
+    const now = this.o.now();
+    let results: TelemetryRow[][];
+    try {
+      results = this.o.store.transaction(() => {
+        const out = group.map((q) => this.o.store.insertTelemetry(q.rows, now));
+        for (const device of new Set(group.map((q) => q.device))) this.o.store.updateDevice(device, { lastSeen: now });
+        return out;
+      });
+    } catch (err) {
+      const e = new FleetwaveError('E_OUTBOX_CLOSED', `telemetry commit failed: ${(err as Error).message}`);
+      for (const q of group) q.done(e);
+      return;
     }
-    return { stored: fresh.length, duplicates: rows.length - fresh.length };
+    group.forEach((q, i) => {
+      const fresh = results[i]!;
+      this.totals.stored += fresh.length;
+      this.totals.duplicates += q.rows.length - fresh.length;
+      if (fresh.length) {
+        this.o.onClean(
+          q.device,
+          fresh.map((r) => ({
+            cursor: r.cursor,
+            device: q.device,
+            receivedAt: r.receivedAt,
+            record: JSON.parse(r.record),
+          })),
+        );
+      }
+      q.done(undefined, { stored: fresh.length, duplicates: q.rows.length - fresh.length });
+    });
+  }
+
+  /** Validates and stores a batch now. Throws (after counting) a coded error when it is malformed or not the device's. */
+  telemetry(device: string, payload: Buffer): IngestResult {
+    let result: IngestResult | undefined;
+    let failure: FleetwaveError | undefined;
+    this.commit([{ device, rows: this.parse(device, payload), done: (err, r) => ((failure = err), (result = r)) }]);
+    if (failure) throw failure;
+    return result!;
+  }
+
+  /**
+   * Validates a batch now and stores it with the others that arrive within the commit window (group commit); `done`
+   * runs after the commit, so a caller acknowledging the device there acknowledges only what is durable.
+   */
+  submitTelemetry(device: string, payload: Buffer, done: Done): void {
+    let rows: NewTelemetry[];
+    try {
+      rows = this.parse(device, payload);
+    } catch (err) {
+      done(err as FleetwaveError);
+      return;
+    }
+    this.queue.push({ device, rows, done });
+    this.queuedRecords += rows.length;
+    if (this.queuedRecords >= (this.o.maxGroupRecords ?? 5000)) this.flush();
+    else if (!this.timer) this.timer = setTimeout(() => this.flush(), this.o.commitWindowMs ?? 2);
+  }
+
+  /** Commits what is queued now. */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const group = this.queue;
+    this.queue = [];
+    this.queuedRecords = 0;
+    if (group.length) this.commit(group);
   }
 
   presence(device: string, payload: Buffer): void {
