@@ -137,7 +137,11 @@ export class TelemetryIngest {
   telemetry(device: string, payload: Buffer): IngestResult {
     let result: IngestResult | undefined;
     let failure: FleetwaveError | undefined;
-    this.commit([{ device, rows: this.parse(device, payload), done: (err, r) => ((failure = err), (result = r)) }]);
+    const done: Done = (err, r) => {
+      failure = err;
+      result = r;
+    };
+    this.commit([{ device, rows: this.parse(device, payload), done }]);
     if (failure) throw failure;
     return result!;
   }
