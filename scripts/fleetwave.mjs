@@ -63,7 +63,7 @@ switch (task) {
     break;
   case 'demo':
     install();
-    run(process.execPath, [join(root, 'agent', 'dist', 'cli.js'), 'demo', ...rest]);
+    run(process.execPath, [join(root, 'controller', 'dist', 'cli.js'), 'demo', ...rest]);
     break;
   case 'bench':
     install();

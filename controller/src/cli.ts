@@ -8,12 +8,14 @@ import { mosquittoHash, newSecret } from './auth/secrets.js';
 import { mosquittoFiles } from './broker/mosquitto-config.js';
 import { call, resolveToken, table } from './cli-client.js';
 import { createController, defaultControllerConfig } from './controller.js';
+import { runDemo } from './demo.js';
 import { SqliteFleetStore } from './store/sqlite-fleet-store.js';
 
 const HELP = `fleetwave: the Fleetwave controller and its operator CLI
 
 Usage:
   fleetwave serve [options]                 run the controller (embedded MQTT broker + SQLite in --data-dir)
+  fleetwave demo [--gateways N]             a controller and N gateways running the agent (default 20)
   fleetwave device add <id> [--tag k=v]… [--hardware h]
                                             register a device; prints its token once and an agent config snippet
   fleetwave device list | show <id> | revoke <id>
@@ -80,6 +82,7 @@ async function main(argv: string[]): Promise<number> {
       follow: { type: 'boolean' },
       limit: { type: 'string' },
       out: { type: 'string' },
+      gateways: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -123,6 +126,10 @@ async function main(argv: string[]): Promise<number> {
       process.once('SIGTERM', resolve);
     });
     await controller.stop();
+    return 0;
+  }
+  if (cmd === 'demo') {
+    await runDemo({ gateways: Number(v.gateways ?? 20) });
     return 0;
   }
   if (cmd === 'broker' && sub === 'mosquitto-config') {

@@ -67,83 +67,23 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
     return file;
   }
 
+  async function stop(): Promise<void> {
+    if (pruner) clearInterval(pruner);
+    await api?.close();
+    await broker?.stop();
+    await link?.stop();
+    store?.close();
+  }
+
   return {
+    /** Opens the store and listens; on failure (a port taken, say) closes what it opened and throws. */
     async start() {
-      mkdirSync(config.dataDir, { recursive: true });
-      const s = new SqliteFleetStore(join(config.dataDir, 'fleet.db'));
-      store = s;
-      const a = new Authenticator(s, now, log.child({ part: 'auth' }));
-      auth = a;
-      const hub = new TelemetryHub();
-      const publishClean: (topic: string, payload: string) => Promise<void> = (topic, payload) =>
-        (broker ?? link)?.publish(topic, payload, { qos: 1 }) ?? Promise.resolve();
-      const i = new TelemetryIngest({
-        store: s,
-        now,
-        log: log.child({ part: 'ingest' }),
-        onClean: (device, records) => {
-          hub.publish(records);
-          publishClean(cleanTelemetryTopic(config.root, device), JSON.stringify({ v: 1, device, records })).catch(
-            (err) => log.warn({ err: (err as Error).message }, 'clean publish failed'),
-          );
-        },
-      });
-      ingest = i;
-      const adminTokenFile = bootstrapAdmin(a, s);
-      if (config.external) {
-        link = new ExternalBrokerLink({
-          ...config.external,
-          root: config.root,
-          clientId: 'fleetwave-controller',
-          ingest: i,
-          log: log.child({ part: 'external-broker' }),
-        });
-        await link.start();
-        addresses.mqtt = undefined;
-      } else {
-        broker = new EmbeddedBroker({
-          host: config.host,
-          port: config.mqttPort,
-          wsPort: config.wsPort,
-          tls: config.tls && {
-            port: config.tls.port,
-            key: readFileSync(config.tls.keyFile),
-            cert: readFileSync(config.tls.certFile),
-          },
-          root: config.root,
-          jobsRoot: config.jobsRoot,
-          auth: a,
-          ingest: i,
-          log: log.child({ part: 'broker' }),
-        });
-        Object.assign(addresses, await broker.start());
-      }
-      api = buildApi({
-        store: s,
-        auth: a,
-        ingest: i,
-        hub,
-        log,
-        now,
-        kick: (id) => broker?.kick(id),
-        agentUplinkUrl: () => config.publicMqttUrl ?? config.external?.url ?? `mqtt://${config.host}:${addresses.mqtt}`,
-        root: config.root,
-      });
       try {
-        await api.listen({ port: config.httpPort, host: config.host });
+        return await start();
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-          throw new FleetwaveError(
-            'E_PORT_IN_USE',
-            `port ${config.httpPort} is taken: pass --http-port <port> (0 picks a free one)`,
-          );
-        }
+        await stop().catch(() => {});
         throw err;
       }
-      addresses.http = (api.server.address() as { port: number }).port;
-      s.pruneTelemetry(now() - config.retentionMs);
-      pruner = setInterval(() => s.pruneTelemetry(now() - config.retentionMs), 3_600_000);
-      return { ...addresses, adminTokenFile };
     },
 
     get store() {
@@ -156,14 +96,86 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       return ingest;
     },
 
-    async stop(): Promise<void> {
-      if (pruner) clearInterval(pruner);
-      await api?.close();
-      await broker?.stop();
-      await link?.stop();
-      store?.close();
-    },
+    stop,
   };
+
+  async function start() {
+    mkdirSync(config.dataDir, { recursive: true });
+    const s = new SqliteFleetStore(join(config.dataDir, 'fleet.db'));
+    store = s;
+    const a = new Authenticator(s, now, log.child({ part: 'auth' }));
+    auth = a;
+    const hub = new TelemetryHub();
+    const publishClean: (topic: string, payload: string) => Promise<void> = (topic, payload) =>
+      (broker ?? link)?.publish(topic, payload, { qos: 1 }) ?? Promise.resolve();
+    const i = new TelemetryIngest({
+      store: s,
+      now,
+      log: log.child({ part: 'ingest' }),
+      onClean: (device, records) => {
+        hub.publish(records);
+        publishClean(cleanTelemetryTopic(config.root, device), JSON.stringify({ v: 1, device, records })).catch((err) =>
+          log.warn({ err: (err as Error).message }, 'clean publish failed'),
+        );
+      },
+    });
+    ingest = i;
+    const adminTokenFile = bootstrapAdmin(a, s);
+    if (config.external) {
+      link = new ExternalBrokerLink({
+        ...config.external,
+        root: config.root,
+        clientId: 'fleetwave-controller',
+        ingest: i,
+        log: log.child({ part: 'external-broker' }),
+      });
+      await link.start();
+      addresses.mqtt = undefined;
+    } else {
+      broker = new EmbeddedBroker({
+        host: config.host,
+        port: config.mqttPort,
+        wsPort: config.wsPort,
+        tls: config.tls && {
+          port: config.tls.port,
+          key: readFileSync(config.tls.keyFile),
+          cert: readFileSync(config.tls.certFile),
+        },
+        root: config.root,
+        jobsRoot: config.jobsRoot,
+        auth: a,
+        ingest: i,
+        log: log.child({ part: 'broker' }),
+      });
+      Object.assign(addresses, await broker.start());
+    }
+    api = buildApi({
+      store: s,
+      auth: a,
+      ingest: i,
+      hub,
+      log,
+      now,
+      kick: (id) => broker?.kick(id),
+      agentUplinkUrl: () => config.publicMqttUrl ?? config.external?.url ?? `mqtt://${config.host}:${addresses.mqtt}`,
+      root: config.root,
+    });
+    try {
+      await api.listen({ port: config.httpPort, host: config.host });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        throw new FleetwaveError(
+          'E_PORT_IN_USE',
+          `port ${config.httpPort} is taken: pass --http-port <port> (0 picks a free one)`,
+        );
+      }
+      throw err;
+    }
+    addresses.http = (api.server.address() as { port: number }).port;
+    s.pruneTelemetry(now() - config.retentionMs);
+    pruner = setInterval(() => s.pruneTelemetry(now() - config.retentionMs), 3_600_000);
+    return { ...addresses, adminTokenFile };
+  }
 }
 
 export type Controller = ReturnType<typeof createController>;

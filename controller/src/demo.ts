@@ -1,0 +1,114 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createAgent } from '@fleetwave/agent';
+import { AgentConfig, FleetwaveError } from '@fleetwave/shared';
+import mqtt, { type MqttClient } from 'mqtt';
+import { pino } from 'pino';
+import { createController, defaultControllerConfig } from './controller.js';
+
+/** Start on the preferred port; if it is taken, on a free one (and say so). */
+async function startWithFallback(make: (http: number, mqttPort: number) => ReturnType<typeof createController>) {
+  try {
+    const c = make(8080, 1883);
+    return { controller: c, addresses: await c.start(), fallback: false };
+  } catch (err) {
+    if (!(err instanceof FleetwaveError && err.code === 'E_PORT_IN_USE')) throw err;
+    const c = make(0, 0);
+    return { controller: c, addresses: await c.start(), fallback: true };
+  }
+}
+
+/**
+ * The demo: a controller on its embedded defaults, a fleet of gateways running the real agent code in this process,
+ * each with simulated sensors, half of the streams reduced by a deadband at the edge. Ctrl-C stops everything.
+ */
+export async function runDemo(opts: { gateways: number }): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'fleetwave-demo-'));
+  const log = pino({ level: 'warn' });
+  let stopping = false;
+  const { controller, addresses, fallback } = await startWithFallback((http, mqttPort) => {
+    const partial = { ...defaultControllerConfig(join(dir, 'controller')), httpPort: http, mqttPort };
+    // the first attempt may have opened the store: a fresh data directory per attempt keeps the demo simple
+    if (http === 0) partial.dataDir = join(dir, 'controller-2');
+    return createController({ config: partial, log });
+  });
+  const mqttUrl = `mqtt://127.0.0.1:${addresses.mqtt}`;
+  console.log(
+    `controller: API http://127.0.0.1:${addresses.http}, MQTT ${mqttUrl}${fallback ? ' (the default ports 8080/1883 were taken, so free ones were picked)' : ''}`,
+  );
+  console.log(
+    `admin token: ${addresses.adminTokenFile} (try: curl -H "Authorization: Bearer $(cat ${addresses.adminTokenFile})" http://127.0.0.1:${addresses.http}/api/devices)`,
+  );
+
+  const auth = controller.auth!;
+  const store = controller.store!;
+  const agents: ReturnType<typeof createAgent>[] = [];
+  const sensors: MqttClient[] = [];
+  for (let g = 0; g < opts.gateways; g++) {
+    const id = `demo-gw-${String(g + 1).padStart(3, '0')}`;
+    const creds = auth.deviceCredentials();
+    store.addDevice({
+      id,
+      tags: { site: g % 2 ? 'north' : 'south' },
+      hardware: 'rpi4',
+      createdAt: Date.now(),
+      tokenHash: creds.tokenHash,
+      mosquittoHash: creds.mosquittoHash,
+    });
+    const config = AgentConfig.parse({
+      device: { id },
+      dataDir: join(dir, id),
+      ingest: { port: 0 },
+      uplink: { url: mqttUrl, username: id, backlogInterval: '5s' },
+      filters: [{ match: '*/temperature', deadband: { absolute: 0.2 }, heartbeat: { maxInterval: '30s' } }],
+      log: { level: 'warn' },
+    });
+    const agent = createAgent({
+      config,
+      log,
+      uplinkClient: { username: id, password: creds.token },
+      sensorUsers: new Map(),
+    });
+    const { ingest } = await agent.start();
+    agents.push(agent);
+    sensors.push(await mqtt.connectAsync(`mqtt://127.0.0.1:${ingest.port}`, { clientId: `${id}-sensors` }));
+  }
+  console.log(
+    `${opts.gateways} gateways enrolled and running the agent; each has a temperature (deadband 0.2 at the edge) and a vibration sensor`,
+  );
+
+  let sent = 0;
+  const tick = setInterval(() => {
+    const t = Date.now() / 1000;
+    sensors.forEach((s, i) => {
+      s.publish(`sensors/g${i}/temperature`, (21 + Math.sin(t / 20 + i) * 3 + Math.random() * 0.1).toFixed(3), {
+        qos: 1,
+      });
+      s.publish(`sensors/g${i}/vibration`, (Math.random() * 2).toFixed(3), { qos: 1 });
+      sent += 2;
+    });
+  }, 500);
+  const report = setInterval(() => {
+    const st = agents.map((a) => a.status());
+    const accepted = st.reduce((n, s) => n + s.accepted, 0);
+    const reduced = st.reduce((n, s) => n + (s.filtered.deadband ?? 0), 0);
+    const online = store.listDevices().filter((d) => d.presence === 'online').length;
+    console.log(
+      `sensors sent ${sent} · agents committed ${accepted} (${reduced} dropped by the deadband) · controller stored ${controller.ingest!.totals.stored} · ${online}/${opts.gateways} gateways online`,
+    );
+  }, 3000);
+  console.log('Ctrl-C stops the demo.');
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  if (stopping) return;
+  stopping = true;
+  clearInterval(tick);
+  clearInterval(report);
+  await Promise.all(sensors.map((s) => s.endAsync()));
+  await Promise.all(agents.map((a) => a.stop(2000)));
+  await controller.stop();
+  console.log(`stopped. data in ${dir}`);
+}
