@@ -1,0 +1,58 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CONTROLLER_CLI, spawnController, tmp, waitFor } from './helpers.js';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
+});
+
+const cli = (...args: string[]) => spawnSync(process.execPath, [CONTROLLER_CLI, ...args], { encoding: 'utf8' });
+
+describe('fleetwave command line', () => {
+  it('explains itself, and names the flag to change when a port is taken', async () => {
+    expect(cli('--help').stdout).toMatch(/fleetwave serve/);
+    expect(cli('nonsense').status).toBe(2);
+    const ctl = await spawnController(tmp('cli-a'), ['--mqtt-port', '0', '--http-port', '0']);
+    cleanups.push(() => ctl.kill('SIGKILL'));
+    const taken = cli('serve', '--data-dir', tmp('cli-b'), '--mqtt-port', String(ctl.mqtt), '--http-port', '0');
+    expect(taken.status).toBe(78);
+    expect(taken.stderr).toMatch(/port \d+ .*is taken: pass --mqtt-port/);
+  });
+
+  it('manages devices and tokens with tables or --json, using the admin token of the data directory', async () => {
+    const dir = tmp('cli-c');
+    const ctl = await spawnController(dir, ['--mqtt-port', '0', '--http-port', '0']);
+    cleanups.push(() => ctl.kill('SIGKILL'));
+    const base = ['--url', ctl.url, '--data-dir', dir];
+    const add = cli('device', 'add', 'gw-9', '--tag', 'site=north', ...base);
+    expect(add.status, add.stderr).toBe(0);
+    expect(add.stdout).toMatch(/token \(shown once/);
+    expect(add.stdout).toMatch(/username: gw-9/);
+    expect(cli('device', 'list', ...base).stdout).toMatch(/^id\s+presence[\s\S]*gw-9\s+unknown/m);
+    const json = JSON.parse(cli('device', 'list', '--json', ...base).stdout);
+    expect(json.devices[0]).toMatchObject({ id: 'gw-9', tags: { site: 'north' } });
+    expect(cli('token', 'create', 'ops', '--role', 'viewer', ...base).stdout).toMatch(/fwt_/);
+    expect(cli('device', 'revoke', 'gw-9', ...base).stdout).toMatch(/revoked/);
+    const noToken = cli('device', 'list', '--url', ctl.url, '--data-dir', tmp('empty'));
+    expect(noToken.status).toBe(1);
+    expect(noToken.stderr).toMatch(/401.*--token/);
+    expect(cli('audit', ...base).stdout).toMatch(/device\.revoke/);
+  });
+
+  it('runs the demo: gateways enrolled, telemetry stored, a clean stop on Ctrl-C', async () => {
+    const demo = spawn(process.execPath, [CONTROLLER_CLI, 'demo', '--gateways', '3'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    cleanups.push(async () => demo.kill('SIGKILL'));
+    let out = '';
+    demo.stdout.on('data', (d) => (out += d));
+    await waitFor('telemetry stored', () => /controller stored [1-9]/.test(out), 30_000);
+    expect(out).toMatch(/3 gateways enrolled/);
+    expect(out).toMatch(/3\/3 gateways online/);
+    const code = await new Promise<number | null>((resolve) => {
+      demo.once('exit', resolve);
+      demo.kill('SIGINT');
+    });
+    expect(code).toBe(0);
+    expect(out).toMatch(/stopped/);
+  });
+});
