@@ -41,7 +41,9 @@ describe('fleetwave command line', () => {
   });
 
   it('runs the demo: gateways enrolled, telemetry stored, a clean stop on Ctrl-C', async () => {
-    const demo = spawn(process.execPath, [CONTROLLER_CLI, 'demo', '--gateways', '3'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const demo = spawn(process.execPath, [CONTROLLER_CLI, 'demo', '--gateways', '3'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     cleanups.push(async () => demo.kill('SIGKILL'));
     let out = '';
     demo.stdout.on('data', (d) => (out += d));

@@ -229,6 +229,8 @@ export interface ControllerProcess {
   proc: ChildProcess;
   http: number;
   mqtt: number | null;
+  ws: number | null;
+  mqtts: number | null;
   url: string;
   adminToken: string;
   kill(signal?: NodeJS.Signals): Promise<number | null>;
@@ -245,22 +247,24 @@ export async function spawnController(dataDir: string, args: string[] = []): Pro
   );
   let err = '';
   proc.stderr!.on('data', (d) => (err += d));
-  const ready = await new Promise<{ http: number; mqtt: number | null }>((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`controller did not become ready: ${err}`)), 20_000);
-    proc.stdout!.on('data', (d) => {
-      out += d;
-      const line = out.split('\n').find((l) => l.includes('"event":"ready"'));
-      if (line) {
+  const ready = await new Promise<{ http: number; mqtt: number | null; ws: number | null; mqtts: number | null }>(
+    (resolve, reject) => {
+      let out = '';
+      const t = setTimeout(() => reject(new Error(`controller did not become ready: ${err}`)), 20_000);
+      proc.stdout!.on('data', (d) => {
+        out += d;
+        const line = out.split('\n').find((l) => l.includes('"event":"ready"'));
+        if (line) {
+          clearTimeout(t);
+          resolve(JSON.parse(line));
+        }
+      });
+      proc.once('exit', (code) => {
         clearTimeout(t);
-        resolve(JSON.parse(line));
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`controller exited with ${code}: ${err}`));
-    });
-  });
+        reject(new Error(`controller exited with ${code}: ${err}`));
+      });
+    },
+  );
   return {
     proc,
     ...ready,

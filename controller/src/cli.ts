@@ -31,6 +31,8 @@ serve options:
   --http-port <port>      API and dashboard (default 8080; 0 picks a free one)
   --mqtt-port <port>      embedded broker, MQTT over TCP (default 1883; 0 picks a free one)
   --ws-port <port>        embedded broker, MQTT over WebSocket (off unless given)
+  --mqtts-port <port>     embedded broker, MQTT over TLS (with --tls-cert and --tls-key; off unless given)
+  --tls-cert <file> --tls-key <file>   PEM certificate chain and key for MQTT over TLS
   --external-broker <url> use this broker instead of the embedded one (e.g. mqtt://127.0.0.1:1883)
   --broker-username <u> --broker-password <p>   credentials for the external broker
   --public-mqtt-url <url> the broker URL agents use, printed at enrolment
@@ -54,6 +56,11 @@ function tags(list: string[] | undefined): Record<string, string> {
   );
 }
 
+function requireFlag(value: string | undefined, flag: string): string {
+  if (!value) throw new FleetwaveError('E_CONFIG_INVALID', `--mqtts-port needs ${flag} <file>`);
+  return value;
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values: v, positionals } = parseArgs({
     args: argv,
@@ -64,6 +71,9 @@ async function main(argv: string[]): Promise<number> {
       'http-port': { type: 'string' },
       'mqtt-port': { type: 'string' },
       'ws-port': { type: 'string' },
+      'mqtts-port': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
       'external-broker': { type: 'string' },
       'broker-username': { type: 'string' },
       'broker-password': { type: 'string' },
@@ -100,6 +110,13 @@ async function main(argv: string[]): Promise<number> {
       httpPort: port(v['http-port'], 8080),
       mqttPort: port(v['mqtt-port'], 1883),
       ...(v['ws-port'] !== undefined && { wsPort: Number(v['ws-port']) }),
+      ...(v['mqtts-port'] !== undefined && {
+        tls: {
+          port: Number(v['mqtts-port']),
+          certFile: requireFlag(v['tls-cert'], '--tls-cert'),
+          keyFile: requireFlag(v['tls-key'], '--tls-key'),
+        },
+      }),
       ...(v['external-broker'] && {
         external: {
           url: v['external-broker'],
@@ -115,7 +132,7 @@ async function main(argv: string[]): Promise<number> {
     const controller = createController({ config, log });
     const a = await controller.start();
     process.stdout.write(
-      `${JSON.stringify({ event: 'ready', http: a.http, mqtt: a.mqtt ?? null, ws: a.ws ?? null, external: config.external?.url ?? null })}\n`,
+      `${JSON.stringify({ event: 'ready', http: a.http, mqtt: a.mqtt ?? null, ws: a.ws ?? null, mqtts: a.mqtts ?? null, external: config.external?.url ?? null })}\n`,
     );
     process.stderr.write(
       `fleetwave controller: API http://${config.host}:${a.http}, ${config.external ? `broker ${config.external.url}` : `MQTT mqtt://${config.host}:${a.mqtt}`}` +

@@ -28,6 +28,14 @@ export interface ControllerConfig {
   retentionMs: number;
 }
 
+function readPem(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new FleetwaveError('E_CONFIG_READ', `cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
 export const defaultControllerConfig = (dataDir = './.fleetwave/controller'): ControllerConfig => ({
   dataDir,
   root: 'fleetwave',

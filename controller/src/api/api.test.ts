@@ -55,6 +55,10 @@ describe('API (fastify inject)', () => {
     const doc = (await app.inject({ url: '/openapi.json' })).json();
     expect(doc.openapi).toBe('3.0.3');
     expect(Object.keys(doc.paths)).toContain('/api/telemetry/stream');
+    const list = (await app.inject({ url: '/schemas' })).json().schemas;
+    expect(list).toContain('/schemas/clean-record.json');
+    expect((await app.inject({ url: '/schemas/clean-record.json' })).json().$id).toMatch(/clean-record/);
+    expect((await app.inject({ url: '/schemas/nope.json' })).statusCode).toBe(404);
     const m = await app.inject({ url: '/metrics' });
     expect(m.body).toMatch(/fleetwave_devices 1/);
   });

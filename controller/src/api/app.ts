@@ -1,4 +1,4 @@
-import { FleetwaveError } from '@fleetwave/shared';
+import { FleetwaveError, jsonSchemaFiles } from '@fleetwave/shared';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { ApiCaller, Authenticator } from '../auth/authenticator.js';
@@ -68,6 +68,15 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/openapi.json', async () => openApiDocument());
+  // the JSON Schemas of every message, for backends in other languages (the same files as shared/json-schema/)
+  const schemas = jsonSchemaFiles();
+  app.get('/schemas', async () => ({ schemas: Object.keys(schemas).map((f) => `/schemas/${f}`) }));
+  app.get('/schemas/:file', async (req, reply) => {
+    const text = schemas[(req.params as { file: string }).file];
+    if (!text) throw new FleetwaveError('E_NOT_FOUND', 'no such schema: GET /schemas lists them');
+    reply.header('content-type', 'application/schema+json');
+    return text;
+  });
   const registry = metricsRegistry(deps);
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', registry.contentType);
