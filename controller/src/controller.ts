@@ -146,8 +146,8 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
         wsPort: config.wsPort,
         tls: config.tls && {
           port: config.tls.port,
-          key: readFileSync(config.tls.keyFile),
-          cert: readFileSync(config.tls.certFile),
+          key: readPem(config.tls.keyFile),
+          cert: readPem(config.tls.certFile),
         },
         root: config.root,
         jobsRoot: config.jobsRoot,
