@@ -1,9 +1,8 @@
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CleanRecord, CleanTelemetry, topicFilters } from '@fleetwave/shared';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { api, type ControllerProcess, freePort, sensor, spawnAgent, spawnController, tmp, waitFor } from './helpers.js';
+import { api, enrolDevice, freePort, sensor, spawnAgent, spawnController, tmp, waitFor } from './helpers.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -54,19 +53,6 @@ function httpBackend(getBase: () => string, token: string) {
   };
 }
 
-async function enrolDevice(ctl: ControllerProcess, id: string, dir: string, mqttUrl: string) {
-  const r = await api(ctl.url, ctl.adminToken, 'POST', '/api/devices', { id, tags: { site: 'test' } });
-  expect(r.status).toBe(201);
-  const tokenFile = join(dir, `${id}.token`);
-  writeFileSync(tokenFile, r.body.token);
-  const config = join(dir, `${id}.yaml`);
-  writeFileSync(
-    config,
-    `device: { id: ${id} }\ndataDir: ${dir}/${id}\ningest: { port: 0 }\nuplink: { url: '${mqttUrl}', username: ${id}, tokenFile: ${tokenFile}, backoffMinMs: 100, backoffMaxMs: 500 }\n`,
-  );
-  return { token: r.body.token as string, config };
-}
-
 describe('controller end to end (child processes, embedded broker)', () => {
   it('hands every reading to backends once and in order, across a controller crash and backend restarts', async () => {
     const dir = tmp('ctl-e2e');
@@ -75,7 +61,7 @@ describe('controller end to end (child processes, embedded broker)', () => {
     let ctl = await spawnController(join(dir, 'ctl'), args);
     cleanups.push(() => ctl.kill('SIGKILL'));
     const mqttUrl = `mqtt://127.0.0.1:${mqttPort}`;
-    const { config } = await enrolDevice(ctl, 'gw-e2e', dir, mqttUrl);
+    const { config } = await enrolDevice(ctl, 'gw-e2e', dir, mqttUrl, { site: 'test' });
     const backendToken = (await api(ctl.url, ctl.adminToken, 'POST', '/api/tokens', { name: 'lake', role: 'backend' }))
       .body.token;
     const agent = await spawnAgent(['--config', config]);

@@ -292,3 +292,24 @@ export async function api(base: string, token: string | undefined, method: strin
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
+
+/** Registers a device through the API and writes its token and an agent config file. */
+export async function enrolDevice(
+  ctl: ControllerProcess,
+  id: string,
+  dir: string,
+  mqttUrl: string,
+  tags: Record<string, string> = {},
+  hardware?: string,
+) {
+  const r = await api(ctl.url, ctl.adminToken, 'POST', '/api/devices', { id, tags, ...(hardware && { hardware }) });
+  if (r.status !== 201) throw new Error(`device add ${id}: ${JSON.stringify(r.body)}`);
+  const tokenFile = join(dir, `${id}.token`);
+  writeFileSync(tokenFile, r.body.token);
+  const config = join(dir, `${id}.yaml`);
+  writeFileSync(
+    config,
+    `device: { id: ${id} }\ndataDir: ${dir}/${id}\ningest: { port: 0 }\nuplink: { url: '${mqttUrl}', username: ${id}, tokenFile: ${tokenFile}, backoffMinMs: 100, backoffMaxMs: 500 }\n`,
+  );
+  return { token: r.body.token as string, config };
+}

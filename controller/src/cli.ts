@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { FleetwaveError, parseDurationMs } from '@fleetwave/shared';
+import { ConfigLayer, FleetwaveError, parseDurationMs, parseYamlWith } from '@fleetwave/shared';
 import { pino } from 'pino';
 import { mosquittoHash, newSecret } from './auth/secrets.js';
 import { mosquittoFiles } from './broker/mosquitto-config.js';
@@ -22,6 +22,8 @@ Usage:
   fleetwave enrolment create [--uses n] [--tag k=v]…   a fleet enrolment token gateways register themselves with
   fleetwave token create <name> --role viewer|operator|admin|backend | token list | token revoke <id>
   fleetwave telemetry tail [--device id] [--after cursor] [--follow]
+  fleetwave config apply <layer.yaml> | diff <layer.yaml> | effective <device> | layers | status
+  fleetwave config history [name] | revert <name> | remove <name>
   fleetwave audit [--limit n]
   fleetwave broker mosquitto-config --out <dir>   password file, ACL and config lines for an external Mosquitto
 
@@ -193,7 +195,19 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'device list': {
       const r = (await call(client, 'GET', '/api/devices')) as { devices: Record<string, unknown>[] };
-      out(r, () => table(r.devices, ['id', 'presence', 'hardware', 'agentVersion', 'lastSeen', 'revokedAt', 'tags']));
+      const withConfig = r.devices.map((d) => ({
+        ...d,
+        config: !d.desiredVersion
+          ? '-'
+          : d.configStatus === 'rejected'
+            ? `rejected v${d.desiredVersion}`
+            : (Number(d.appliedConfigVersion) || 0) >= Number(d.desiredVersion)
+              ? `v${d.desiredVersion}`
+              : `lagging (v${d.appliedConfigVersion ?? 0} of v${d.desiredVersion})`,
+      }));
+      out(r, () =>
+        table(withConfig, ['id', 'presence', 'hardware', 'agentVersion', 'config', 'lastSeen', 'revokedAt', 'tags']),
+      );
       return 0;
     }
     case 'device show': {
@@ -227,6 +241,80 @@ async function main(argv: string[]): Promise<number> {
     case 'token revoke': {
       const r = await call(client, 'POST', `/api/tokens/${encodeURIComponent(arg ?? '')}/revoke`);
       out(r, () => `token ${arg} revoked\n`);
+      return 0;
+    }
+    case 'config apply':
+    case 'config diff': {
+      if (!arg) throw new FleetwaveError('E_CONFIG_INVALID', `usage: fleetwave ${key} <layer.yaml>`);
+      let text: string;
+      try {
+        text = readFileSync(arg, 'utf8');
+      } catch (err) {
+        throw new FleetwaveError('E_CONFIG_READ', `cannot read ${arg}: ${(err as Error).message}`);
+      }
+      const layer = parseYamlWith(ConfigLayer, text, arg);
+      if (sub === 'diff') {
+        const r = (await call(client, 'POST', '/api/config/diff', layer)) as {
+          devices: { device: string; changes: { field: string; from: unknown; to: unknown }[] }[];
+        };
+        out(r, () =>
+          r.devices.length === 0
+            ? 'no device would change\n'
+            : `${r.devices.map((d) => `${d.device}\n${d.changes.map((c) => `  ${c.field}: ${JSON.stringify(c.from)} -> ${JSON.stringify(c.to)}`).join('\n')}`).join('\n')}\n`,
+        );
+      } else {
+        const r = (await call(client, 'POST', '/api/config/layers', layer)) as { changed: string[] };
+        out(
+          r,
+          () =>
+            `layer ${layer.name} applied; ${r.changed.length} device(s) get a new configuration${r.changed.length ? `: ${r.changed.join(', ')}` : ''}\n`,
+        );
+      }
+      return 0;
+    }
+    case 'config effective': {
+      const r = (await call(client, 'GET', `/api/config/effective/${encodeURIComponent(arg ?? '')}`)) as {
+        config: Record<string, unknown>;
+        provenance: Record<string, string>;
+        version: number;
+        applied: number | null;
+        status: string | null;
+        reason: string | null;
+      };
+      out(r, () => {
+        const lines = Object.entries(r.provenance).map(([f, layer]) => `  ${f.padEnd(32)} from ${layer}`);
+        return `${arg}: desired version ${r.version}, applied ${r.applied ?? '-'}${r.status === 'rejected' ? ` (rejected: ${r.reason})` : ''}\n${JSON.stringify(r.config, null, 2)}\nset by:\n${lines.join('\n') || '  (no layer matches)'}\n`;
+      });
+      return 0;
+    }
+    case 'config layers': {
+      const r = (await call(client, 'GET', '/api/config/layers')) as { layers: Record<string, unknown>[] };
+      out(r, () => table(r.layers, ['name', 'priority', 'selector', 'config']));
+      return 0;
+    }
+    case 'config status': {
+      const r = (await call(client, 'GET', '/api/config/status')) as { devices: Record<string, unknown>[] };
+      out(r, () => table(r.devices, ['device', 'desired', 'applied', 'state', 'reason']));
+      return 0;
+    }
+    case 'config history': {
+      const r = (await call(client, 'GET', `/api/config/history${arg ? `?name=${encodeURIComponent(arg)}` : ''}`)) as {
+        entries: Record<string, unknown>[];
+      };
+      out(r, () => table(r.entries, ['id', 'ts', 'actor', 'action', 'name', 'after']));
+      return 0;
+    }
+    case 'config revert':
+    case 'config remove': {
+      const r = (await call(
+        client,
+        sub === 'revert' ? 'POST' : 'DELETE',
+        `/api/config/layers/${encodeURIComponent(arg ?? '')}${sub === 'revert' ? '/revert' : ''}`,
+      )) as { changed: string[] };
+      out(
+        r,
+        () => `layer ${arg} ${sub === 'revert' ? 'reverted' : 'removed'}; ${r.changed.length} device(s) changed\n`,
+      );
       return 0;
     }
     case 'audit': {

@@ -8,6 +8,7 @@ import { TelemetryHub } from './api/telemetry-hub.js';
 import { Authenticator } from './auth/authenticator.js';
 import { EmbeddedBroker } from './broker/embedded-broker.js';
 import { ExternalBrokerLink } from './broker/external-link.js';
+import { ConfigService } from './config/service.js';
 import { TelemetryIngest } from './ingest/telemetry-ingest.js';
 import { SqliteFleetStore } from './store/sqlite-fleet-store.js';
 
@@ -157,11 +158,22 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       });
       Object.assign(addresses, await broker.start());
     }
+    const configService = new ConfigService({
+      store: s,
+      root: config.root,
+      now,
+      log: log.child({ part: 'config' }),
+      audit: (...args) => a.audit(...args),
+      publish: (topic, payload) =>
+        (broker ?? link)?.publish(topic, payload, { qos: 1, retain: true }) ?? Promise.resolve(),
+    });
+    configService.republishAll();
     api = buildApi({
       store: s,
       auth: a,
       ingest: i,
       hub,
+      config: configService,
       log,
       now,
       kick: (id) => broker?.kick(id),

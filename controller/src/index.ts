@@ -5,6 +5,8 @@ export * from './broker/acl.js';
 export * from './broker/embedded-broker.js';
 export * from './broker/external-link.js';
 export * from './broker/mosquitto-config.js';
+export * from './config/merge.js';
+export * from './config/service.js';
 export * from './controller.js';
 export * from './ingest/telemetry-ingest.js';
 export * from './store/fleet-store.js';

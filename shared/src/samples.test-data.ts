@@ -59,6 +59,14 @@ export const validSamples: Record<string, unknown> = {
   'api-enrol': { token: 'fwe_0123456789ab_secretsecretsecret', id: 'gw-9', hardware: 'rpi4' },
   'api-enrolment-token': { uses: 10, tags: { site: 'north' }, expiresInHours: 24 },
   'api-token': { name: 'ops', role: 'operator' },
+  'config-layer': {
+    apiVersion: 'fleetwave/v1',
+    kind: 'ConfigLayer',
+    name: 'north-pumps',
+    priority: 10,
+    selector: { tags: { site: 'north' }, hardware: ['rpi4'] },
+    config: { backlogIntervalMs: 60_000, filters: [{ match: 'pump/*', deadband: { absolute: 0.5 } }] },
+  },
   'sensor-payload': { value: 3.5, ts: 1_700_000_000_000, quality: 'uncertain', unit: 'bar' },
   'backlog-report': {
     v: 1,

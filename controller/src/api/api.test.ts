@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Authenticator } from '../auth/authenticator.js';
+import { ConfigService } from '../config/service.js';
 import { TelemetryIngest } from '../ingest/telemetry-ingest.js';
 import { MemoryFleetStore } from '../store/memory-fleet-store.js';
 import { buildApi } from './app.js';
@@ -11,10 +12,22 @@ const log = pino({ level: 'silent' });
 const store = new MemoryFleetStore();
 const auth = new Authenticator(store, Date.now, log);
 const ingest = new TelemetryIngest({ store, now: Date.now, log, onClean: () => {} });
+const published: { topic: string; doc: { version: number; config: Record<string, unknown> } }[] = [];
+const config = new ConfigService({
+  store,
+  root: 'fleetwave',
+  now: Date.now,
+  log,
+  audit: (...a) => auth.audit(...a),
+  publish: async (topic, payload) => {
+    published.push({ topic, doc: JSON.parse(payload) });
+  },
+});
 const app = buildApi({
   store,
   auth,
   ingest,
+  config,
   hub: new TelemetryHub(),
   log,
   now: Date.now,
@@ -109,5 +122,90 @@ describe('API (fastify inject)', () => {
     );
     expect(store.listDevices().length).toBe(before);
     expect(store.listApiTokens().length).toBe(tokensBefore);
+  });
+});
+
+describe('desired configuration API', () => {
+  const h = { authorization: `Bearer ${admin}` };
+  const layer = (name: string, priority: number, selector: object, cfg: object) => ({
+    apiVersion: 'fleetwave/v1',
+    kind: 'ConfigLayer',
+    name,
+    priority,
+    selector,
+    config: cfg,
+  });
+
+  it('applies layers to exactly the matching devices, shows provenance, diffs, refuses conflicts, and reverts', async () => {
+    for (const [id, site] of [
+      ['cfg-a', 'north'],
+      ['cfg-b', 'south'],
+    ]) {
+      await app.inject({ method: 'POST', url: '/api/devices', headers: h, payload: { id, tags: { site } } });
+    }
+    published.length = 0;
+    const north = layer('north', 10, { tags: { site: 'north' } }, { backlogIntervalMs: 5000 });
+    const diff = (await app.inject({ method: 'POST', url: '/api/config/diff', headers: h, payload: north })).json();
+    expect(diff.devices).toEqual([
+      { device: 'cfg-a', changes: [{ field: 'backlogIntervalMs', from: null, to: 5000 }] },
+    ]);
+    const r = await app.inject({ method: 'POST', url: '/api/config/layers', headers: h, payload: north });
+    expect(r.json()).toEqual({ layer: 'north', changed: ['cfg-a'] });
+    expect(published).toEqual([
+      {
+        topic: 'fleetwave/devices/cfg-a/config/desired',
+        doc: { v: 1, device: 'cfg-a', version: 1, config: { backlogIntervalMs: 5000 } },
+      },
+    ]);
+    const eff = (await app.inject({ url: '/api/config/effective/cfg-a', headers: h })).json();
+    expect(eff).toMatchObject({ version: 1, provenance: { backlogIntervalMs: 'north' }, layers: ['north'] });
+
+    const clash = await app.inject({
+      method: 'POST',
+      url: '/api/config/layers',
+      headers: h,
+      payload: layer('clash', 10, {}, { backlogIntervalMs: 1000 }),
+    });
+    expect(clash.statusCode).toBe(400);
+    expect(clash.json().error.message).toMatch(/north and clash|clash and north/);
+
+    await app.inject({
+      method: 'POST',
+      url: '/api/config/layers',
+      headers: h,
+      payload: { ...north, config: { backlogIntervalMs: 7000 } },
+    });
+    expect(store.getDevice('cfg-a')!.desiredVersion).toBe(2);
+    const rev = await app.inject({ method: 'POST', url: '/api/config/layers/north/revert', headers: h });
+    expect(rev.json().changed).toEqual(['cfg-a']);
+    expect(JSON.parse(store.getDevice('cfg-a')!.desiredConfig!)).toEqual({ backlogIntervalMs: 5000 });
+    expect(store.getDevice('cfg-a')!.desiredVersion).toBe(3);
+    const hist = (await app.inject({ url: '/api/config/history?name=north', headers: h })).json().entries;
+    expect(hist.map((e: { action: string }) => e.action)).toEqual(['revert', 'apply', 'apply']);
+    const status = (await app.inject({ url: '/api/config/status', headers: h })).json().devices;
+    expect(status).toEqual([{ device: 'cfg-a', desired: 3, applied: null, state: 'lagging', reason: null }]);
+    expect(
+      (await app.inject({ method: 'DELETE', url: '/api/config/layers/north', headers: h })).json().changed,
+    ).toEqual(['cfg-a']);
+    expect(store.audit(50).some((e) => e.action === 'config.revert' && e.outcome === 'ok')).toBe(true);
+  });
+
+  it('validates layers and refuses viewers', async () => {
+    const viewer = auth.createApiToken('cfg-viewer', 'viewer').token;
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/api/config/layers',
+      headers: h,
+      payload: layer('x', 1, {}, { filters: [{ match: '**', deadband: { absolute: 0 } }] }),
+    });
+    expect(bad.statusCode).toBe(400);
+    const denied = await app.inject({
+      method: 'POST',
+      url: '/api/config/layers',
+      headers: { authorization: `Bearer ${viewer}` },
+      payload: layer('y', 1, {}, {}),
+    });
+    expect(denied.statusCode).toBe(403);
+    expect((await app.inject({ url: '/api/config/layers', headers: h })).json().layers).toEqual([]);
   });
 });

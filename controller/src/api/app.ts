@@ -3,12 +3,14 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import type { Logger } from 'pino';
 import type { ApiCaller, Authenticator } from '../auth/authenticator.js';
 import { roleAllows } from '../auth/authenticator.js';
+import type { ConfigService } from '../config/service.js';
 import type { TelemetryIngest } from '../ingest/telemetry-ingest.js';
 import type { FleetStore, Role } from '../store/fleet-store.js';
 import { errorBody } from './errors.js';
 import { metricsRegistry } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { adminRoutes } from './routes-admin.js';
+import { configRoutes } from './routes-config.js';
 import { deviceRoutes } from './routes-devices.js';
 import { telemetryRoutes } from './routes-telemetry.js';
 import type { TelemetryHub } from './telemetry-hub.js';
@@ -18,6 +20,7 @@ export interface ApiDeps {
   auth: Authenticator;
   ingest: TelemetryIngest;
   hub: TelemetryHub;
+  config: ConfigService;
   log: Logger;
   now: () => number;
   /** Drops a revoked device's live MQTT session. */
@@ -83,6 +86,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return registry.metrics();
   });
   deviceRoutes(app, deps, guard);
+  configRoutes(app, deps, guard);
   telemetryRoutes(app, deps, guard);
   adminRoutes(app, deps, guard);
   return app;

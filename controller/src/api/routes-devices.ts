@@ -48,6 +48,7 @@ export function deviceRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard):
       mosquittoHash: creds.mosquittoHash,
     });
     auth.audit(actor, 'device.add', id, 'ok');
+    deps.config.deviceAdded(id);
     return {
       device: publicDevice(store.getDevice(id)!),
       token: creds.token,

@@ -209,7 +209,13 @@ export class TelemetryIngest {
   reportedConfig(device: string, payload: Buffer): void {
     try {
       const r = decodeMessage(ReportedConfig, payload, 'reported config');
-      if (r.status === 'applied') this.o.store.updateDevice(device, { appliedConfigVersion: r.version });
+      if (r.device !== device) throw new FleetwaveError('E_FORBIDDEN', `a report of ${r.device} on ${device}'s topic`);
+      this.o.store.updateDevice(
+        device,
+        r.status === 'applied'
+          ? { appliedConfigVersion: r.version, configStatus: 'applied', configReason: null }
+          : { configStatus: 'rejected', configReason: `version ${r.version}: ${r.reason ?? 'no reason given'}` },
+      );
     } catch (err) {
       throw this.reject(device, err);
     }

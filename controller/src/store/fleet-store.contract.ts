@@ -71,6 +71,34 @@ export function fleetStoreContract(name: string, make: () => FleetStore) {
       s.close();
     });
 
+    it('keeps configuration layers, their history, and what each device was sent', () => {
+      const s = make();
+      s.addDevice(dev('gw-1'));
+      expect(s.getDevice('gw-1')).toMatchObject({ desiredVersion: 0, desiredConfig: null, configStatus: null });
+      s.updateDevice('gw-1', { desiredVersion: 2, desiredConfig: '{}', configStatus: 'rejected', configReason: 'bad' });
+      expect(s.getDevice('gw-1')).toMatchObject({
+        desiredVersion: 2,
+        desiredConfig: '{}',
+        configStatus: 'rejected',
+        configReason: 'bad',
+      });
+      s.putConfigLayer({ name: 'b', layer: '{"v":1}', updatedAt: 1 });
+      s.putConfigLayer({ name: 'a', layer: '{"v":1}', updatedAt: 1 });
+      s.putConfigLayer({ name: 'b', layer: '{"v":2}', updatedAt: 2 });
+      expect(s.configLayers().map((l) => [l.name, l.layer])).toEqual([
+        ['a', '{"v":1}'],
+        ['b', '{"v":2}'],
+      ]);
+      expect(s.deleteConfigLayer('a')).toBe(true);
+      expect(s.deleteConfigLayer('a')).toBe(false);
+      s.addConfigHistory({ ts: 1, actor: 'ops', action: 'apply', name: 'b', before: null, after: '{"v":1}' });
+      s.addConfigHistory({ ts: 2, actor: 'ops', action: 'apply', name: 'b', before: '{"v":1}', after: '{"v":2}' });
+      s.addConfigHistory({ ts: 3, actor: 'ops', action: 'remove', name: 'a', before: '{"v":1}', after: null });
+      expect(s.configHistory(10, 'b').map((h) => h.after)).toEqual(['{"v":2}', '{"v":1}']);
+      expect(s.configHistory(1).map((h) => h.name)).toEqual(['a']);
+      s.close();
+    });
+
     it('keeps the audit log newest first, API tokens and enrolment tokens with their uses', () => {
       const s = make();
       s.addAudit({ ts: 1, actor: 'admin', action: 'device.add', target: 'gw-1', outcome: 'ok', details: '' });

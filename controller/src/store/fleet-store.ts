@@ -12,6 +12,12 @@ export interface DeviceRecord {
   lastSeen: number | null;
   presence: PresenceState;
   appliedConfigVersion: number | null;
+  /** The version and JSON of the effective desired configuration last published to the device (0: none yet). */
+  desiredVersion: number;
+  desiredConfig: string | null;
+  /** What the agent last reported: applied, or rejected with the reason. */
+  configStatus: 'applied' | 'rejected' | null;
+  configReason: string | null;
   revokedAt: number | null;
   /** scrypt hash of the device token (the token itself is never stored). */
   tokenHash: string;
@@ -21,8 +27,38 @@ export interface DeviceRecord {
 
 export type NewDevice = Pick<DeviceRecord, 'id' | 'tags' | 'hardware' | 'createdAt' | 'tokenHash' | 'mosquittoHash'>;
 export type DevicePatch = Partial<
-  Pick<DeviceRecord, 'lastSeen' | 'presence' | 'agentVersion' | 'firmwareVersion' | 'appliedConfigVersion' | 'tags'>
+  Pick<
+    DeviceRecord,
+    | 'lastSeen'
+    | 'presence'
+    | 'agentVersion'
+    | 'firmwareVersion'
+    | 'appliedConfigVersion'
+    | 'tags'
+    | 'desiredVersion'
+    | 'desiredConfig'
+    | 'configStatus'
+    | 'configReason'
+  >
 >;
+
+export interface StoredLayer {
+  name: string;
+  /** The layer as applied (ConfigLayer JSON). */
+  layer: string;
+  updatedAt: number;
+}
+
+export interface ConfigHistoryEntry {
+  id: number;
+  ts: number;
+  actor: string;
+  action: 'apply' | 'remove' | 'revert';
+  name: string;
+  /** The layer before and after the change (JSON), null when absent. */
+  before: string | null;
+  after: string | null;
+}
 
 export interface NewTelemetry {
   device: string;
@@ -98,5 +134,10 @@ export interface FleetStore {
   getEnrolmentToken(id: string): EnrolmentTokenRecord | undefined;
   /** Uses one enrolment; false when none is left. */
   useEnrolmentToken(id: string): boolean;
+  configLayers(): StoredLayer[];
+  putConfigLayer(l: StoredLayer): void;
+  deleteConfigLayer(name: string): boolean;
+  addConfigHistory(e: Omit<ConfigHistoryEntry, 'id'>): void;
+  configHistory(limit: number, name?: string): ConfigHistoryEntry[];
   close(): void;
 }

@@ -2,12 +2,14 @@ import { FleetwaveError } from '@fleetwave/shared';
 import type {
   ApiTokenRecord,
   AuditEntry,
+  ConfigHistoryEntry,
   DevicePatch,
   DeviceRecord,
   EnrolmentTokenRecord,
   FleetStore,
   NewDevice,
   NewTelemetry,
+  StoredLayer,
   TelemetryQuery,
   TelemetryRow,
 } from './fleet-store.js';
@@ -21,6 +23,8 @@ export class MemoryFleetStore implements FleetStore {
   private auditLog: AuditEntry[] = [];
   private tokens = new Map<string, ApiTokenRecord>();
   private enrol = new Map<string, EnrolmentTokenRecord>();
+  private layers = new Map<string, StoredLayer>();
+  private history: ConfigHistoryEntry[] = [];
 
   transaction<T>(fn: () => T): T {
     const snapshot = structuredClone({
@@ -31,6 +35,8 @@ export class MemoryFleetStore implements FleetStore {
       audit: this.auditLog,
       tokens: this.tokens,
       enrol: this.enrol,
+      layers: this.layers,
+      history: this.history,
     });
     try {
       return fn();
@@ -42,6 +48,8 @@ export class MemoryFleetStore implements FleetStore {
       this.auditLog = snapshot.audit;
       this.tokens = snapshot.tokens;
       this.enrol = snapshot.enrol;
+      this.layers = snapshot.layers;
+      this.history = snapshot.history;
       throw err;
     }
   }
@@ -55,6 +63,10 @@ export class MemoryFleetStore implements FleetStore {
       lastSeen: null,
       presence: 'unknown',
       appliedConfigVersion: null,
+      desiredVersion: 0,
+      desiredConfig: null,
+      configStatus: null,
+      configReason: null,
       revokedAt: null,
     });
   }
@@ -163,6 +175,29 @@ export class MemoryFleetStore implements FleetStore {
     if (!t || t.usesLeft <= 0) return false;
     t.usesLeft--;
     return true;
+  }
+
+  configLayers(): StoredLayer[] {
+    return [...this.layers.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((l) => ({ ...l }));
+  }
+
+  putConfigLayer(l: StoredLayer): void {
+    this.layers.set(l.name, { ...l });
+  }
+
+  deleteConfigLayer(name: string): boolean {
+    return this.layers.delete(name);
+  }
+
+  addConfigHistory(e: Omit<ConfigHistoryEntry, 'id'>): void {
+    this.history.push({ ...e, id: this.history.length + 1 });
+  }
+
+  configHistory(limit: number, name?: string): ConfigHistoryEntry[] {
+    return [...this.history]
+      .reverse()
+      .filter((h) => name === undefined || h.name === name)
+      .slice(0, limit);
   }
 
   close(): void {}

@@ -56,4 +56,19 @@ export const migrations: readonly string[] = Object.freeze([
      created_at INTEGER NOT NULL,
      expires_at INTEGER
    );`,
+  // 3: desired configuration: layers, their history, and what each device was sent and reported
+  `ALTER TABLE devices ADD COLUMN desired_version INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE devices ADD COLUMN desired_config TEXT;
+   ALTER TABLE devices ADD COLUMN config_status TEXT;
+   ALTER TABLE devices ADD COLUMN config_reason TEXT;
+   CREATE TABLE config_layers (name TEXT PRIMARY KEY, layer TEXT NOT NULL, updated_at INTEGER NOT NULL);
+   CREATE TABLE config_history (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     ts INTEGER NOT NULL,
+     actor TEXT NOT NULL,
+     action TEXT NOT NULL,
+     name TEXT NOT NULL,
+     before TEXT,
+     after TEXT
+   );`,
 ]);

@@ -3,12 +3,14 @@ import Database from 'better-sqlite3';
 import type {
   ApiTokenRecord,
   AuditEntry,
+  ConfigHistoryEntry,
   DevicePatch,
   DeviceRecord,
   EnrolmentTokenRecord,
   FleetStore,
   NewDevice,
   NewTelemetry,
+  StoredLayer,
   TelemetryQuery,
   TelemetryRow,
 } from './fleet-store.js';
@@ -40,6 +42,10 @@ interface DeviceRow {
   presence: DeviceRecord['presence'];
   applied_config_version: number | null;
   revoked_at: number | null;
+  desired_version: number;
+  desired_config: string | null;
+  config_status: DeviceRecord['configStatus'];
+  config_reason: string | null;
   token_hash: string;
   mosquitto_hash: string;
 }
@@ -54,6 +60,10 @@ const toDevice = (r: DeviceRow): DeviceRecord => ({
   lastSeen: r.last_seen,
   presence: r.presence,
   appliedConfigVersion: r.applied_config_version,
+  desiredVersion: r.desired_version,
+  desiredConfig: r.desired_config,
+  configStatus: r.config_status,
+  configReason: r.config_reason,
   revokedAt: r.revoked_at,
   tokenHash: r.token_hash,
   mosquittoHash: r.mosquitto_hash,
@@ -66,6 +76,10 @@ const PATCH_COLUMNS: Record<keyof DevicePatch, string> = {
   firmwareVersion: 'firmware_version',
   appliedConfigVersion: 'applied_config_version',
   tags: 'tags',
+  desiredVersion: 'desired_version',
+  desiredConfig: 'desired_config',
+  configStatus: 'config_status',
+  configReason: 'config_reason',
 };
 
 /** FleetStore on a SQLite file (WAL, synchronous=FULL: what the controller acknowledged survives power loss). */
@@ -233,6 +247,40 @@ export class SqliteFleetStore implements FleetStore {
         expiresAt: r.expires_at as number | null,
       }
     );
+  }
+
+  configLayers(): StoredLayer[] {
+    return (
+      this.db.prepare('SELECT name, layer, updated_at FROM config_layers ORDER BY name').all() as {
+        name: string;
+        layer: string;
+        updated_at: number;
+      }[]
+    ).map((r) => ({ name: r.name, layer: r.layer, updatedAt: r.updated_at }));
+  }
+
+  putConfigLayer(l: StoredLayer): void {
+    this.db
+      .prepare(
+        'INSERT INTO config_layers (name, layer, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET layer = excluded.layer, updated_at = excluded.updated_at',
+      )
+      .run(l.name, l.layer, l.updatedAt);
+  }
+
+  deleteConfigLayer(name: string): boolean {
+    return this.db.prepare('DELETE FROM config_layers WHERE name = ?').run(name).changes > 0;
+  }
+
+  addConfigHistory(e: Omit<ConfigHistoryEntry, 'id'>): void {
+    this.db
+      .prepare('INSERT INTO config_history (ts, actor, action, name, before, after) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(e.ts, e.actor, e.action, e.name, e.before, e.after);
+  }
+
+  configHistory(limit: number, name?: string): ConfigHistoryEntry[] {
+    return this.db
+      .prepare('SELECT * FROM config_history WHERE (@name IS NULL OR name = @name) ORDER BY id DESC LIMIT @limit')
+      .all({ name: name ?? null, limit }) as ConfigHistoryEntry[];
   }
 
   useEnrolmentToken(id: string): boolean {

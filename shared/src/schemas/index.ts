@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { AgentConfig } from './agent-config.js';
 import { ApiTokenRequest, DeviceAddRequest, EnrolmentTokenRequest, EnrolRequest } from './api.js';
+import { ConfigLayer } from './config-layer.js';
 import { DesiredConfig, HealthReport, Presence, ReportedConfig } from './device.js';
 import * as jobs from './jobs.js';
 import { ReleaseManifestBody, SignedReleaseManifest } from './manifest.js';
@@ -10,6 +11,7 @@ import { BacklogReport, CleanRecord, CleanTelemetry, SensorPayload, TelemetryBat
 export * from './agent-config.js';
 export * from './api.js';
 export * from './common.js';
+export * from './config-layer.js';
 export * from './device.js';
 export * from './filters.js';
 export * from './jobs.js';
@@ -36,6 +38,7 @@ export const messageSchemas: Readonly<Record<string, z.ZodType>> = Object.freeze
   'release-manifest': SignedReleaseManifest,
   'release-manifest-body': ReleaseManifestBody,
   'rollout-plan': RolloutPlan,
+  'config-layer': ConfigLayer,
   'jobs-get-pending-request': jobs.GetPendingRequest,
   'jobs-get-pending-accepted': jobs.GetPendingAccepted,
   'jobs-start-next-request': jobs.StartNextRequest,

@@ -1,0 +1,167 @@
+import { ConfigLayer, deviceTopic, FleetwaveError, parseWith } from '@fleetwave/shared';
+import type { Logger } from 'pino';
+import type { DeviceRecord, FleetStore } from '../store/fleet-store.js';
+import { assertNoConflicts, type Effective, effectiveConfig } from './merge.js';
+
+export interface ConfigServiceOptions {
+  store: FleetStore;
+  root: string;
+  now: () => number;
+  log: Logger;
+  audit: (actor: string, action: string, target: string, outcome: 'ok' | 'denied' | 'error', details?: string) => void;
+  /** Publishes retained, QoS 1 (the broker hands it to the device when it subscribes, after any reconnect). */
+  publish: (topic: string, payload: string) => Promise<void>;
+}
+
+export interface FieldChange {
+  field: string;
+  from: unknown;
+  to: unknown;
+}
+
+const fieldMap = (e: Effective['config']): Map<string, unknown> => {
+  const m = new Map<string, unknown>();
+  for (const [k, v] of Object.entries(e)) if (k !== 'filters') m.set(k, v);
+  for (const r of e.filters ?? []) m.set(`filters[${r.match}]`, r);
+  return m;
+};
+
+export function changesBetween(a: Effective['config'], b: Effective['config']): FieldChange[] {
+  const fa = fieldMap(a);
+  const fb = fieldMap(b);
+  const fields = [...new Set([...fa.keys(), ...fb.keys()])].sort();
+  return fields
+    .filter((f) => JSON.stringify(fa.get(f)) !== JSON.stringify(fb.get(f)))
+    .map((f) => ({ field: f, from: fa.get(f) ?? null, to: fb.get(f) ?? null }));
+}
+
+/**
+ * Desired configuration: layers applied by operators, each device's effective configuration (merge.ts), a version
+ * per device that increases whenever it changes, and publishing it. The store is the truth; the broker's retained
+ * copy is re-published at start-up, so a device that was offline or a controller restart changes nothing.
+ */
+export class ConfigService {
+  constructor(private readonly o: ConfigServiceOptions) {}
+
+  layers(): ConfigLayer[] {
+    return this.o.store.configLayers().map((l) => ConfigLayer.parse(JSON.parse(l.layer)));
+  }
+
+  private facts(d: DeviceRecord) {
+    return { id: d.id, tags: d.tags, hardware: d.hardware };
+  }
+
+  effective(
+    deviceId: string,
+  ): Effective & {
+    version: number;
+    applied: number | null;
+    status: DeviceRecord['configStatus'];
+    reason: string | null;
+  } {
+    const d = this.o.store.getDevice(deviceId);
+    if (!d) throw new FleetwaveError('E_DEVICE_UNKNOWN', `no device ${deviceId}`);
+    return {
+      ...effectiveConfig(this.layers(), this.facts(d)),
+      version: d.desiredVersion,
+      applied: d.appliedConfigVersion,
+      status: d.configStatus,
+      reason: d.configReason,
+    };
+  }
+
+  /** What applying (or, with `layer` null, removing) would change, device by device. */
+  diff(name: string, layer: ConfigLayer | null): { device: string; changes: FieldChange[] }[] {
+    const current = this.layers();
+    const next = [...current.filter((l) => l.name !== name), ...(layer ? [layer] : [])];
+    if (layer) assertNoConflicts(next);
+    return this.o.store
+      .listDevices()
+      .filter((d) => d.revokedAt === null)
+      .map((d) => ({
+        device: d.id,
+        changes: changesBetween(
+          effectiveConfig(current, this.facts(d)).config,
+          effectiveConfig(next, this.facts(d)).config,
+        ),
+      }))
+      .filter((x) => x.changes.length > 0);
+  }
+
+  /** Applies (creates or replaces) a layer; refuses conflicts; returns the devices whose configuration changed. */
+  apply(input: unknown, actor: string): { layer: ConfigLayer; changed: string[] } {
+    const layer = parseWith(ConfigLayer, input, 'config layer');
+    return this.change(layer.name, layer, actor, 'apply');
+  }
+
+  remove(name: string, actor: string): { changed: string[] } {
+    if (!this.o.store.configLayers().some((l) => l.name === name))
+      throw new FleetwaveError('E_NOT_FOUND', `no layer ${name}`);
+    return this.change(name, null, actor, 'remove');
+  }
+
+  /** Puts a layer back as it was before its last change (or removes it, if that change created it). */
+  revert(name: string, actor: string): { changed: string[] } {
+    const last = this.o.store.configHistory(1, name)[0];
+    if (!last) throw new FleetwaveError('E_NOT_FOUND', `layer ${name} has no history to revert`);
+    const before = last.before === null ? null : ConfigLayer.parse(JSON.parse(last.before));
+    return this.change(name, before, actor, 'revert');
+  }
+
+  private change(name: string, layer: ConfigLayer | null, actor: string, action: 'apply' | 'remove' | 'revert') {
+    const { store, now } = this.o;
+    const current = this.layers();
+    const next = [...current.filter((l) => l.name !== name), ...(layer ? [layer] : [])];
+    assertNoConflicts(next);
+    const before = store.configLayers().find((l) => l.name === name)?.layer ?? null;
+    const after = layer ? JSON.stringify(layer) : null;
+    const changed = store.transaction(() => {
+      if (layer) store.putConfigLayer({ name, layer: after!, updatedAt: now() });
+      else store.deleteConfigLayer(name);
+      store.addConfigHistory({ ts: now(), actor, action, name, before, after });
+      return this.recomputeIn(next);
+    });
+    this.o.audit(
+      actor,
+      `config.${action}`,
+      name,
+      'ok',
+      changed.length ? `changed ${changed.length} devices` : 'no device changed',
+    );
+    for (const id of changed) this.publishDevice(id);
+    return { layer: layer!, changed };
+  }
+
+  /** Recomputes every device's effective configuration; bumps and stores the version of those that changed. */
+  private recomputeIn(layers: readonly ConfigLayer[], only?: string): string[] {
+    const changed: string[] = [];
+    for (const d of this.o.store.listDevices()) {
+      if (d.revokedAt !== null || (only && d.id !== only)) continue;
+      const json = JSON.stringify(effectiveConfig(layers, this.facts(d)).config);
+      if (json === (d.desiredConfig ?? JSON.stringify({}))) continue;
+      this.o.store.updateDevice(d.id, { desiredConfig: json, desiredVersion: d.desiredVersion + 1 });
+      changed.push(d.id);
+    }
+    return changed;
+  }
+
+  /** A device was registered: it gets its configuration as soon as it subscribes. */
+  deviceAdded(id: string): void {
+    const changed = this.o.store.transaction(() => this.recomputeIn(this.layers(), id));
+    for (const c of changed) this.publishDevice(c);
+  }
+
+  private publishDevice(id: string): void {
+    const d = this.o.store.getDevice(id);
+    if (!d || d.desiredVersion === 0 || d.desiredConfig === null) return;
+    const doc = { v: 1, device: id, version: d.desiredVersion, config: JSON.parse(d.desiredConfig) };
+    this.o
+      .publish(deviceTopic(this.o.root, id, 'config/desired'), JSON.stringify(doc))
+      .catch((err) => this.o.log.warn({ device: id, err: (err as Error).message }, 'desired config not published'));
+  }
+
+  /** Publishes every device's desired configuration again (at start-up: the broker may have lost its retained copy). */
+  republishAll(): void {
+    for (const d of this.o.store.listDevices()) if (d.revokedAt === null) this.publishDevice(d.id);
+  }
+}
