@@ -51,9 +51,7 @@ export class ConfigService {
     return { id: d.id, tags: d.tags, hardware: d.hardware };
   }
 
-  effective(
-    deviceId: string,
-  ): Effective & {
+  effective(deviceId: string): Effective & {
     version: number;
     applied: number | null;
     status: DeviceRecord['configStatus'];
