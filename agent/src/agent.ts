@@ -90,6 +90,14 @@ export function createAgent(deps: AgentDeps) {
     renameSync(`${statusPath}.tmp`, statusPath);
   }
 
+  let backlogTimer: NodeJS.Timeout | undefined;
+  /** The backlog report interval: the applied desired config's, else the config file's. */
+  function scheduleBacklog(): void {
+    if (backlogTimer) clearInterval(backlogTimer);
+    const ms = outbox?.appliedFilters().tunables?.backlogIntervalMs ?? config.uplink.backlogInterval;
+    backlogTimer = setInterval(reportBacklog, ms);
+  }
+
   /**
    * A desired-config document from the cloud: validated, then applied atomically (or rejected with the reason, the
    * old rules running on); either way the outcome is reported. Versions not above the applied one are re-reported.
@@ -118,7 +126,9 @@ export function createAgent(deps: AgentDeps) {
       report({ version: applied.version, status: 'applied' });
       return;
     }
-    box.applyFilters({ version: desired.version, rules: desired.config.filters ?? config.filters });
+    const { filters, ...tunables } = desired.config;
+    box.applyFilters({ version: desired.version, rules: filters ?? config.filters, tunables });
+    scheduleBacklog();
     log.info({ version: desired.version }, 'desired config applied');
     report({ version: desired.version, status: 'applied' });
   }
@@ -167,9 +177,9 @@ export function createAgent(deps: AgentDeps) {
       const box = outbox;
       timers = [
         setInterval(() => box.expire(), Math.min(60_000, config.uplink.backlogInterval)),
-        setInterval(reportBacklog, config.uplink.backlogInterval),
         setInterval(() => box.tickFilters(), 1000),
       ];
+      scheduleBacklog();
       uplink.start();
       ingestAddr = await listener.start();
       log.info({ ingest: ingestAddr, uplink: config.uplink.url, device: config.device.id }, 'agent started');
@@ -182,6 +192,7 @@ export function createAgent(deps: AgentDeps) {
     async stop(graceMs = 5000): Promise<void> {
       for (const t of timers) clearInterval(t);
       timers = [];
+      if (backlogTimer) clearInterval(backlogTimer);
       await listener?.stop();
       outbox?.flush();
       await uplink?.stop(graceMs);

@@ -136,3 +136,17 @@ it('an SQLite outbox resumes after a restart: batches unchanged, sequence number
   expect(rest.map((r) => r.seq)).toEqual([6, 7]);
   again.close();
 });
+
+it('applies a desired batch size with its filter rules, and keeps both across a restart', () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'fw-outbox-')), 'o.db');
+  const first = make(new SqliteOutboxStore(path)).box;
+  first.applyFilters({ version: 4, rules: [], tunables: { batchMaxRecords: 2 } });
+  for (let i = 0; i < 5; i++) first.submit(tel, { value: i, ts: 1 }, () => {});
+  first.flush();
+  expect(first.claimBatch()!.seqTo).toBe(2);
+  first.close();
+  const again = make(new SqliteOutboxStore(path)).box;
+  expect(again.appliedFilters()).toEqual({ version: 4, rules: [], tunables: { batchMaxRecords: 2 } });
+  expect(drain(again).map((b) => b.records.length)).toEqual([2, 1]);
+  again.close();
+});

@@ -27,6 +27,8 @@ export interface OutboxOptions {
 export interface AppliedFilters {
   version: number;
   rules: readonly FilterRule[];
+  /** The other settings of that desired-config version (absent: the config file's). */
+  tunables?: { backlogIntervalMs?: number; batchMaxRecords?: number; healthIntervalMs?: number };
 }
 
 export type Committed = (err?: FleetwaveError) => void;
@@ -252,7 +254,10 @@ export class Outbox {
       const c = { ...this.counters };
       const now = this.opts.now();
       while (out.length < n) {
-        const rows = this.store.takeForBatch(this.opts.batchMaxRecords, this.opts.batchMaxBytes);
+        const rows = this.store.takeForBatch(
+          this.applied.tunables?.batchMaxRecords ?? this.opts.batchMaxRecords,
+          this.opts.batchMaxBytes,
+        );
         if (rows.length === 0) break;
         const batch: OutboxBatch = {
           seqFrom: c.nextSeq,
