@@ -1,4 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CONTROLLER_CLI, spawnController, tmp, waitFor } from './helpers.js';
 
@@ -38,6 +40,21 @@ describe('fleetwave command line', () => {
     expect(noToken.status).toBe(1);
     expect(noToken.stderr).toMatch(/401.*--token/);
     expect(cli('audit', ...base).stdout).toMatch(/device\.revoke/);
+    cli('device', 'add', 'gw-10', '--tag', 'site=north', ...base);
+    const layerFile = join(dir, 'north.yaml');
+    writeFileSync(
+      layerFile,
+      'apiVersion: fleetwave/v1\nkind: ConfigLayer\nname: north\npriority: 5\nselector: { tags: { site: north } }\nconfig: { backlogIntervalMs: 60000 }\n',
+    );
+    expect(cli('config', 'diff', layerFile, ...base).stdout).toMatch(/gw-10\n {2}backlogIntervalMs: null -> 60000/);
+    expect(cli('config', 'apply', layerFile, ...base).stdout).toMatch(/layer north applied; 1 device\(s\).*gw-10/);
+    expect(cli('config', 'effective', 'gw-10', ...base).stdout).toMatch(/backlogIntervalMs\s+from north/);
+    expect(cli('device', 'list', ...base).stdout).toMatch(/gw-10\s+unknown\s+-\s+-\s+lagging \(v0 of v1\)/);
+    const badFile = join(dir, 'bad.yaml');
+    writeFileSync(badFile, 'apiVersion: fleetwave/v1\nkind: ConfigLayer\nname: Bad_Name\npriority: 5\nconfig: {}\n');
+    const bad = cli('config', 'apply', badFile, ...base);
+    expect(bad.status).toBe(78);
+    expect(bad.stderr).toMatch(/bad\.yaml:3:7 name:/);
   });
 
   it('runs the demo: gateways enrolled, telemetry stored, a clean stop on Ctrl-C', async () => {

@@ -1,0 +1,207 @@
+import { readFileSync } from 'node:fs';
+import { ConfigLayer, FleetwaveError, parseYamlWith } from '@fleetwave/shared';
+import { type ClientOptions, call, table } from './cli-client.js';
+
+export interface ClientFlags {
+  json?: boolean | undefined;
+  tag?: string[] | undefined;
+  hardware?: string | undefined;
+  role?: string | undefined;
+  uses?: string | undefined;
+  device?: string | undefined;
+  after?: string | undefined;
+  follow?: boolean | undefined;
+  limit?: string | undefined;
+}
+
+function tags(list: string[] | undefined): Record<string, string> {
+  return Object.fromEntries(
+    (list ?? []).map((t) => {
+      const m = /^([^=]+)=(.*)$/.exec(t);
+      if (!m) throw new FleetwaveError('E_CONFIG_INVALID', `--tag must be key=value, got "${t}"`);
+      return [m[1]!, m[2]!];
+    }),
+  );
+}
+
+/** The operator commands that talk to a running controller over its API. */
+export async function runClientCommand(
+  cmd: string,
+  sub: string | undefined,
+  arg: string | undefined,
+  v: ClientFlags,
+  client: ClientOptions,
+  help: string,
+): Promise<number> {
+  const out = (data: unknown, human: () => string) =>
+    process.stdout.write(v.json ? `${JSON.stringify(data, null, 2)}\n` : human());
+  const key = `${cmd} ${sub ?? ''}`.trim();
+  switch (key) {
+    case 'device add': {
+      if (!sub || !arg) throw new FleetwaveError('E_CONFIG_INVALID', 'usage: fleetwave device add <id>');
+      const r = (await call(client, 'POST', '/api/devices', {
+        id: arg,
+        tags: tags(v.tag),
+        ...(v.hardware && { hardware: v.hardware }),
+      })) as { token: string; agentConfig: string };
+      out(
+        r,
+        () =>
+          `device ${arg} registered.\ntoken (shown once, store it on the device): ${r.token}\n\nagent config:\n${r.agentConfig}`,
+      );
+      return 0;
+    }
+    case 'device list': {
+      const r = (await call(client, 'GET', '/api/devices')) as { devices: Record<string, unknown>[] };
+      const withConfig = r.devices.map((d) => ({
+        ...d,
+        config: !d.desiredVersion
+          ? '-'
+          : d.configStatus === 'rejected'
+            ? `rejected v${d.desiredVersion}`
+            : (Number(d.appliedConfigVersion) || 0) >= Number(d.desiredVersion)
+              ? `v${d.desiredVersion}`
+              : `lagging (v${d.appliedConfigVersion ?? 0} of v${d.desiredVersion})`,
+      }));
+      out(r, () =>
+        table(withConfig, ['id', 'presence', 'hardware', 'agentVersion', 'config', 'lastSeen', 'revokedAt', 'tags']),
+      );
+      return 0;
+    }
+    case 'device show': {
+      const r = await call(client, 'GET', `/api/devices/${encodeURIComponent(arg ?? '')}`);
+      out(r, () => `${JSON.stringify(r, null, 2)}\n`);
+      return 0;
+    }
+    case 'device revoke': {
+      const r = await call(client, 'POST', `/api/devices/${encodeURIComponent(arg ?? '')}/revoke`);
+      out(r, () => `device ${arg} revoked; its session was dropped\n`);
+      return 0;
+    }
+    case 'enrolment create': {
+      const r = (await call(client, 'POST', '/api/enrolment-tokens', {
+        uses: Number(v.uses ?? 1),
+        tags: tags(v.tag),
+      })) as { token: string };
+      out(r, () => `enrolment token (shown once): ${r.token}\n`);
+      return 0;
+    }
+    case 'token create': {
+      const r = (await call(client, 'POST', '/api/tokens', { name: arg, role: v.role })) as { token: string };
+      out(r, () => `token for ${arg} (shown once): ${r.token}\n`);
+      return 0;
+    }
+    case 'token list': {
+      const r = (await call(client, 'GET', '/api/tokens')) as { tokens: Record<string, unknown>[] };
+      out(r, () => table(r.tokens, ['id', 'name', 'role', 'createdAt', 'revokedAt']));
+      return 0;
+    }
+    case 'token revoke': {
+      const r = await call(client, 'POST', `/api/tokens/${encodeURIComponent(arg ?? '')}/revoke`);
+      out(r, () => `token ${arg} revoked\n`);
+      return 0;
+    }
+    case 'config apply':
+    case 'config diff': {
+      if (!arg) throw new FleetwaveError('E_CONFIG_INVALID', `usage: fleetwave ${key} <layer.yaml>`);
+      let text: string;
+      try {
+        text = readFileSync(arg, 'utf8');
+      } catch (err) {
+        throw new FleetwaveError('E_CONFIG_READ', `cannot read ${arg}: ${(err as Error).message}`);
+      }
+      const layer = parseYamlWith(ConfigLayer, text, arg);
+      if (sub === 'diff') {
+        const r = (await call(client, 'POST', '/api/config/diff', layer)) as {
+          devices: { device: string; changes: { field: string; from: unknown; to: unknown }[] }[];
+        };
+        out(r, () =>
+          r.devices.length === 0
+            ? 'no device would change\n'
+            : `${r.devices.map((d) => `${d.device}\n${d.changes.map((c) => `  ${c.field}: ${JSON.stringify(c.from)} -> ${JSON.stringify(c.to)}`).join('\n')}`).join('\n')}\n`,
+        );
+      } else {
+        const r = (await call(client, 'POST', '/api/config/layers', layer)) as { changed: string[] };
+        out(
+          r,
+          () =>
+            `layer ${layer.name} applied; ${r.changed.length} device(s) get a new configuration${r.changed.length ? `: ${r.changed.join(', ')}` : ''}\n`,
+        );
+      }
+      return 0;
+    }
+    case 'config effective': {
+      const r = (await call(client, 'GET', `/api/config/effective/${encodeURIComponent(arg ?? '')}`)) as {
+        config: Record<string, unknown>;
+        provenance: Record<string, string>;
+        version: number;
+        applied: number | null;
+        status: string | null;
+        reason: string | null;
+      };
+      out(r, () => {
+        const lines = Object.entries(r.provenance).map(([f, layer]) => `  ${f.padEnd(32)} from ${layer}`);
+        return `${arg}: desired version ${r.version}, applied ${r.applied ?? '-'}${r.status === 'rejected' ? ` (rejected: ${r.reason})` : ''}\n${JSON.stringify(r.config, null, 2)}\nset by:\n${lines.join('\n') || '  (no layer matches)'}\n`;
+      });
+      return 0;
+    }
+    case 'config layers': {
+      const r = (await call(client, 'GET', '/api/config/layers')) as { layers: Record<string, unknown>[] };
+      out(r, () => table(r.layers, ['name', 'priority', 'selector', 'config']));
+      return 0;
+    }
+    case 'config status': {
+      const r = (await call(client, 'GET', '/api/config/status')) as { devices: Record<string, unknown>[] };
+      out(r, () => table(r.devices, ['device', 'desired', 'applied', 'state', 'reason']));
+      return 0;
+    }
+    case 'config history': {
+      const r = (await call(client, 'GET', `/api/config/history${arg ? `?name=${encodeURIComponent(arg)}` : ''}`)) as {
+        entries: Record<string, unknown>[];
+      };
+      out(r, () => table(r.entries, ['id', 'ts', 'actor', 'action', 'name', 'after']));
+      return 0;
+    }
+    case 'config revert':
+    case 'config remove': {
+      const r = (await call(
+        client,
+        sub === 'revert' ? 'POST' : 'DELETE',
+        `/api/config/layers/${encodeURIComponent(arg ?? '')}${sub === 'revert' ? '/revert' : ''}`,
+      )) as { changed: string[] };
+      out(
+        r,
+        () => `layer ${arg} ${sub === 'revert' ? 'reverted' : 'removed'}; ${r.changed.length} device(s) changed\n`,
+      );
+      return 0;
+    }
+    case 'audit': {
+      const r = (await call(client, 'GET', `/api/audit?limit=${Number(v.limit ?? 50)}`)) as {
+        entries: Record<string, unknown>[];
+      };
+      out(r, () => table(r.entries, ['id', 'ts', 'actor', 'action', 'target', 'outcome', 'details']));
+      return 0;
+    }
+    case 'telemetry tail': {
+      let after = Number(v.after ?? 0);
+      for (;;) {
+        const q = new URLSearchParams({ after: String(after), limit: '1000', ...(v.device && { device: v.device }) });
+        const r = (await call(client, 'GET', `/api/telemetry?${q}`)) as {
+          records: { cursor: number; device: string; record: Record<string, unknown> }[];
+          next: number;
+        };
+        for (const rec of r.records) {
+          process.stdout.write(
+            v.json ? `${JSON.stringify(rec)}\n` : `${rec.cursor}\t${rec.device}\t${JSON.stringify(rec.record)}\n`,
+          );
+        }
+        after = r.next;
+        if (!v.follow) return 0;
+        if (r.records.length === 0) await new Promise((res) => setTimeout(res, 1000));
+      }
+    }
+    default:
+      process.stderr.write(`fleetwave: unknown command "${key}"\n\n${help}`);
+      return 2;
+  }
+}
