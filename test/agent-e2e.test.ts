@@ -1,8 +1,9 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   type AgentProcess,
+  cleanupAfterEach,
   freePort,
   haveBinary,
   Receiver,
@@ -14,10 +15,7 @@ import {
   waitFor,
 } from './helpers.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
-});
+const cleanups = cleanupAfterEach();
 
 async function agentFor(uplinkUrl: string, dataDir: string, extra: string[] = []): Promise<AgentProcess> {
   const a = await spawnAgent([

@@ -1,9 +1,10 @@
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   type AgentProcess,
   api,
   type ControllerProcess,
+  cleanupAfterEach,
   enrolDevice,
   freePort,
   sensor,
@@ -13,10 +14,7 @@ import {
   waitForAsync,
 } from './helpers.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
-});
+const cleanups = cleanupAfterEach();
 
 const layer = (name: string, priority: number, selector: object, config: object) => ({
   apiVersion: 'fleetwave/v1',

@@ -1,13 +1,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { CONTROLLER_CLI, spawnController, tmp, waitFor } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { CONTROLLER_CLI, cleanupAfterEach, spawnController, tmp, waitFor } from './helpers.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
-});
+const cleanups = cleanupAfterEach();
 
 const cli = (...args: string[]) => spawnSync(process.execPath, [CONTROLLER_CLI, ...args], { encoding: 'utf8' });
 

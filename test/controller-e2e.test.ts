@@ -1,13 +1,20 @@
 import { join } from 'node:path';
 import { type CleanRecord, CleanTelemetry, topicFilters } from '@fleetwave/shared';
 import mqtt from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
-import { api, enrolDevice, freePort, sensor, spawnAgent, spawnController, tmp, waitFor } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import {
+  api,
+  cleanupAfterEach,
+  enrolDevice,
+  freePort,
+  sensor,
+  spawnAgent,
+  spawnController,
+  tmp,
+  waitFor,
+} from './helpers.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
-});
+const cleanups = cleanupAfterEach();
 
 /** A backend on the HTTP stream: NDJSON from a cursor; restartable; keeps what it got. */
 function httpBackend(getBase: () => string, token: string) {

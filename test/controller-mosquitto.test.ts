@@ -2,10 +2,11 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   api,
   CONTROLLER_CLI,
+  cleanupAfterEach,
   haveBinary,
   sensor,
   spawnAgent,
@@ -15,10 +16,7 @@ import {
   waitForAsync,
 } from './helpers.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
-});
+const cleanups = cleanupAfterEach();
 
 const mosquitto = haveBinary('mosquitto');
 

@@ -2,13 +2,10 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deviceTopic, ReportedConfig } from '@fleetwave/shared';
 import mqtt from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
-import { Receiver, sensor, spawnAgent, startAedesCloud, tmp, waitFor } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach, Receiver, sensor, spawnAgent, startAedesCloud, tmp, waitFor } from './helpers.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
-});
+const cleanups = cleanupAfterEach();
 
 const DEVIATION = 0.5;
 const BAND = 1;

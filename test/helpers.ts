@@ -7,8 +7,18 @@ import { fileURLToPath } from 'node:url';
 import { TelemetryBatch as BatchSchema, decodeMessage, type TelemetryBatch, topicFilters } from '@fleetwave/shared';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
+import { afterEach } from 'vitest';
 
 export const AGENT_CLI = fileURLToPath(new URL('../agent/dist/cli.js', import.meta.url));
+
+/** Things to undo after each test of the file (processes, brokers, clients), last first; failures are ignored. */
+export function cleanupAfterEach(): (() => Promise<unknown>)[] {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
+  });
+  return cleanups;
+}
 
 export const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), `fw-${prefix}-`));
 

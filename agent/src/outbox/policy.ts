@@ -8,18 +8,23 @@ import type { NewRow, OutboxRow } from './store.js';
 export const ROW_OVERHEAD_BYTES = 48;
 const EVENT_RANK = 1;
 
+/** A row of the route's stream and priority, expiring by the stream's time-to-live from `ts`. */
+function streamRow(route: StreamRoute, ts: number, body: string): NewRow {
+  return {
+    stream: route.stream,
+    rank: route.rank,
+    ts,
+    expiresAt: route.ttlMs === undefined ? null : ts + route.ttlMs,
+    body,
+    bytes: body.length + ROW_OVERHEAD_BYTES,
+  };
+}
+
 export function readingRow(route: StreamRoute, r: Reading): NewRow {
   let body = `"kind":"reading","stream":${JSON.stringify(route.stream)},"ts":${r.ts},"value":${r.value}`;
   if (r.quality) body += `,"quality":"${r.quality}"`;
   if (r.unit) body += `,"unit":${JSON.stringify(r.unit)}`;
-  return {
-    stream: route.stream,
-    rank: route.rank,
-    ts: r.ts,
-    expiresAt: route.ttlMs === undefined ? null : r.ts + route.ttlMs,
-    body,
-    bytes: body.length + ROW_OVERHEAD_BYTES,
-  };
+  return streamRow(route, r.ts, body);
 }
 
 /**
@@ -78,12 +83,5 @@ export function emissionRow(route: StreamRoute, e: Emission): NewRow {
     `"count":${a.count},"min":${a.min},"max":${a.max},"mean":${a.mean},"last":${a.last},"stddev":${a.stddev}`;
   if (a.late) body += `,"late":${a.late}`;
   if (Object.keys(a.quantiles).length) body += `,"quantiles":${JSON.stringify(a.quantiles)}`;
-  return {
-    stream: route.stream,
-    rank: route.rank,
-    ts: a.to,
-    expiresAt: route.ttlMs === undefined ? null : a.to + route.ttlMs,
-    body,
-    bytes: body.length + ROW_OVERHEAD_BYTES,
-  };
+  return streamRow(route, a.to, body);
 }

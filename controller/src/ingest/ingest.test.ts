@@ -80,3 +80,25 @@ describe('TelemetryIngest', () => {
       expect(() => ingest.presence('gw-1', p)).toThrow(FleetwaveError);
   });
 });
+
+describe('reported configuration', () => {
+  it('records the applied version, or the rejection with its reason', () => {
+    const { store, ingest } = setup();
+    const report = (r: object) =>
+      ingest.reportedConfig('gw-1', Buffer.from(JSON.stringify({ v: 1, device: 'gw-1', ts: 1, ...r })));
+    report({ version: 3, status: 'applied' });
+    expect(store.getDevice('gw-1')).toMatchObject({
+      appliedConfigVersion: 3,
+      configStatus: 'applied',
+      configReason: null,
+    });
+    report({ version: 4, status: 'rejected', reason: 'filters.0.deadband.absolute: Too small' });
+    expect(store.getDevice('gw-1')).toMatchObject({
+      appliedConfigVersion: 3,
+      configStatus: 'rejected',
+      configReason: 'version 4: filters.0.deadband.absolute: Too small',
+    });
+    expect(() => report({ device: 'gw-2', version: 5, status: 'applied' })).toThrow(FleetwaveError);
+    expect(store.getDevice('gw-1')!.appliedConfigVersion).toBe(3);
+  });
+});
