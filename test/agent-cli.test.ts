@@ -32,6 +32,9 @@ describe('fleetwave-agent command line', () => {
     expect(r.status).toBe(78);
     expect(r.stderr).toMatch(/bad\.yaml:4:\d+ filters\.0: a rule has deadband or swingingDoor, not both/);
     expect(cli('check-config', join(dir, 'missing.yaml')).stderr).toMatch(/E_CONFIG_READ/);
+    const flag = cli('run', '--device-id', 'gw-1', '--listen', '127.0.0.1:99999', '--data-dir', join(dir, 'd'));
+    expect(flag.status).toBe(78);
+    expect(flag.stderr).toMatch(/ingest\.port/);
   });
 
   it('filters test replays a CSV and prints reduction and error per stream', () => {

@@ -17,6 +17,9 @@ describe('fleetwave command line', () => {
     const taken = cli('serve', '--data-dir', tmp('cli-b'), '--mqtt-port', String(ctl.mqtt), '--http-port', '0');
     expect(taken.status).toBe(78);
     expect(taken.stderr).toMatch(/port \d+ .*is taken: pass --mqtt-port/);
+    const nonsense = cli('serve', '--data-dir', tmp('cli-d'), '--http-port', 'eighty');
+    expect(nonsense.status).toBe(78);
+    expect(nonsense.stderr).toMatch(/--http-port must be a port number/);
   });
 
   it('manages devices and tokens with tables or --json, using the admin token of the data directory', async () => {

@@ -32,5 +32,12 @@ export function loadAgentConfig(path: string | undefined, o: ConfigOverrides = {
   if (o.listenPort !== undefined) merged.ingest.port = o.listenPort;
   if (o.dataDir) (merged as Record<string, unknown>).dataDir = o.dataDir;
   if (o.logLevel) merged.log.level = o.logLevel;
-  return parseWith(AgentConfig, merged, 'configuration (file and flags)');
+  try {
+    return parseWith(AgentConfig, merged, 'configuration (file and flags)');
+  } catch (err) {
+    // a bad flag is a configuration error like a bad file (exit status 78)
+    if (err instanceof FleetwaveError && err.code === 'E_SCHEMA')
+      throw new FleetwaveError('E_CONFIG_INVALID', err.message, err.details);
+    throw err;
+  }
 }

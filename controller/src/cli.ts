@@ -95,17 +95,24 @@ async function main(argv: string[]): Promise<number> {
     return v.help ? 0 : 2;
   }
   const dataDir = v['data-dir'] ?? './.fleetwave/controller';
-  const port = (s: string | undefined, d: number) => (s === undefined ? d : Number(s));
+  const port = (s: string | undefined, d: number, flag = 'port') => {
+    if (s === undefined) return d;
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 0 || n > 65_535) {
+      throw new FleetwaveError('E_CONFIG_INVALID', `${flag} must be a port number from 0 to 65535, got "${s}"`);
+    }
+    return n;
+  };
   if (cmd === 'serve') {
     const config = {
       ...defaultControllerConfig(dataDir),
       host: v.host ?? '127.0.0.1',
-      httpPort: port(v['http-port'], 8080),
-      mqttPort: port(v['mqtt-port'], 1883),
-      ...(v['ws-port'] !== undefined && { wsPort: Number(v['ws-port']) }),
+      httpPort: port(v['http-port'], 8080, '--http-port'),
+      mqttPort: port(v['mqtt-port'], 1883, '--mqtt-port'),
+      ...(v['ws-port'] !== undefined && { wsPort: port(v['ws-port'], 0, '--ws-port') }),
       ...(v['mqtts-port'] !== undefined && {
         tls: {
-          port: Number(v['mqtts-port']),
+          port: port(v['mqtts-port'], 0, '--mqtts-port'),
           certFile: requireFlag(v['tls-cert'], '--tls-cert'),
           keyFile: requireFlag(v['tls-key'], '--tls-key'),
         },

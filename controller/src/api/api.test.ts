@@ -62,6 +62,13 @@ describe('API (fastify inject)', () => {
         })
       ).statusCode,
     ).toBe(409);
+    const reserved = await app.inject({
+      method: 'POST',
+      url: '/api/devices',
+      headers: { authorization: `Bearer ${admin}` },
+      payload: { id: 'backend-x' },
+    });
+    expect(reserved.statusCode).toBe(400);
   });
 
   it('publishes an OpenAPI document and Prometheus metrics', async () => {

@@ -38,6 +38,10 @@ export function deviceRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard):
   const { store, auth, now } = deps;
 
   const register = (id: string, tags: Record<string, string>, hardware: string | undefined, actor: string) => {
+    if (id.startsWith('backend-')) {
+      // backend client ids start with backend-: a device of that name could be pushed off the broker by a backend
+      throw new FleetwaveError('E_SCHEMA', 'device ids may not start with backend- (reserved for backend clients)');
+    }
     const creds = auth.deviceCredentials();
     store.addDevice({
       id,
