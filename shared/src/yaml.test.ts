@@ -54,3 +54,13 @@ waves:
     expect(issuesOf(() => parseYamlWith(RolloutPlan, bad, 'p.yaml')).message).toMatch(/p\.yaml:7:\d+ waves\.1\.bake:/);
   });
 });
+
+describe('the example rollout plan in firmware-manifests/', () => {
+  it('is a valid plan', async () => {
+    const { readFileSync } = await import('node:fs');
+    const file = new URL('../../firmware-manifests/examples/rollout-gateway-app-1.2.0.yaml', import.meta.url);
+    const plan = parseYamlWith(RolloutPlan, readFileSync(file, 'utf8'), 'rollout-gateway-app-1.2.0.yaml');
+    expect(plan.waves.map((w) => w.name)).toEqual(['canary', 'early', 'everyone']);
+    expect(plan.maintenanceWindows[0]!.duration).toBe(3 * 3_600_000);
+  });
+});
