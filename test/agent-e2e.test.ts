@@ -1,5 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import mqtt from 'mqtt';
 import { describe, expect, it } from 'vitest';
 import {
   type AgentProcess,
@@ -48,7 +50,7 @@ describe('agent end to end (child process, real brokers)', () => {
     );
     const acked = sensors.flatMap((s) => [...s.acked]);
     expect(acked).toHaveLength(1000);
-    await waitFor('all readings upstream', () => rx.bySeq.size >= 1000);
+    await waitFor('all readings upstream', () => rx.readings().length >= 1000);
     expect(
       rx
         .readings()
@@ -88,12 +90,12 @@ describe('agent end to end (child process, real brokers)', () => {
         }
       };
       await sendRange(0, 200);
-      await waitFor('first part upstream', () => rx.bySeq.size >= 200);
+      await waitFor('first part upstream', () => rx.readings().length >= 200);
       await broker.stop();
       await sendRange(200, 2200); // ingest goes on while the cloud is gone
       expect(s.acked.size).toBe(2200);
       await broker.start();
-      await waitFor('backlog drained', () => rx.bySeq.size >= 2200, 40_000);
+      await waitFor('backlog drained', () => rx.readings().length >= 2200, 40_000);
       const values = rx
         .readings()
         .sort((a, b) => a.seq - b.seq)
@@ -251,5 +253,56 @@ uplink: { url: 'mqtt://127.0.0.1:${port}', backlogInterval: 1s, backoffMinMs: 10
     await expect(spawnAgent(['--config', file])).rejects.toThrow(/agent\.yaml:5:15 outbox\.fullPolicy/);
     expect(existsSync(join(dir, 'data'))).toBe(false);
     await expect(spawnAgent(['--uplink-url', 'mqtt://x'])).rejects.toThrow(/no device id/);
+  });
+});
+
+describe('agent health (child process)', () => {
+  it('reports its health as _health streams through the outbox, and tells a crash from a clean stop', async () => {
+    const cloud = await startAedesCloud();
+    const cleanupsHere = [() => cloud.close()];
+    const rx = await Receiver.connect(cloud.url);
+    const dir = tmp('health');
+    const config = join(dir, 'agent.yaml');
+    const root = fileURLToPath(new URL('../agent/src/health/fixtures/rpi4/', import.meta.url));
+    writeFileSync(
+      config,
+      `device: { id: gw-h }\ndataDir: ${dir}/data\ningest: { port: 0 }\nuplink: { url: '${cloud.url}' }\nhealth: { root: '${root}', interval: 1h }\n`,
+    );
+    const healthTopic = await mqtt.connectAsync(cloud.url, { clientId: 'health-watcher' });
+    const reports: { restartReason?: string }[] = [];
+    healthTopic.on('message', (_t, p) => reports.push(JSON.parse(p.toString())));
+    await healthTopic.subscribeAsync('fleetwave/devices/gw-h/health', { qos: 1 });
+    cleanupsHere.push(() => healthTopic.endAsync());
+    try {
+      const reasons = async (n: number) => {
+        await waitFor(
+          `${n} health samples`,
+          () => rx.health().filter((h) => h.stream === '_health/cpuTempC').length >= n,
+        );
+      };
+      let agent = await spawnAgent(['--config', config]);
+      await reasons(1);
+      expect(rx.health()).toContainEqual({ stream: '_health/cpuTempC', value: 58.4 });
+      expect(rx.health()).toContainEqual({ stream: '_health/throttled.underVoltage', value: 1 });
+      await agent.kill('SIGKILL'); // a crash: the marker says unclean, same boot id
+      agent = await spawnAgent(['--config', config]);
+      await reasons(2);
+      await agent.kill('SIGTERM');
+      agent = await spawnAgent(['--config', config]);
+      await reasons(3);
+      await agent.kill('SIGKILL');
+      const restarts = rx
+        .health()
+        .filter((h) => h.stream === '_health/agentRestarts')
+        .map((h) => h.value);
+      expect(restarts).toEqual([0, 1, 2]);
+      // each run publishes its report on the health topic once its uplink is up
+      await waitFor('health reports of the three runs', () => new Set(reports.map((r) => r.restartReason)).size >= 3);
+      expect(new Set(reports.map((r) => r.restartReason))).toEqual(new Set(['first-boot', 'crash', 'clean']));
+      expect(rx.gapFree()).toBe(true);
+    } finally {
+      await rx.close();
+      for (const c of cleanupsHere) await c();
+    }
   });
 });

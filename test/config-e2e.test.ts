@@ -77,7 +77,7 @@ describe('desired configuration end to end (controller and agents as child proce
     for (const v of [0, 1, 2, 10]) await s.send('sensors/x/v', v);
     const values = async (device: string) =>
       (
-        (await api(ctl.url, ctl.adminToken, 'GET', `/api/telemetry?device=${device}`)).body.records as {
+        (await api(ctl.url, ctl.adminToken, 'GET', `/api/telemetry?device=${device}&stream=x/v`)).body.records as {
           record: { value: number };
         }[]
       ).map((r) => r.record.value);

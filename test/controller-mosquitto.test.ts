@@ -86,8 +86,8 @@ describe('controller with an external Mosquitto (generated password file and ACL
       const s = await sensor(agent.ingestUrl, 'sensor');
       for (let k = 0; k < 50; k++) await s.send('sensors/x/v', k);
       const count = async (device: string) =>
-        (await api(ctl.url, ctl.adminToken, 'GET', `/api/telemetry?device=${device}&limit=10000`)).body.records
-          .length as number;
+        (await api(ctl.url, ctl.adminToken, 'GET', `/api/telemetry?device=${device}&stream=x/v&limit=10000`)).body
+          .records.length as number;
       await waitForAsync('50 readings through Mosquitto', async () => (await count('gw-a')) >= 50);
 
       // device A writing on B's topic: Mosquitto's ACL drops it; A's next message on its own topic still arrives

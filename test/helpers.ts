@@ -196,9 +196,19 @@ export class Receiver {
     }
   }
 
+  /** The sensors' readings (the agent's own `_health/…` streams left out). */
   readings(): { seq: number; stream: string; value: number }[] {
     return [...this.bySeq.values()].flatMap((r) =>
-      r.kind === 'reading' ? [{ seq: r.seq, stream: r.stream, value: r.value }] : [],
+      r.kind === 'reading' && !r.stream.startsWith('_health/')
+        ? [{ seq: r.seq, stream: r.stream, value: r.value }]
+        : [],
+    );
+  }
+
+  /** The agent's own health readings. */
+  health(): { stream: string; value: number }[] {
+    return [...this.bySeq.values()].flatMap((r) =>
+      r.kind === 'reading' && r.stream.startsWith('_health/') ? [{ stream: r.stream, value: r.value }] : [],
     );
   }
 

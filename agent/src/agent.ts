@@ -9,6 +9,7 @@ import {
   type ReportedConfig,
 } from '@fleetwave/shared';
 import type { Logger } from 'pino';
+import { createHealthReporter } from './health/reporter.js';
 import { IngestListener } from './ingest/listener.js';
 import { Outbox, type OutboxStatus } from './outbox/outbox.js';
 import { SqliteOutboxStore } from './outbox/sqlite-store.js';
@@ -90,6 +91,7 @@ export function createAgent(deps: AgentDeps) {
     renameSync(`${statusPath}.tmp`, statusPath);
   }
 
+  let health: ReturnType<typeof createHealthReporter> | undefined;
   let backlogTimer: NodeJS.Timeout | undefined;
   /** The backlog report interval: the applied desired config's, else the config file's. */
   function scheduleBacklog(): void {
@@ -129,6 +131,7 @@ export function createAgent(deps: AgentDeps) {
     const { filters, ...tunables } = desired.config;
     box.applyFilters({ version: desired.version, rules: filters ?? config.filters, tunables });
     scheduleBacklog();
+    health?.reschedule();
     log.info({ version: desired.version }, 'desired config applied');
     report({ version: desired.version, status: 'applied' });
   }
@@ -163,6 +166,7 @@ export function createAgent(deps: AgentDeps) {
         log: log.child({ part: 'uplink' }),
         now,
         onDesiredConfig,
+        onConnected: () => health?.publishLatest(),
       });
       listener = new IngestListener({
         host: config.ingest.host,
@@ -181,6 +185,15 @@ export function createAgent(deps: AgentDeps) {
       ];
       scheduleBacklog();
       uplink.start();
+      health = createHealthReporter({
+        config,
+        outbox: box,
+        log: log.child({ part: 'health' }),
+        now,
+        reconnects: () => uplink?.reconnects ?? 0,
+        publish: (json) => uplink?.publishStatus('health', json),
+      });
+      health.start();
       ingestAddr = await listener.start();
       log.info({ ingest: ingestAddr, uplink: config.uplink.url, device: config.device.id }, 'agent started');
       return { ingest: ingestAddr };
@@ -194,6 +207,7 @@ export function createAgent(deps: AgentDeps) {
       timers = [];
       if (backlogTimer) clearInterval(backlogTimer);
       await listener?.stop();
+      health?.stop();
       outbox?.flush();
       await uplink?.stop(graceMs);
       if (outbox) writeStatus(status());

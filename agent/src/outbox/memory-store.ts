@@ -94,6 +94,18 @@ export class MemoryOutboxStore implements OutboxStore {
     return this.take(pick);
   }
 
+  pendingLoss(stream: string, reason: 'cap' | 'ttl'): OutboxRow | undefined {
+    const r = this.rows.find(
+      (x) => x.stream === stream && x.body.startsWith('"kind":"loss"') && x.body.includes(`"reason":"${reason}"`),
+    );
+    return r && { ...r };
+  }
+
+  updateRow(id: number, body: string, bytes: number): void {
+    const r = this.rows.find((x) => x.id === id);
+    if (r) Object.assign(r, { body, bytes });
+  }
+
   insertBatch(batch: OutboxBatch): void {
     this.batchList.push({ ...batch, payload: Buffer.from(batch.payload) });
   }

@@ -86,6 +86,21 @@ describe.each([
     expect(keptBulk).toEqual([0, 1, 2, 3, 4].slice(loss && loss.kind === 'loss' ? loss.count : 0));
   });
 
+  it('widens one loss record per stream while the cap keeps dropping, instead of piling them up', () => {
+    const perRow = `"kind":"reading","stream":"s/b","ts":1,"value":0`.length + ROW_OVERHEAD_BYTES;
+    const { box } = make(newStore(), { capBytes: perRow * 5 + 400 });
+    for (let i = 0; i < 50; i++) {
+      box.submit(bulk, { value: i, ts: 1 + i }, () => {});
+      box.flush();
+    }
+    const records = drain(box).flatMap((b) => b.records);
+    const losses = records.filter((r) => r.kind === 'loss');
+    expect(losses).toHaveLength(1);
+    const kept = records.filter((r) => r.kind === 'reading').length;
+    expect(losses[0]).toMatchObject({ stream: 's/b', reason: 'cap', count: 50 - kept, ingestFrom: 1, firstTs: 1 });
+    expect(box.status().dropped.cap).toBe(50 - kept);
+  });
+
   it('refuses new input at the cap under the refuse policy, changing nothing stored', () => {
     const perRow = `"kind":"reading","stream":"s/t","ts":1,"value":0`.length + ROW_OVERHEAD_BYTES;
     const { box } = make(newStore(), { capBytes: perRow * 3, fullPolicy: 'refuse' });

@@ -2,8 +2,8 @@ import { type ErrorCode, type FilterRule, FilterRules, FleetwaveError, parseWith
 import { FilterEngine } from '../filters/engine.js';
 import type { Reading } from '../reading.js';
 import type { StreamRoute } from '../streams.js';
-import { batchPayload, lossRows, readingRow } from './policy.js';
-import type { OutboxBatch, OutboxCounters, OutboxStore } from './store.js';
+import { batchPayload, lossChanges, readingRow } from './policy.js';
+import type { OutboxBatch, OutboxCounters, OutboxRow, OutboxStore } from './store.js';
 
 export interface OutboxOptions {
   device: string;
@@ -49,6 +49,8 @@ interface Pending {
   route: StreamRoute;
   reading: Reading;
   done: Committed;
+  /** The agent's own reading (health): not counted as accepted from sensors. */
+  internal?: boolean;
 }
 
 const APPLIED_FILTERS = 'appliedFilters';
@@ -116,6 +118,15 @@ export class Outbox {
     this.opts.onCommitted?.();
   }
 
+  /** A small persisted setting of the agent (kept with the outbox, in its own transaction). */
+  setting(key: string): string | undefined {
+    return this.store.setting(key);
+  }
+
+  setSetting(key: string, value: string): void {
+    this.store.transaction(() => this.store.setSetting(key, value));
+  }
+
   /** Lets time act on the filters (windows close, held readings are archived after maxInterval), durably. */
   tickFilters(): void {
     const now = this.opts.now();
@@ -135,12 +146,12 @@ export class Outbox {
   }
 
   /** Queues a reading for the next group commit; `done` runs after the commit (or with the reason it was refused). */
-  submit(route: StreamRoute, reading: Reading, done: Committed): void {
+  submit(route: StreamRoute, reading: Reading, done: Committed, internal = false): void {
     if (this.closed) {
       done(new FleetwaveError('E_OUTBOX_CLOSED'));
       return;
     }
-    this.queue.push({ route, reading, done });
+    this.queue.push({ route, reading, done, internal });
     if (this.queue.length >= this.maxGroup) this.flush();
     else if (!this.timer) this.timer = setTimeout(() => this.flush(), this.opts.commitWindowMs);
   }
@@ -188,7 +199,7 @@ export class Outbox {
           if (over > 0) {
             const dropped = this.store.takeLowest(over);
             c.droppedCap += dropped.length;
-            this.store.insertRows(lossRows(dropped, 'cap', now));
+            this.recordLoss(dropped, 'cap', now);
           }
         }
         this.store.saveFilterStates(this.filters.takeDirty());
@@ -204,7 +215,7 @@ export class Outbox {
       for (const p of group) p.done(e);
       return;
     }
-    this.accepted += accepted!.length;
+    for (const p of accepted!) if (!p.internal) this.accepted++;
     for (const p of accepted!) p.done();
     if (accepted!.length) this.opts.onCommitted?.();
     if (refused.length) {
@@ -218,7 +229,14 @@ export class Outbox {
     const expired = this.store.takeExpired(now);
     if (expired.length === 0) return;
     c.droppedTtl += expired.length;
-    this.store.insertRows(lossRows(expired, 'ttl', now));
+    this.recordLoss(expired, 'ttl', now);
+  }
+
+  /** Records dropped rows as loss records (new, or widening the stream's unsent one), inside the caller's transaction. */
+  private recordLoss(dropped: readonly OutboxRow[], reason: 'cap' | 'ttl', now: number): void {
+    const c = lossChanges(dropped, reason, now, (stream) => this.store.pendingLoss(stream, reason));
+    this.store.insertRows(c.insert);
+    for (const u of c.update) this.store.updateRow(u.id, u.body, u.bytes);
   }
 
   /** Drops readings past their stream's time-to-live, recording the loss. */

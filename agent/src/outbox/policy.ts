@@ -27,33 +27,77 @@ export function readingRow(route: StreamRoute, r: Reading): NewRow {
   return streamRow(route, r.ts, body);
 }
 
+interface LossFields {
+  count: number;
+  ingestFrom: number;
+  ingestTo: number;
+  firstTs: number;
+  lastTs: number;
+}
+
+function lossBody(stream: string, reason: 'cap' | 'ttl', now: number, f: LossFields): string {
+  return (
+    `"kind":"loss","stream":${JSON.stringify(stream)},"ts":${now},"reason":"${reason}","count":${f.count},` +
+    `"ingestFrom":${f.ingestFrom},"ingestTo":${f.ingestTo},"firstTs":${f.firstTs},"lastTs":${f.lastTs}`
+  );
+}
+
+export interface LossChanges {
+  insert: NewRow[];
+  update: { id: number; body: string; bytes: number }[];
+}
+
 /**
- * One loss record per stream for rows dropped on purpose (cap or time-to-live), so the loss is visible upstream
- * (DESIGN invariant 2). Loss rows travel as events and are never themselves dropped for the cap.
+ * The loss records for rows dropped on purpose (cap or time-to-live), so the loss is visible upstream (DESIGN
+ * invariant 2): one per stream and reason. A stream that already has an unsent loss record of that reason gets it
+ * widened (count added, ingest-id and time ranges extended) instead of a new one, so a long stretch at the cap does
+ * not fill the outbox with loss records. Loss rows travel as events and are never themselves dropped for the cap.
  */
-export function lossRows(dropped: readonly OutboxRow[], reason: 'cap' | 'ttl', now: number): NewRow[] {
-  const byStream = new Map<string, OutboxRow[]>();
+export function lossChanges(
+  dropped: readonly OutboxRow[],
+  reason: 'cap' | 'ttl',
+  now: number,
+  pending: (stream: string) => OutboxRow | undefined,
+): LossChanges {
+  const byStream = new Map<string, LossFields>();
   for (const r of dropped) {
-    const list = byStream.get(r.stream);
-    if (list) list.push(r);
-    else byStream.set(r.stream, [r]);
-  }
-  return [...byStream].map(([stream, rows]) => {
-    let ingestFrom = Number.MAX_SAFE_INTEGER;
-    let ingestTo = 0;
-    let firstTs = Number.MAX_SAFE_INTEGER;
-    let lastTs = 0;
-    for (const r of rows) {
-      ingestFrom = Math.min(ingestFrom, r.id);
-      ingestTo = Math.max(ingestTo, r.id);
-      firstTs = Math.min(firstTs, r.ts);
-      lastTs = Math.max(lastTs, r.ts);
+    const f = byStream.get(r.stream);
+    if (!f) byStream.set(r.stream, { count: 1, ingestFrom: r.id, ingestTo: r.id, firstTs: r.ts, lastTs: r.ts });
+    else {
+      f.count++;
+      f.ingestFrom = Math.min(f.ingestFrom, r.id);
+      f.ingestTo = Math.max(f.ingestTo, r.id);
+      f.firstTs = Math.min(f.firstTs, r.ts);
+      f.lastTs = Math.max(f.lastTs, r.ts);
     }
-    const body =
-      `"kind":"loss","stream":${JSON.stringify(stream)},"ts":${now},"reason":"${reason}","count":${rows.length},` +
-      `"ingestFrom":${ingestFrom},"ingestTo":${ingestTo},"firstTs":${firstTs},"lastTs":${lastTs}`;
-    return { stream, rank: EVENT_RANK, ts: now, expiresAt: null, body, bytes: body.length + ROW_OVERHEAD_BYTES };
-  });
+  }
+  const out: LossChanges = { insert: [], update: [] };
+  for (const [stream, f] of byStream) {
+    const prev = pending(stream);
+    if (prev) {
+      const p = JSON.parse(`{${prev.body}}`) as LossFields;
+      const merged = {
+        count: p.count + f.count,
+        ingestFrom: Math.min(p.ingestFrom, f.ingestFrom),
+        ingestTo: Math.max(p.ingestTo, f.ingestTo),
+        firstTs: Math.min(p.firstTs, f.firstTs),
+        lastTs: Math.max(p.lastTs, f.lastTs),
+      };
+      const body = lossBody(stream, reason, now, merged);
+      out.update.push({ id: prev.id, body, bytes: body.length + ROW_OVERHEAD_BYTES });
+    } else {
+      const body = lossBody(stream, reason, now, f);
+      out.insert.push({
+        stream,
+        rank: EVENT_RANK,
+        ts: now,
+        expiresAt: null,
+        body,
+        bytes: body.length + ROW_OVERHEAD_BYTES,
+      });
+    }
+  }
+  return out;
 }
 
 /** The wire payload of a batch (a shared TelemetryBatch), built by concatenation: rows already hold valid JSON. */

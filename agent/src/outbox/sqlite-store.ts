@@ -77,6 +77,9 @@ export class SqliteOutboxStore implements OutboxStore {
       expired: db.prepare('SELECT * FROM rows WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY id'),
       forBatch: db.prepare('SELECT * FROM rows ORDER BY rank ASC, id ASC LIMIT ?'),
       deleteRow: db.prepare('DELETE FROM rows WHERE id = ?'),
+      pendingLoss: db.prepare('SELECT * FROM rows WHERE loss = 1 AND stream = ? AND instr(body, ?) > 0 LIMIT 1'),
+      rowBytes: db.prepare('SELECT bytes FROM rows WHERE id = ?').pluck(),
+      updateRow: db.prepare('UPDATE rows SET body = ?, bytes = ? WHERE id = ?'),
       insertBatch: db.prepare('INSERT INTO batches (seq_from, seq_to, payload, created_at) VALUES (?, ?, ?, ?)'),
       deleteBatch: db.prepare('DELETE FROM batches WHERE seq_from = ? RETURNING LENGTH(payload) AS n'),
       // rows taken for a batch are a prefix of the (rank, id) order: one index range per rank deletes them
@@ -179,6 +182,18 @@ export class SqliteOutboxStore implements OutboxStore {
     this.t.rows -= pick.length;
     this.t.rowBytes -= size;
     return pick;
+  }
+
+  pendingLoss(stream: string, reason: 'cap' | 'ttl'): OutboxRow | undefined {
+    const r = this.stmt.pendingLoss.get(stream, `"reason":"${reason}"`) as DbRow | undefined;
+    return r && toRow(r);
+  }
+
+  updateRow(id: number, body: string, bytes: number): void {
+    const old = this.stmt.rowBytes.get(id) as number | undefined;
+    if (old === undefined) return;
+    this.stmt.updateRow.run(body, bytes, id);
+    this.t.rowBytes += bytes - old;
   }
 
   insertBatch(b: OutboxBatch): void {

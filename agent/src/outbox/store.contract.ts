@@ -43,6 +43,21 @@ export function outboxStoreContract(name: string, make: () => { store: OutboxSto
       store.close();
     });
 
+    it("finds a stream's unsent loss record by reason and updates a row in place", () => {
+      const { store } = make();
+      store.insertRows([
+        { ...row('a', 1, 1), body: '"kind":"loss","stream":"a","ts":1,"reason":"cap","count":2' },
+        { ...row('a', 1, 1), body: '"kind":"loss","stream":"a","ts":1,"reason":"ttl","count":1' },
+      ]);
+      const cap = store.pendingLoss('a', 'cap')!;
+      expect(cap.body).toContain('"count":2');
+      expect(store.pendingLoss('b', 'cap')).toBeUndefined();
+      store.updateRow(cap.id, '"kind":"loss","stream":"a","ts":2,"reason":"cap","count":5', 150);
+      expect(store.pendingLoss('a', 'cap')!.body).toContain('"count":5');
+      expect(store.totals().rowBytes).toBe(250);
+      store.close();
+    });
+
     it('takes expired rows only', () => {
       const { store } = make();
       store.insertRows([row('a', 2, 1, 100), row('b', 2, 2, 200), row('c', 2, 3)]);

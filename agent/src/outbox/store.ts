@@ -51,6 +51,10 @@ export interface OutboxStore {
   takeExpired(now: number): OutboxRow[];
   /** Removes and returns the next rows to send: rank, then id; at most maxRecords and (but at least one) maxBytes. */
   takeForBatch(maxRecords: number, maxBytes: number): OutboxRow[];
+  /** The unsent loss record of a stream for a reason, if there is one (to widen it rather than add another). */
+  pendingLoss(stream: string, reason: 'cap' | 'ttl'): OutboxRow | undefined;
+  /** Replaces a row's body (and its byte count). */
+  updateRow(id: number, body: string, bytes: number): void;
   insertBatch(batch: OutboxBatch): void;
   deleteBatch(seqFrom: number): boolean;
   batches(): OutboxBatch[];

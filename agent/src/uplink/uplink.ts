@@ -21,6 +21,8 @@ export interface UplinkOptions {
   random?: () => number;
   /** A desired-config document arrived (raw payload); subscribed on every connection. */
   onDesiredConfig?: (payload: Buffer) => void;
+  /** Called on every (re)connection, after presence (e.g. to publish the latest health report). */
+  onConnected?: () => void;
 }
 
 /**
@@ -76,6 +78,7 @@ export class Uplink {
       // Everything formed but not acknowledged goes again, in sequence order, before anything new.
       this.resend = this.o.outbox.unacknowledged();
       this.pump();
+      this.o.onConnected?.();
     });
     client.on('message', (topic, payload) => {
       if (gen === this.generation && topic === deviceTopic(this.o.root, this.o.device, 'config/desired')) {

@@ -118,6 +118,14 @@ export const AgentConfig = z.strictObject({
       keepaliveS: 30,
       backlogInterval: 30_000,
     }),
+  /** The gateway's own health, sampled from /proc and /sys (root: '/' on a gateway, a recorded tree in tests). */
+  health: z
+    .strictObject({
+      interval: Duration.prefault('60s'),
+      root: z.string().min(1).max(1024).default('/'),
+      enabled: z.boolean().default(true),
+    })
+    .prefault({}),
   /** Edge filter rules; the cloud may replace them with a desired-config document. */
   filters: FilterRules.default([]),
   log: z

@@ -1,0 +1,105 @@
+import { fileURLToPath } from 'node:url';
+import { HealthReport } from '@fleetwave/shared';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { collectHealth, healthReadings, watchdogFired } from './collector.js';
+import { parseLifeTime, parseMeminfo, parseTempMilliC, parseThrottled, parseWirelessDbm } from './parsers.js';
+import { deriveRestartReason } from './restart.js';
+
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}/`, import.meta.url));
+const ctx = {
+  device: 'gw-1',
+  now: 1_700_000_000_000,
+  restartReason: 'clean' as const,
+  agentRestarts: 3,
+  reconnects: 1,
+  backlogDepth: 42,
+  diskPath: '/',
+};
+const statfs = () => ({ blocks: 1000, bfree: 300, bavail: 250 });
+
+describe('health collector', () => {
+  it('reads a Raspberry Pi tree', () => {
+    const r = collectHealth({ root: fixture('rpi4'), statfs }, ctx);
+    expect(HealthReport.parse(r)).toEqual(r);
+    expect(r).toMatchObject({
+      cpuTempC: 58.4,
+      throttled: { underVoltage: true, freqCapped: false, throttled: true, softTempLimit: false },
+      load1: 0.52,
+      memUsedPct: 15.1,
+      swapUsedPct: 25,
+      diskUsedPct: 75,
+      flashWearPct: 30,
+      uptimeS: 86423.71,
+      bootId: '6f0b5c4e-1d2a-4b8e-9a61-2f1b7c9d0e11',
+      wifiSignalDbm: -57,
+      agentRestarts: 3,
+      backlogDepth: 42,
+      unreadable: [],
+    });
+    expect(watchdogFired({ root: fixture('rpi4') })).toBe(false);
+  });
+
+  it('says what it could not read when files are missing or garbage, and never throws', () => {
+    const r = collectHealth(
+      {
+        root: fixture('garbage'),
+        statfs: () => {
+          throw new Error('no');
+        },
+      },
+      ctx,
+    );
+    expect(HealthReport.parse(r)).toEqual(r);
+    expect([...r.unreadable].sort()).toEqual([
+      'bootId',
+      'cpuTemp',
+      'disk',
+      'flashWear',
+      'load',
+      'memory',
+      'throttled',
+      'uptime',
+      'wifi',
+    ]);
+    expect(r.cpuTempC).toBeUndefined();
+    const empty = collectHealth({ root: '/nonexistent-root', statfs }, ctx);
+    expect(empty.unreadable).toContain('cpuTemp');
+    expect(empty.diskUsedPct).toBe(75);
+  });
+
+  it('turns a report into _health readings', () => {
+    const r = collectHealth({ root: fixture('rpi4'), statfs }, ctx);
+    const readings = healthReadings(r);
+    expect(readings).toContainEqual({ stream: '_health/cpuTempC', value: 58.4 });
+    expect(readings).toContainEqual({ stream: '_health/throttled.underVoltage', value: 1 });
+    expect(readings.every((x) => Number.isFinite(x.value))).toBe(true);
+  });
+
+  it('parsers never throw and return only plausible values on arbitrary text', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 300 }), (t) => {
+        const temp = parseTempMilliC(t);
+        expect(temp === undefined || (temp >= -100 && temp <= 200)).toBe(true);
+        const m = parseMeminfo(t);
+        expect(m.memUsedPct === undefined || (m.memUsedPct >= 0 && m.memUsedPct <= 100)).toBe(true);
+        const w = parseLifeTime(t);
+        expect(w === undefined || (w >= 10 && w <= 100)).toBe(true);
+        const dbm = parseWirelessDbm(t);
+        expect(dbm === undefined || (dbm < 0 && dbm >= -150)).toBe(true);
+        parseThrottled(t);
+      }),
+    );
+  });
+});
+
+describe('restart reason', () => {
+  it('tells first boot, clean stop, crash, power loss and watchdog apart', () => {
+    expect(deriveRestartReason(undefined, 'b1', false)).toBe('first-boot');
+    expect(deriveRestartReason({ bootId: 'b1', clean: true, starts: 1 }, 'b2', false)).toBe('clean');
+    expect(deriveRestartReason({ bootId: 'b1', clean: false, starts: 1 }, 'b1', false)).toBe('crash');
+    expect(deriveRestartReason({ bootId: 'b1', clean: false, starts: 1 }, 'b2', false)).toBe('power-loss');
+    expect(deriveRestartReason({ bootId: 'b1', clean: false, starts: 1 }, 'b2', true)).toBe('watchdog');
+    expect(deriveRestartReason({ bootId: null, clean: false, starts: 1 }, 'b2', false)).toBe('unknown');
+  });
+});
