@@ -75,7 +75,9 @@ export class EmbeddedBroker {
         if (p.kind !== 'device') return done(null);
         // telemetry is acknowledged after its group commit; a malformed batch is counted and acknowledged (below)
         if (packet.topic === `${o.root}/devices/${p.id}/telemetry`) {
-          return o.ingest.submitTelemetry(p.id, packet.payload as Buffer, () => done(null));
+          // a malformed batch (a fatal error) is acknowledged and dropped; a commit that failed (transient) is not
+          // acknowledged: the session closes and the agent sends the batch again
+          return o.ingest.submitTelemetry(p.id, packet.payload as Buffer, (err) => done(err?.transient ? err : null));
         }
         this.ingestFrom(p.id, packet.topic, packet.payload as Buffer);
         done(null);

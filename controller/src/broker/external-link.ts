@@ -48,8 +48,14 @@ export class ExternalBrokerLink {
     client.handleMessage = (packet, callback) => {
       // the PUBACK to the broker goes out when callback runs: for telemetry, after its group commit
       const t = this.telemetryDevice(packet.topic);
-      if (t) o.ingest.submitTelemetry(t, packet.payload as Buffer, () => callback());
-      else {
+      if (t) {
+        o.ingest.submitTelemetry(t, packet.payload as Buffer, (err) => {
+          if (!err?.transient) return callback();
+          // not stored: no PUBACK; drop the connection so the broker delivers the message again after reconnecting
+          o.log.error({ err: err.message }, 'telemetry commit failed; reconnecting to have it delivered again');
+          client.stream.destroy();
+        });
+      } else {
         this.route(packet.topic, packet.payload as Buffer);
         callback();
       }

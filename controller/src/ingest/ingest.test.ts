@@ -102,3 +102,32 @@ describe('reported configuration', () => {
     expect(store.getDevice('gw-1')!.appliedConfigVersion).toBe(3);
   });
 });
+
+describe('group commit', () => {
+  it('acknowledges batches after one shared commit, and reports a failed commit as transient (not acknowledged)', async () => {
+    const { ingest, store } = setup();
+    const results: (string | undefined)[] = [];
+    await new Promise<void>((resolve) => {
+      let n = 0;
+      for (const seq of [1, 3]) {
+        ingest.submitTelemetry('gw-1', Buffer.from(JSON.stringify(batch(seq, 2))), (err, r) => {
+          results.push(err ? err.code : `${r!.stored}`);
+          if (++n === 2) resolve();
+        });
+      }
+    });
+    expect(results).toEqual(['2', '2']);
+    expect(store.telemetry({ after: 0, limit: 10 })).toHaveLength(4);
+    store.insertTelemetry = () => {
+      throw new Error('disk I/O error');
+    };
+    const failed = await new Promise<{ transient?: boolean; code?: string }>((resolve) =>
+      ingest.submitTelemetry('gw-1', Buffer.from(JSON.stringify(batch(9, 1))), (err) => resolve(err ?? {})),
+    );
+    expect(failed).toMatchObject({ transient: true });
+    const malformed = await new Promise<{ transient?: boolean }>((resolve) =>
+      ingest.submitTelemetry('gw-1', Buffer.from('{'), (err) => resolve(err ?? {})),
+    );
+    expect(malformed).toMatchObject({ transient: false });
+  });
+});
