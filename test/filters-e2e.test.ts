@@ -137,16 +137,9 @@ filters:
       config: { filters: [{ match: '**', deadband: { absolute: 5 } }] },
     });
     const dataDir = tmp('desired');
-    const agent = await spawnAgent([
-      '--device-id',
-      'gw-d',
-      '--uplink-url',
-      cloud.url,
-      '--data-dir',
-      dataDir,
-      '--listen',
-      '127.0.0.1:0',
-    ]);
+    const start = () =>
+      spawnAgent(['--device-id', 'gw-d', '--uplink-url', cloud.url, '--data-dir', dataDir, '--listen', '127.0.0.1:0']);
+    const agent = await start();
     cleanups.push(() => agent.kill('SIGKILL'));
     await waitFor('v2 applied', () => reports.some((r) => r.version === 2 && r.status === 'applied'));
     const s = await sensor(agent.ingestUrl, 'sd');
@@ -172,16 +165,7 @@ filters:
     expect(await agent.kill('SIGTERM')).toBe(0);
     expect(JSON.parse(readFileSync(join(dataDir, 'status.json'), 'utf8')).filtersVersion).toBe(2);
     // after a restart the applied rules and version are still in force (the retained v4 is refused again)
-    const again = await spawnAgent([
-      '--device-id',
-      'gw-d',
-      '--uplink-url',
-      cloud.url,
-      '--data-dir',
-      dataDir,
-      '--listen',
-      '127.0.0.1:0',
-    ]);
+    const again = await start();
     cleanups.push(() => again.kill('SIGKILL'));
     await waitFor('retained v4 refused again', () => reports.filter((r) => r.version === 4).length >= 2);
     expect(await again.kill('SIGTERM')).toBe(0);
