@@ -15,6 +15,7 @@ import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { benchController } from './controller.mjs';
 import { benchCmapss, benchFilterThroughput } from './filters.mjs';
+import { benchHealth } from './health.mjs';
 
 const APPEND = Number(process.env.BENCH_APPEND ?? 200_000);
 const DRAIN = Number(process.env.BENCH_DRAIN ?? 1_000_000);
@@ -356,6 +357,7 @@ if (!only || only === 'filters') {
   benchFilterThroughput();
   benchCmapss();
 }
+if (!only || only === 'health') benchHealth();
 if (!only || only === 'controller') await benchController();
 if (!only || only === 'drain') {
   console.log(`\n# drain: a backlog of ${fmt(DRAIN)} readings, batches of 500, in-flight window 8`);
