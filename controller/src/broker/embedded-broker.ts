@@ -121,17 +121,13 @@ export class EmbeddedBroker {
    * MQTT 3.1.1 has no negative PUBACK, and refusing it would make the agent re-send the same batch forever.
    */
   private ingestFrom(device: string, topic: string, payload: Buffer): void {
-    const o = this.o;
+    let t: ReturnType<typeof parseTopic>;
     try {
-      const t = parseTopic(o.root, topic);
-      if (t.family !== 'device') return;
-      if (t.kind === 'presence') o.ingest.presence(device, payload);
-      else if (t.kind === 'backlog') o.ingest.backlog(device, payload);
-      else if (t.kind === 'health') o.ingest.health(device, payload);
-      else if (t.kind === 'config/reported') o.ingest.reportedConfig(device, payload);
-    } catch (err) {
-      if (!(err instanceof FleetwaveError)) o.log.error({ err, device, topic }, 'ingest failed');
+      t = parseTopic(this.o.root, topic);
+    } catch {
+      return; // a job request, not a device status topic (the ACL already checked it is the device's own)
     }
+    if (t.family === 'device') this.o.ingest.statusMessage(device, t.kind, payload);
   }
 
   /** The controller's own publish (clean telemetry, desired config, jobs). */

@@ -80,16 +80,11 @@ export class ExternalBrokerLink {
   }
 
   private route(topic: string, payload: Buffer): void {
-    const { ingest, root, log } = this.o;
     try {
-      const t = parseTopic(root, topic);
-      if (t.family !== 'device') return;
-      if (t.kind === 'presence') ingest.presence(t.device, payload);
-      else if (t.kind === 'backlog') ingest.backlog(t.device, payload);
-      else if (t.kind === 'health') ingest.health(t.device, payload);
-      else if (t.kind === 'config/reported') ingest.reportedConfig(t.device, payload);
-    } catch (err) {
-      if (!(err instanceof FleetwaveError)) log.error({ err, topic }, 'ingest failed');
+      const t = parseTopic(this.o.root, topic);
+      if (t.family === 'device') this.o.ingest.statusMessage(t.device, t.kind, payload);
+    } catch {
+      // not a device topic of ours: nothing to ingest
     }
   }
 

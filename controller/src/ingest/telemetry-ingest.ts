@@ -2,6 +2,7 @@ import { gunzipSync } from 'node:zlib';
 import {
   BacklogReport,
   type CleanRecord,
+  type DeviceTopicKind,
   decodeMessage,
   type ErrorCode,
   FleetwaveError,
@@ -218,6 +219,21 @@ export class TelemetryIngest {
       );
     } catch (err) {
       throw this.reject(device, err);
+    }
+  }
+
+  /**
+   * A device's non-telemetry message, routed by its topic kind (presence, backlog, health, reported config). A bad
+   * message is counted and dropped (a coded error, already logged); anything else is logged as a controller fault.
+   */
+  statusMessage(device: string, kind: DeviceTopicKind, payload: Buffer): void {
+    try {
+      if (kind === 'presence') this.presence(device, payload);
+      else if (kind === 'backlog') this.backlog(device, payload);
+      else if (kind === 'health') this.health(device, payload);
+      else if (kind === 'config/reported') this.reportedConfig(device, payload);
+    } catch (err) {
+      if (!(err instanceof FleetwaveError)) this.o.log.error({ err, device, kind }, 'ingest failed');
     }
   }
 
