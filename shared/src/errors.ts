@@ -32,6 +32,29 @@ export const errorCatalogue = {
   E_DEVICE_REVOKED: { transient: false, summary: 'the device has been revoked' },
   E_NOT_FOUND: { transient: false, summary: 'no such resource' },
   E_PORT_IN_USE: { transient: false, summary: 'a port the controller should listen on is taken' },
+  E_UPDATE_HARDWARE: { transient: false, summary: 'the release does not support this device hardware' },
+  E_UPDATE_DOWNGRADE: {
+    transient: false,
+    summary: 'the release is older than the installed one and does not allow a downgrade',
+  },
+  E_UPDATE_INSTALLER: { transient: false, summary: 'no installer on this device handles the release install type' },
+  E_UPDATE_BUSY: { transient: true, summary: 'another update is in progress on this device' },
+  E_UPDATE_ATTEMPTS: { transient: false, summary: 'too many attempts at the same update (reboot-loop guard)' },
+  E_DOWNLOAD: { transient: true, summary: 'artifact download failed' },
+  E_DOWNLOAD_GAVE_UP: { transient: false, summary: 'artifact download failed after every retry' },
+  E_DISK_FULL: { transient: false, summary: 'not enough free space for the artifact' },
+  E_ARTIFACT_SIZE: { transient: false, summary: 'artifact size differs from the manifest' },
+  E_ARTIFACT_HASH: { transient: false, summary: 'artifact SHA-256 differs from the manifest' },
+  E_ARCHIVE_UNSAFE: {
+    transient: false,
+    summary: 'archive entry is unsafe (path traversal, link out, device file, too large)',
+  },
+  E_INSTALL: { transient: false, summary: 'the installer failed' },
+  E_HEALTH_CHECK: { transient: false, summary: 'the new version failed its health check' },
+  E_RELEASE_UNKNOWN: { transient: false, summary: 'no such release is registered' },
+  E_RELEASE_EXISTS: { transient: false, summary: 'a different release with this name and version is registered' },
+  E_ROLLOUT_EXISTS: { transient: false, summary: 'a rollout with this name is already active' },
+  E_ROLLOUT_STATE: { transient: false, summary: 'the rollout is not in a state that allows this' },
 } as const satisfies Record<string, { transient: boolean; summary: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

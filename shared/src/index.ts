@@ -6,4 +6,5 @@ export * from './json-schema.js';
 export * from './schemas/index.js';
 export * from './signing.js';
 export * from './topics.js';
+export * from './windows.js';
 export * from './yaml.js';

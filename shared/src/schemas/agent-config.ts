@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { cronProblem } from '../windows.js';
 import { DeviceId, Duration, Priority, ShortText } from './common.js';
 import { FilterRules } from './filters.js';
 
@@ -124,6 +125,60 @@ export const AgentConfig = z.strictObject({
       interval: Duration.prefault('60s'),
       root: z.string().min(1).max(1024).default('/'),
       enabled: z.boolean().default(true),
+    })
+    .prefault({}),
+  /** Staged updates through the jobs protocol (off unless enabled; see agent/README.md "Updates"). */
+  updates: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** The jobs topic root: the controller's (`fleetwave/jobs`) or AWS IoT Core's (`$aws/things`). */
+      jobsRoot: z.string().min(1).max(128).default('fleetwave/jobs'),
+      /** This gateway's hardware name, matched against a release's `hardware` list. */
+      hardware: z
+        .string()
+        .regex(/^[A-Za-z0-9._-]{1,64}$/)
+        .default('generic'),
+      /** PEM files of the Ed25519 public keys a release must be signed with. */
+      trustedKeys: z.array(z.string().min(1).max(1024)).max(16).default([]),
+      /** Where `files` releases keep their slots (`<appsDir>/<target>/{current,slots/…}`); default `<dataDir>/apps`. */
+      appsDir: z.string().min(1).max(1024).optional(),
+      /** When an installed update may be activated: at once, inside a window, or while no lock file exists. */
+      activation: z
+        .discriminatedUnion('mode', [
+          z.strictObject({ mode: z.literal('immediate') }),
+          z.strictObject({ mode: z.literal('lock-file'), path: z.string().min(1).max(1024) }),
+          z.strictObject({
+            mode: z.literal('window'),
+            cron: z.string().min(9).max(128),
+            duration: Duration,
+            timezone: z.string().min(1).max(64).default('UTC'),
+          }),
+        ])
+        .default({ mode: 'immediate' }),
+      /** Run after activation; the update is committed only when it exits 0 within the deadline. */
+      healthCommand: z.array(z.string().min(1).max(1024)).min(1).max(64).optional(),
+      /** Run on activation and rollback of a `files` release (for example `systemctl restart my-app`). */
+      restartCommand: z.array(z.string().min(1).max(1024)).min(1).max(64).optional(),
+      healthDeadline: Duration.prefault('5m'),
+      /** The reboot-loop guard: attempts at one update before it is rolled back and failed. */
+      maxAttempts: z.number().int().min(1).max(20).default(3),
+      downloadRetries: z.number().int().min(0).max(100).default(5),
+      downloadBackoffMs: z.number().int().min(10).max(600_000).default(1000),
+      maxArtifactBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(2 ** 40)
+        .default(2 ** 30),
+      /** Executables a `command` release may name (its `install.command[0]` must be one of these). */
+      commandInstallers: z.array(z.string().min(1).max(1024)).max(64).default([]),
+      /** Minutes a step may take before the jobs service times the execution out. */
+      stepTimeoutMinutes: z.number().int().min(1).max(10_080).default(60),
+    })
+    .superRefine((u, ctx) => {
+      const a = u.activation;
+      const problem = a.mode === 'window' ? cronProblem(a.cron, a.timezone) : undefined;
+      if (problem) ctx.addIssue({ code: 'custom', message: problem, path: ['activation'] });
     })
     .prefault({}),
   /** Edge filter rules; the cloud may replace them with a desired-config document. */

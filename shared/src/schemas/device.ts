@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Count, DeviceId, EpochMs, ShortText } from './common.js';
 import { FilterRules } from './filters.js';
+import { InstalledReleases } from './update.js';
 
 export const Presence = z.strictObject({
   v: z.literal(1),
@@ -9,6 +10,8 @@ export const Presence = z.strictObject({
   ts: EpochMs,
   agentVersion: ShortText.optional(),
   firmwareVersion: ShortText.optional(),
+  /** The releases the device runs, by name (the update installers keep this). */
+  releases: InstalledReleases.optional(),
 });
 export type Presence = z.infer<typeof Presence>;
 

@@ -7,6 +7,7 @@ import * as jobs from './jobs.js';
 import { ReleaseManifestBody, SignedReleaseManifest } from './manifest.js';
 import { RolloutPlan } from './plan.js';
 import { BacklogReport, CleanRecord, CleanTelemetry, SensorPayload, TelemetryBatch } from './telemetry.js';
+import { UpdateJobDocument } from './update.js';
 
 export * from './agent-config.js';
 export * from './api.js';
@@ -18,6 +19,7 @@ export * from './jobs.js';
 export * from './manifest.js';
 export * from './plan.js';
 export * from './telemetry.js';
+export * from './update.js';
 
 /** Every message schema that crosses a process, by the file name of its exported JSON Schema. */
 export const messageSchemas: Readonly<Record<string, z.ZodType>> = Object.freeze({
@@ -39,6 +41,7 @@ export const messageSchemas: Readonly<Record<string, z.ZodType>> = Object.freeze
   'release-manifest-body': ReleaseManifestBody,
   'rollout-plan': RolloutPlan,
   'config-layer': ConfigLayer,
+  'update-job-document': UpdateJobDocument,
   'jobs-get-pending-request': jobs.GetPendingRequest,
   'jobs-get-pending-accepted': jobs.GetPendingAccepted,
   'jobs-start-next-request': jobs.StartNextRequest,

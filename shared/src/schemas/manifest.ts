@@ -32,7 +32,11 @@ export const HealthCheck = z.discriminatedUnion('type', [
 
 export const InstallSpec = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('agent') }),
-  z.strictObject({ type: z.literal('files'), target: z.string().min(1).max(1024) }),
+  z.strictObject({
+    type: z.literal('files'),
+    /** The application's name: its slots live in the agent's `appsDir/<target>`. */
+    target: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'target must be an application name, not a path'),
+  }),
   z.strictObject({ type: z.literal('ab-rootfs'), bootloader: z.enum(['rpi-tryboot', 'uboot']) }),
   z.strictObject({ type: z.literal('command'), command: z.array(ShortText).min(1).max(64) }),
 ]);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { cronProblem } from '../windows.js';
 import { Duration, ShortText } from './common.js';
 import { SemVer } from './manifest.js';
 
@@ -23,11 +24,17 @@ export const Wave = z
     message: 'a wave has exactly one of count or percent',
   });
 
-export const MaintenanceWindow = z.strictObject({
-  cron: z.string().min(9).max(128),
-  duration: Duration,
-  timezone: z.string().min(1).max(64).default('UTC'),
-});
+export const MaintenanceWindow = z
+  .strictObject({
+    cron: z.string().min(9).max(128),
+    duration: Duration,
+    timezone: z.string().min(1).max(64).default('UTC'),
+  })
+  .superRefine((w, ctx) => {
+    const problem = cronProblem(w.cron, w.timezone);
+    if (problem)
+      ctx.addIssue({ code: 'custom', message: problem, path: [problem.startsWith('unknown') ? 'timezone' : 'cron'] });
+  });
 
 /** A rollout plan as operators write it in YAML (issue "rollout waves" builds the engine). */
 export const RolloutPlan = z.strictObject({
