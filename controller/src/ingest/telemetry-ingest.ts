@@ -184,6 +184,7 @@ export class TelemetryIngest {
         lastSeen: this.o.now(),
         ...(p.agentVersion && { agentVersion: p.agentVersion }),
         ...(p.firmwareVersion && { firmwareVersion: p.firmwareVersion }),
+        ...(p.releases && { releases: p.releases }),
       });
     } catch (err) {
       throw this.reject(device, err);

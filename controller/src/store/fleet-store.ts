@@ -23,6 +23,8 @@ export interface DeviceRecord {
   tokenHash: string;
   /** The same token as a Mosquitto PBKDF2-SHA512 hash, for a generated password file. */
   mosquittoHash: string;
+  /** What the device runs, per release name (from its presence). */
+  releases: Record<string, string>;
 }
 
 export type NewDevice = Pick<DeviceRecord, 'id' | 'tags' | 'hardware' | 'createdAt' | 'tokenHash' | 'mosquittoHash'>;
@@ -39,6 +41,7 @@ export type DevicePatch = Partial<
     | 'desiredConfig'
     | 'configStatus'
     | 'configReason'
+    | 'releases'
   >
 >;
 

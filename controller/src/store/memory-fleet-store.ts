@@ -60,6 +60,7 @@ export class MemoryFleetStore implements FleetStore {
       ...structuredClone(d),
       agentVersion: null,
       firmwareVersion: null,
+      releases: {},
       lastSeen: null,
       presence: 'unknown',
       appliedConfigVersion: null,

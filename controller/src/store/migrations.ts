@@ -71,4 +71,45 @@ export const migrations: readonly string[] = Object.freeze([
      before TEXT,
      after TEXT
    );`,
+  // 4: releases, job executions (the jobs service), rollouts and their events; what each device runs
+  `ALTER TABLE devices ADD COLUMN releases TEXT NOT NULL DEFAULT '{}';
+   CREATE TABLE releases (
+     name TEXT NOT NULL,
+     version TEXT NOT NULL,
+     manifest TEXT NOT NULL,
+     added_at INTEGER NOT NULL,
+     PRIMARY KEY (name, version)
+   );
+   CREATE TABLE job_executions (
+     job_id TEXT NOT NULL,
+     thing TEXT NOT NULL,
+     execution_number INTEGER NOT NULL,
+     status TEXT NOT NULL,
+     status_details TEXT,
+     document TEXT NOT NULL,
+     queued_at INTEGER NOT NULL,
+     started_at INTEGER,
+     last_updated_at INTEGER NOT NULL,
+     version_number INTEGER NOT NULL,
+     step_deadline INTEGER,
+     rollout TEXT,
+     PRIMARY KEY (job_id, thing, execution_number)
+   );
+   CREATE INDEX job_executions_thing ON job_executions(thing, status);
+   CREATE INDEX job_executions_rollout ON job_executions(rollout);
+   CREATE TABLE rollouts (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     state TEXT NOT NULL,
+     active INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE TABLE rollout_events (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     ts INTEGER NOT NULL,
+     rollout TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     details TEXT NOT NULL
+   );`,
 ]);

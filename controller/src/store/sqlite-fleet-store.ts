@@ -48,6 +48,7 @@ interface DeviceRow {
   config_reason: string | null;
   token_hash: string;
   mosquitto_hash: string;
+  releases: string;
 }
 
 const toDevice = (r: DeviceRow): DeviceRecord => ({
@@ -67,6 +68,7 @@ const toDevice = (r: DeviceRow): DeviceRecord => ({
   revokedAt: r.revoked_at,
   tokenHash: r.token_hash,
   mosquittoHash: r.mosquitto_hash,
+  releases: JSON.parse(r.releases),
 });
 
 const PATCH_COLUMNS: Record<keyof DevicePatch, string> = {
@@ -80,6 +82,7 @@ const PATCH_COLUMNS: Record<keyof DevicePatch, string> = {
   desiredConfig: 'desired_config',
   configStatus: 'config_status',
   configReason: 'config_reason',
+  releases: 'releases',
 };
 
 /** FleetStore on a SQLite file (WAL, synchronous=FULL: what the controller acknowledged survives power loss). */
@@ -138,7 +141,7 @@ export class SqliteFleetStore implements FleetStore {
     const keys = Object.keys(patch) as (keyof DevicePatch)[];
     if (keys.length === 0) return;
     const sets = keys.map((k) => `${PATCH_COLUMNS[k]} = ?`).join(', ');
-    const values = keys.map((k) => (k === 'tags' ? JSON.stringify(patch.tags) : patch[k]));
+    const values = keys.map((k) => (k === 'tags' || k === 'releases' ? JSON.stringify(patch[k]) : patch[k]));
     this.db.prepare(`UPDATE devices SET ${sets} WHERE id = ?`).run(...values, id);
   }
 
