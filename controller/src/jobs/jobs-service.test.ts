@@ -44,7 +44,7 @@ function setup() {
 }
 
 /** Every message a device receives, checked against the protocol's schema for its topic. */
-function conforms(messages: { topic: string; body: unknown }[]) {
+function conforms<T extends { topic: string; body: unknown }>(messages: T[]): T[] {
   const schemaFor = (topic: string): z.ZodType => {
     if (topic.endsWith('/notify')) return NotifyJobs;
     if (topic.endsWith('/notify-next')) return NotifyNext;

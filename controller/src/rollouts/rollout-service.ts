@@ -1,0 +1,256 @@
+import { anyWindowAt, FleetwaveError, type RolloutPlan, UpdateJobDocument } from '@fleetwave/shared';
+import type { Logger } from 'pino';
+import type { JobsService } from '../jobs/jobs-service.js';
+import type { JobsStore, StoredExecution } from '../jobs/jobs-store.js';
+import type { DeviceRecord, FleetStore } from '../store/fleet-store.js';
+import type { TargetDevice } from './assignment.js';
+import type { ReleaseService } from './releases.js';
+import type { RolloutEvent, RolloutStore } from './rollout-store.js';
+import {
+  type Action,
+  type Command,
+  command,
+  type ExecutionView,
+  isTerminal,
+  type RolloutState,
+  startRollout,
+  type TickInput,
+  tick,
+} from './wave-engine.js';
+
+export interface RolloutServiceOptions {
+  store: RolloutStore;
+  fleet: FleetStore;
+  jobs: JobsService;
+  jobsStore: JobsStore;
+  releases: ReleaseService;
+  now: () => number;
+  log: Logger;
+  audit: (actor: string, action: string, target: string, outcome: 'ok' | 'denied' | 'error', details?: string) => void;
+  /** Where devices download artifacts the controller stores (`…/api/v1/releases/`). */
+  artifactBaseUrl: () => string;
+  onEvent?: (e: RolloutEvent) => void;
+}
+
+/** Whether a device matches a plan's selector (groups are the device's `group` tag). */
+export function matches(d: DeviceRecord, plan: RolloutPlan): boolean {
+  const sel = plan.selector;
+  if (d.revokedAt !== null) return false;
+  if (sel.tags && Object.entries(sel.tags).some(([k, v]) => d.tags[k] !== v)) return false;
+  if (sel.groups && !sel.groups.includes(d.tags.group ?? '')) return false;
+  if (sel.hardware && !sel.hardware.includes(d.hardware ?? '')) return false;
+  if (sel.currentVersion !== undefined && d.releases[plan.release.name] !== sel.currentVersion) return false;
+  return true;
+}
+
+const rollbackJob = (id: string) => `${id}-rb`;
+
+/**
+ * The thin adapter around the wave engine: it builds the engine's input from the registry and the jobs store,
+ * persists the new state and its events in one transaction, then acts (queue, cancel, time out) through the jobs
+ * service. Every action is idempotent, so a crash between persisting and acting is repaired by the next tick.
+ */
+export class RolloutService {
+  private timer: NodeJS.Timeout | undefined;
+  private kickTimer: NodeJS.Timeout | undefined;
+  private ticking = false;
+
+  constructor(private readonly o: RolloutServiceOptions) {}
+
+  targets(plan: RolloutPlan): TargetDevice[] {
+    return this.o.fleet
+      .listDevices()
+      .filter((d) => matches(d, plan))
+      .map((d) => ({
+        id: d.id,
+        hardware: d.hardware ?? 'unknown',
+        site: d.tags.site ?? '',
+        version: d.releases[plan.release.name] ?? null,
+      }));
+  }
+
+  /** Starts a rollout from a validated plan. */
+  apply(plan: RolloutPlan, actor: string): RolloutState {
+    this.o.releases.get(plan.release.name, plan.release.version);
+    if (this.o.store.activeByName(plan.name)) {
+      throw new FleetwaveError('E_ROLLOUT_EXISTS', `rollout ${plan.name} is active: abort it or wait until it ends`);
+    }
+    const id = `${plan.name.slice(0, 52)}-${this.o.store.countByName(plan.name) + 1}`;
+    const targets = this.targets(plan).filter((t) => t.version !== plan.release.version);
+    const state = startRollout(id, plan, targets, this.o.now());
+    this.o.store.transaction(() => {
+      this.o.store.saveRollout(state, true, this.o.now());
+      this.emit(id, 'rollout.started', { release: plan.release, devices: state.members.length, actor });
+    });
+    this.o.audit(actor, 'rollout.apply', id, 'ok', `${plan.release.name}@${plan.release.version}`);
+    this.tickOne(id);
+    return this.o.store.getRollout(id)!;
+  }
+
+  /** What a plan would do now: the waves with their devices (nothing is created). */
+  preview(plan: RolloutPlan): RolloutState {
+    this.o.releases.get(plan.release.name, plan.release.version);
+    const targets = this.targets(plan).filter((t) => t.version !== plan.release.version);
+    return startRollout(`${plan.name}-preview`, plan, targets, this.o.now());
+  }
+
+  command(id: string, cmd: Command, actor: string, wave?: number): RolloutState {
+    const state = this.o.store.getRollout(id);
+    if (!state) throw new FleetwaveError('E_NOT_FOUND', `no rollout ${id}: fleetwave rollout status lists them`);
+    let result: ReturnType<typeof command>;
+    try {
+      result = command(state, cmd, this.input(state), wave);
+    } catch (err) {
+      this.o.audit(actor, `rollout.${cmd}`, id, 'denied', (err as Error).message);
+      throw new FleetwaveError('E_ROLLOUT_STATE', (err as Error).message);
+    }
+    this.commit(result.state, result.actions, { actor });
+    this.o.audit(actor, `rollout.${cmd}`, id, 'ok', wave === undefined ? '' : `wave ${wave}`);
+    return this.o.store.getRollout(id)!;
+  }
+
+  get(id: string): RolloutState | undefined {
+    return this.o.store.getRollout(id);
+  }
+
+  list(): RolloutState[] {
+    return this.o.store.listRollouts();
+  }
+
+  /** Per-device execution views of a rollout (update and rollback jobs). */
+  executions(state: RolloutState): { updates: Map<string, ExecutionView>; rollbacks: Map<string, ExecutionView> } {
+    const updates = new Map<string, ExecutionView>();
+    const rollbacks = new Map<string, ExecutionView>();
+    const view = (e: StoredExecution): ExecutionView => ({
+      status: e.status,
+      executionNumber: e.executionNumber,
+      ...(e.startedAt !== undefined && { startedAt: e.startedAt }),
+      ...(e.statusDetails?.reason && { reason: e.statusDetails.reason }),
+    });
+    for (const e of this.o.jobsStore.byRollout(state.id)) {
+      const map = e.jobId === state.id ? updates : rollbacks;
+      const prev = map.get(e.thing);
+      if (!prev || prev.executionNumber < e.executionNumber) map.set(e.thing, view(e));
+    }
+    return { updates, rollbacks };
+  }
+
+  private input(state: RolloutState): TickInput {
+    const now = this.o.now();
+    return {
+      now,
+      targets: isTerminal(state.status) ? [] : this.targets(state.plan),
+      ...this.executions(state),
+      windowOpen: anyWindowAt(state.plan.maintenanceWindows, now).open,
+      knownVersions: this.o.store.versionsOf(state.plan.release.name),
+    };
+  }
+
+  /** Evaluates every active rollout once (the scheduler's whole job). */
+  tickAll(): void {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      this.o.jobs.tick(this.o.now());
+      for (const r of this.o.store.listRollouts({ active: true })) this.tickOne(r.id);
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private tickOne(id: string): void {
+    const state = this.o.store.getRollout(id);
+    if (!state) return;
+    const input = this.input(state);
+    const { state: next, actions } = tick(state, input);
+    // level-triggered clean-up: a rollout that ended cancels what is still queued of its update job
+    if (isTerminal(next.status) || next.status === 'rolling-back') {
+      for (const [device, e] of input.updates) {
+        if (e.status === 'QUEUED' && !actions.some((a) => a.type === 'cancel' && a.device === device)) {
+          actions.push({ type: 'cancel', purpose: 'update', device, reason: `rollout ${next.status}` });
+        }
+      }
+    }
+    if (actions.length === 0 && JSON.stringify(next) === JSON.stringify(state)) {
+      if (isTerminal(next.status)) this.o.store.saveRollout(next, false, this.o.now());
+      return;
+    }
+    this.commit(next, actions);
+  }
+
+  /** Persist, then act. */
+  private commit(state: RolloutState, actions: Action[], extra: Record<string, unknown> = {}): void {
+    this.o.store.transaction(() => {
+      // stays active until its actions are taken: a crash in between leaves it to the next tick to finish
+      this.o.store.saveRollout(state, true, this.o.now());
+      for (const a of actions) if (a.type === 'event') this.emit(state.id, a.kind, { ...a.details, ...extra });
+    });
+    for (const a of actions) {
+      try {
+        this.act(state, a);
+      } catch (err) {
+        this.o.log.error({ err, rollout: state.id, action: a }, 'rollout action failed; the next tick retries');
+        return;
+      }
+    }
+    if (isTerminal(state.status)) this.o.store.saveRollout(state, false, this.o.now());
+  }
+
+  private act(state: RolloutState, a: Action): void {
+    if (a.type === 'event') return;
+    const jobId = a.type !== 'time-out' && a.purpose === 'rollback' ? rollbackJob(state.id) : state.id;
+    if (a.type === 'cancel') this.o.jobs.end(jobId, a.device, 'CANCELED', a.reason);
+    else if (a.type === 'time-out') this.o.jobs.end(jobId, a.device, 'TIMED_OUT', a.reason);
+    else {
+      const manifest = this.o.releases.get(state.plan.release.name, a.version);
+      const document = UpdateJobDocument.parse({
+        operation: 'fleetwave.update',
+        purpose: a.purpose,
+        manifest,
+        artifactBaseUrl: `${this.o.artifactBaseUrl()}${manifest.name}/${manifest.version}/artifacts/`,
+        rollout: state.id,
+        wave: a.wave,
+      });
+      this.o.jobs.queue({ jobId, thing: a.device, executionNumber: a.executionNumber, document, rollout: state.id });
+    }
+  }
+
+  private emit(rollout: string, kind: string, details: Record<string, unknown>): void {
+    const e = this.o.store.addEvent({ ts: this.o.now(), rollout, kind, details });
+    this.o.onEvent?.(e);
+  }
+
+  /** A device's execution changed: record it as an event and evaluate the rollout soon. */
+  executionChanged(e: StoredExecution): void {
+    if (!e.rollout) return;
+    this.emit(e.rollout, 'execution.changed', {
+      device: e.thing,
+      job: e.jobId,
+      status: e.status,
+      executionNumber: e.executionNumber,
+      ...(e.statusDetails && { details: e.statusDetails }),
+    });
+    this.kick();
+  }
+
+  /** Evaluates soon (coalescing bursts of changes). */
+  kick(): void {
+    if (this.kickTimer || !this.timer) return;
+    this.kickTimer = setTimeout(() => {
+      this.kickTimer = undefined;
+      this.tickAll();
+    }, 20);
+  }
+
+  start(intervalMs = 1000): void {
+    this.timer = setInterval(() => this.tickAll(), intervalMs);
+    this.tickAll();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    if (this.kickTimer) clearTimeout(this.kickTimer);
+    this.timer = undefined;
+    this.kickTimer = undefined;
+  }
+}

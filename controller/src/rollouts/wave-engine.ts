@@ -1,0 +1,445 @@
+import { type JobStatus, jobStatusRules, type RolloutPlan } from '@fleetwave/shared';
+import { assignWaves, type TargetDevice } from './assignment.js';
+
+export type RolloutStatus =
+  | 'running'
+  | 'awaiting-approval'
+  | 'paused'
+  | 'completed'
+  | 'aborted'
+  | 'rolling-back'
+  | 'rolled-back';
+export type WaveStatus = 'pending' | 'running' | 'baking' | 'succeeded' | 'failed' | 'accepted';
+
+export interface Member {
+  device: string;
+  wave: number;
+  hardware: string;
+  site: string;
+  /** The version the device ran when it joined the rollout: what a rollback sends it back to. */
+  fromVersion: string | null;
+}
+
+export interface WaveState {
+  status: WaveStatus;
+  startedAt?: number;
+  bakeUntil?: number;
+  finishedAt?: number;
+  reason?: string;
+}
+
+/** The persisted state of one rollout (a wire format: field and status names never change). */
+export interface RolloutState {
+  v: 1;
+  id: string;
+  plan: RolloutPlan;
+  status: RolloutStatus;
+  reason?: string;
+  createdAt: number;
+  wave: number;
+  waves: WaveState[];
+  members: Member[];
+  approvals: number[];
+  rate: { windowStart: number; sent: number };
+  rollbackStartedAt?: number;
+}
+
+/** The latest execution of a device's update (or rollback) job, as the jobs service keeps it. */
+export interface ExecutionView {
+  status: JobStatus;
+  executionNumber: number;
+  startedAt?: number;
+  reason?: string;
+}
+
+export interface TickInput {
+  now: number;
+  /** Devices matching the selector now (dynamic targeting). */
+  targets: readonly TargetDevice[];
+  updates: ReadonlyMap<string, ExecutionView>;
+  rollbacks: ReadonlyMap<string, ExecutionView>;
+  /** Whether a maintenance window of the plan is open now (no windows: always). */
+  windowOpen: boolean;
+  /** Versions of the plan's release that are registered (a rollback needs the previous one). */
+  knownVersions: ReadonlySet<string>;
+}
+
+export type Action =
+  | {
+      type: 'queue';
+      purpose: 'update' | 'rollback';
+      device: string;
+      executionNumber: number;
+      version: string;
+      wave: number;
+    }
+  | { type: 'cancel'; purpose: 'update' | 'rollback'; device: string; reason: string }
+  | { type: 'time-out'; device: string; reason: string }
+  | { type: 'event'; kind: string; details: Record<string, unknown> };
+
+export type Command = 'pause' | 'resume' | 'approve' | 'abort' | 'rollback';
+
+const TERMINAL: readonly RolloutStatus[] = ['completed', 'aborted', 'rolled-back'];
+export const isTerminal = (s: RolloutStatus) => TERMINAL.includes(s);
+
+/** A new rollout over the targets matching its selector now; waves are assigned at once (stable hashing). */
+export function startRollout(
+  id: string,
+  plan: RolloutPlan,
+  targets: readonly TargetDevice[],
+  now: number,
+): RolloutState {
+  const members = assignWaves(plan.name, plan.waves, targets).map(({ device, wave }) => ({
+    device: device.id,
+    wave,
+    hardware: device.hardware,
+    site: device.site,
+    fromVersion: device.version,
+  }));
+  return {
+    v: 1,
+    id,
+    plan,
+    status: 'running',
+    createdAt: now,
+    wave: 0,
+    waves: plan.waves.map(() => ({ status: 'pending' })),
+    members,
+    approvals: [],
+    rate: { windowStart: now, sent: 0 },
+  };
+}
+
+interface Step {
+  s: RolloutState;
+  actions: Action[];
+  input: TickInput;
+}
+
+const event = (st: Step, kind: string, details: Record<string, unknown> = {}) =>
+  st.actions.push({ type: 'event', kind, details: { rollout: st.s.id, ...details } });
+
+/**
+ * One evaluation of a rollout: pure, level-triggered (it looks only at the persisted state and the executions as
+ * they are now), so running it after a restart, an outage or a week offline gives the same outcome.
+ */
+export function tick(state: RolloutState, input: TickInput): { state: RolloutState; actions: Action[] } {
+  const st: Step = { s: structuredClone(state), actions: [], input };
+  if (isTerminal(st.s.status)) return { state: st.s, actions: [] };
+  addJoiners(st);
+  if (st.s.status === 'rolling-back') rollBack(st);
+  else if (st.s.status === 'running' || st.s.status === 'awaiting-approval') advance(st);
+  return { state: st.s, actions: st.actions };
+}
+
+/** Devices that joined or started matching go into the last wave. */
+function addJoiners(st: Step): void {
+  const known = new Set(st.s.members.map((m) => m.device));
+  const last = st.s.waves.length - 1;
+  for (const t of st.input.targets) {
+    if (known.has(t.id) || t.version === st.s.plan.release.version) continue;
+    st.s.members.push({ device: t.id, wave: last, hardware: t.hardware, site: t.site, fromVersion: t.version });
+    event(st, 'rollout.device-joined', { device: t.id, wave: last });
+  }
+}
+
+function advance(st: Step): void {
+  const s = st.s;
+  const w = s.wave;
+  const wave = s.waves[w]!;
+  const plan = s.plan.waves[w]!;
+  if (wave.status === 'pending') {
+    if (plan.approval && !s.approvals.includes(w)) {
+      if (s.status !== 'awaiting-approval') event(st, 'rollout.awaiting-approval', { wave: w });
+      s.status = 'awaiting-approval';
+      return;
+    }
+    s.status = 'running';
+    if (!st.input.windowOpen) return;
+    Object.assign(wave, { status: 'running', startedAt: st.input.now });
+    event(st, 'wave.started', { wave: w, devices: s.members.filter((m) => m.wave === w).length });
+  }
+  dispatch(st);
+  evaluate(st);
+}
+
+function limit(st: Step): number {
+  const rate = st.s.plan.rate;
+  if (!rate) return Number.POSITIVE_INFINITY;
+  const { now } = st.input;
+  const r = st.s.rate;
+  if (now - r.windowStart >= 60_000) {
+    r.windowStart += Math.floor((now - r.windowStart) / 60_000) * 60_000;
+    r.sent = 0;
+  }
+  let perMinute = rate.maxPerMinute;
+  if (rate.ramp) {
+    const succeeded = st.s.members.filter((m) => st.input.updates.get(m.device)?.status === 'SUCCEEDED').length;
+    const steps = Math.floor(succeeded / rate.ramp.afterSucceeded);
+    perMinute = Math.min(
+      rate.maxPerMinute,
+      Math.floor(rate.ramp.baseRatePerMinute * rate.ramp.incrementFactor ** steps),
+    );
+  }
+  return Math.max(0, perMinute - r.sent);
+}
+
+/** Queues (rate-limited, inside a window) every member of the waves so far that has no live execution. */
+function dispatch(st: Step): void {
+  const { now, updates, windowOpen } = st.input;
+  const s = st.s;
+  let budget = limit(st);
+  for (const m of s.members) {
+    if (m.wave > s.wave) continue;
+    const e = updates.get(m.device);
+    const retries = s.plan.waves[m.wave]!.retries;
+    if (e?.status === 'IN_PROGRESS' && e.startedAt !== undefined) {
+      if (now - e.startedAt >= s.plan.waves[m.wave]!.deviceTimeout) {
+        st.actions.push({ type: 'time-out', device: m.device, reason: 'device timeout of the wave' });
+      }
+      continue;
+    }
+    const retry = e && (e.status === 'FAILED' || e.status === 'TIMED_OUT') && e.executionNumber <= retries;
+    if (e && !retry) continue;
+    if (!windowOpen || budget <= 0) continue;
+    budget--;
+    s.rate.sent++;
+    st.actions.push({
+      type: 'queue',
+      purpose: 'update',
+      device: m.device,
+      executionNumber: (e?.executionNumber ?? 0) + 1,
+      version: s.plan.release.version,
+      wave: m.wave,
+    });
+  }
+}
+
+interface Tally {
+  total: number;
+  succeeded: number;
+  failed: number;
+  byHardware: Map<string, { failed: number; finished: number }>;
+  reasons: Map<string, number>;
+}
+
+export function tally(s: RolloutState, updates: ReadonlyMap<string, ExecutionView>, wave: number): Tally {
+  const t: Tally = { total: 0, succeeded: 0, failed: 0, byHardware: new Map(), reasons: new Map() };
+  for (const m of s.members) {
+    if (m.wave !== wave) continue;
+    t.total++;
+    const e = updates.get(m.device);
+    const hw = t.byHardware.get(m.hardware) ?? { failed: 0, finished: 0 };
+    t.byHardware.set(m.hardware, hw);
+    if (!e || !jobStatusRules[e.status].terminal) continue;
+    if (e.status === 'SUCCEEDED') {
+      t.succeeded++;
+      hw.finished++;
+      continue;
+    }
+    const retriable = jobStatusRules[e.status].retriable && e.executionNumber <= s.plan.waves[wave]!.retries;
+    if (retriable) continue;
+    t.failed++;
+    hw.failed++;
+    hw.finished++;
+    const reason = e.reason ?? e.status;
+    t.reasons.set(reason, (t.reasons.get(reason) ?? 0) + 1);
+  }
+  return t;
+}
+
+function failureReason(name: string, t: Tally, why: string): string {
+  const hw = [...t.byHardware.entries()]
+    .filter(([, h]) => h.finished > 0)
+    .map(([k, h]) => `${k} ${h.failed}/${h.finished}`)
+    .join(', ');
+  const only = [...t.byHardware.entries()].filter(([, h]) => h.failed > 0);
+  const concentrated =
+    only.length === 1 && [...t.byHardware.values()].some((h) => h.finished > 0 && h.failed === 0)
+      ? `; failures only on hardware ${only[0]![0]}`
+      : '';
+  const reasons = [...t.reasons.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3)
+    .map(([r, n]) => `${r} ×${n}`)
+    .join(', ');
+  return `wave ${name} failed: ${why} (failed/finished by hardware: ${hw}${concentrated}; reasons: ${reasons || 'none'})`;
+}
+
+function evaluate(st: Step): void {
+  const s = st.s;
+  const w = s.wave;
+  const wave = s.waves[w]!;
+  const plan = s.plan.waves[w]!;
+  const name = plan.name ?? String(w + 1);
+  const t = tally(s, st.input.updates, w);
+  const finished = t.succeeded + t.failed;
+  const rule = plan.failureThreshold;
+  let why: string | undefined;
+  if (rule && finished >= rule.minFinished && (t.failed * 100) / finished >= rule.percent) {
+    why = `${t.failed} of ${finished} finished devices failed, threshold ${rule.percent}% after ${rule.minFinished}`;
+  } else if (t.total > 0 && ((t.total - t.failed) * 100) / t.total < plan.successThreshold) {
+    why = `${t.failed} of ${t.total} devices failed, ${plan.successThreshold}% must succeed`;
+  }
+  if (why) {
+    const reason = failureReason(name, t, why);
+    Object.assign(wave, { status: 'failed', finishedAt: st.input.now, reason });
+    event(st, 'wave.failed', { wave: w, reason, succeeded: t.succeeded, failed: t.failed, total: t.total });
+    return onFailure(st, reason);
+  }
+  const successPct = t.total === 0 ? 100 : (t.succeeded * 100) / t.total;
+  if (successPct < plan.successThreshold) return;
+  if (wave.status === 'running') {
+    Object.assign(wave, { status: 'baking', bakeUntil: st.input.now + plan.bake });
+    event(st, 'wave.baking', { wave: w, until: wave.bakeUntil });
+  }
+  if (wave.status === 'baking' && st.input.now >= (wave.bakeUntil ?? 0)) {
+    Object.assign(wave, { status: 'succeeded', finishedAt: st.input.now });
+    event(st, 'wave.succeeded', { wave: w, succeeded: t.succeeded, total: t.total });
+    nextWave(st);
+  }
+}
+
+function nextWave(st: Step): void {
+  const s = st.s;
+  if (s.wave === s.waves.length - 1) {
+    s.status = 'completed';
+    event(st, 'rollout.completed', {});
+    return;
+  }
+  s.wave++;
+  advance(st);
+}
+
+function cancelQueued(st: Step, reason: string): void {
+  for (const m of st.s.members) {
+    if (st.input.updates.get(m.device)?.status === 'QUEUED') {
+      st.actions.push({ type: 'cancel', purpose: 'update', device: m.device, reason });
+    }
+  }
+}
+
+function onFailure(st: Step, reason: string): void {
+  const s = st.s;
+  s.reason = reason;
+  if (s.plan.onFailure === 'pause') {
+    s.status = 'paused';
+    event(st, 'rollout.paused', { reason, by: 'failure' });
+  } else if (s.plan.onFailure === 'abort') {
+    abort(st, reason);
+  } else {
+    startRollback(st, reason);
+  }
+}
+
+function abort(st: Step, reason: string): void {
+  cancelQueued(st, `rollout aborted: ${reason}`.slice(0, 1000));
+  st.s.status = 'aborted';
+  st.s.reason = reason;
+  event(st, 'rollout.aborted', { reason });
+}
+
+function startRollback(st: Step, reason: string): void {
+  cancelQueued(st, 'rollout rolling back');
+  Object.assign(st.s, { status: 'rolling-back', reason, rollbackStartedAt: st.input.now });
+  event(st, 'rollout.rolling-back', { reason });
+  rollBack(st);
+}
+
+/**
+ * The rollback wave: every member whose update succeeded goes back to the version it ran before, as its own job.
+ * Devices still installing are waited for (a failed install rolls itself back on the device).
+ */
+function rollBack(st: Step): void {
+  const { updates, rollbacks, knownVersions } = st.input;
+  let open = 0;
+  for (const m of st.s.members) {
+    const u = updates.get(m.device);
+    if (u && !jobStatusRules[u.status].terminal) {
+      if (u.status === 'QUEUED')
+        st.actions.push({ type: 'cancel', purpose: 'update', device: m.device, reason: 'rollout rolling back' });
+      open++;
+      continue;
+    }
+    if (u?.status !== 'SUCCEEDED') continue;
+    const r = rollbacks.get(m.device);
+    if (r) {
+      if (!jobStatusRules[r.status].terminal) open++;
+      continue;
+    }
+    if (m.fromVersion === null || !knownVersions.has(m.fromVersion)) {
+      event(st, 'device.rollback-impossible', {
+        device: m.device,
+        reason: m.fromVersion === null ? 'no earlier release recorded' : `release ${m.fromVersion} is not registered`,
+      });
+      continue;
+    }
+    st.actions.push({
+      type: 'queue',
+      purpose: 'rollback',
+      device: m.device,
+      executionNumber: 1,
+      version: m.fromVersion,
+      wave: m.wave,
+    });
+    open++;
+  }
+  if (open === 0) {
+    st.s.status = 'rolled-back';
+    event(st, 'rollout.rolled-back', {});
+  }
+}
+
+/** An operator's command; throws a message when the rollout's status does not allow it. */
+export function command(
+  state: RolloutState,
+  cmd: Command,
+  input: TickInput,
+  wave?: number,
+): { state: RolloutState; actions: Action[] } {
+  const st: Step = { s: structuredClone(state), actions: [], input };
+  const s = st.s;
+  const refuse = () => {
+    throw new Error(`cannot ${cmd} a rollout that is ${s.status}`);
+  };
+  switch (cmd) {
+    case 'pause':
+      if (s.status !== 'running' && s.status !== 'awaiting-approval') refuse();
+      s.status = 'paused';
+      event(st, 'rollout.paused', { by: 'operator' });
+      break;
+    case 'resume': {
+      if (s.status !== 'paused') refuse();
+      s.status = 'running';
+      s.reason = undefined;
+      event(st, 'rollout.resumed', {});
+      const current = s.waves[s.wave]!;
+      if (current.status === 'failed') {
+        current.status = 'accepted';
+        event(st, 'wave.accepted', { wave: s.wave });
+        nextWave(st);
+      } else advance(st);
+      break;
+    }
+    case 'approve': {
+      const w = wave ?? s.wave;
+      if (isTerminal(s.status) || w < s.wave || w >= s.waves.length) refuse();
+      if (!s.approvals.includes(w)) s.approvals.push(w);
+      event(st, 'rollout.approved', { wave: w });
+      if (s.status === 'awaiting-approval') {
+        s.status = 'running';
+        advance(st);
+      }
+      break;
+    }
+    case 'abort':
+      if (isTerminal(s.status) || s.status === 'rolling-back') refuse();
+      abort(st, 'aborted by an operator');
+      break;
+    case 'rollback':
+      if (s.status === 'rolling-back' || s.status === 'rolled-back') refuse();
+      startRollback(st, 'rolled back by an operator');
+      break;
+  }
+  return { state: s, actions: st.actions };
+}
