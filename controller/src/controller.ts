@@ -10,6 +10,12 @@ import { EmbeddedBroker } from './broker/embedded-broker.js';
 import { ExternalBrokerLink } from './broker/external-link.js';
 import { ConfigService } from './config/service.js';
 import { TelemetryIngest } from './ingest/telemetry-ingest.js';
+import { JobsService } from './jobs/jobs-service.js';
+import { JobsStore } from './jobs/jobs-store.js';
+import { loadTrustedKeys, ReleaseService } from './rollouts/releases.js';
+import { RolloutService } from './rollouts/rollout-service.js';
+import { type RolloutEvent, RolloutStore } from './rollouts/rollout-store.js';
+import { Webhooks } from './rollouts/webhooks.js';
 import { SqliteFleetStore } from './store/sqlite-fleet-store.js';
 
 export interface ControllerConfig {
@@ -27,6 +33,14 @@ export interface ControllerConfig {
   /** The broker URL agents should use (printed at enrolment); default derived from the embedded broker. */
   publicMqttUrl?: string;
   retentionMs: number;
+  /** PEM files of the keys releases must be signed with (default: `<dataDir>/trusted-keys/*.pem`). */
+  trustedKeyFiles?: string[];
+  /** URLs that receive every rollout event as a JSON POST. */
+  webhooks?: string[];
+  /** The controller's HTTP address as devices reach it (artifact downloads); default from host and port. */
+  publicHttpUrl?: string;
+  /** How often the wave engine evaluates active rollouts (it also runs on every execution change). */
+  rolloutTickMs?: number;
 }
 
 function readPem(file: string): Buffer {
@@ -58,6 +72,8 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
   let auth: Authenticator | undefined;
   let ingest: TelemetryIngest | undefined;
   let pruner: NodeJS.Timeout | undefined;
+  let rollouts: RolloutService | undefined;
+  let jobs: JobsService | undefined;
   const addresses = {
     http: 0,
     mqtt: 0 as number | undefined,
@@ -78,6 +94,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
 
   async function stop(): Promise<void> {
     if (pruner) clearInterval(pruner);
+    rollouts?.stop();
     await api?.close();
     await broker?.stop();
     await link?.stop();
@@ -103,6 +120,12 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
     },
     get ingest() {
       return ingest;
+    },
+    get rollouts() {
+      return rollouts;
+    },
+    get jobs() {
+      return jobs;
     },
 
     stop,
@@ -130,6 +153,40 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
     });
     ingest = i;
     const adminTokenFile = bootstrapAdmin(a, s);
+    const jobsStore = new JobsStore(s.db);
+    const rolloutStore = new RolloutStore(s.db);
+    const trusted = loadTrustedKeys(config.dataDir, config.trustedKeyFiles);
+    const releases = new ReleaseService({ store: rolloutStore, dataDir: config.dataDir, trusted: () => trusted, now });
+    const eventListeners = new Set<(e: RolloutEvent) => void>();
+    const webhooks = new Webhooks({ urls: config.webhooks ?? [], log: log.child({ part: 'webhooks' }) });
+    const j = new JobsService({
+      store: jobsStore,
+      jobsRoot: config.jobsRoot,
+      now,
+      log: log.child({ part: 'jobs' }),
+      publish: (topic, payload) =>
+        void ((broker ?? link)?.publish(topic, payload, { qos: 1 }) ?? Promise.resolve()).catch((err) =>
+          log.warn({ err: (err as Error).message, topic }, 'jobs publish failed'),
+        ),
+      onChange: (e) => r.executionChanged(e),
+    });
+    jobs = j;
+    const r = new RolloutService({
+      store: rolloutStore,
+      fleet: s,
+      jobs: j,
+      jobsStore,
+      releases,
+      now,
+      log: log.child({ part: 'rollouts' }),
+      audit: (...args) => a.audit(...args),
+      artifactBaseUrl: () => `${config.publicHttpUrl ?? `http://${config.host}:${addresses.http}`}/api/releases/`,
+      onEvent: (e) => {
+        webhooks.send(e);
+        for (const fn of eventListeners) fn(e);
+      },
+    });
+    rollouts = r;
     if (config.external) {
       link = new ExternalBrokerLink({
         ...config.external,
@@ -137,6 +194,8 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
         clientId: 'fleetwave-controller',
         ingest: i,
         log: log.child({ part: 'external-broker' }),
+        jobsRoot: config.jobsRoot,
+        onJobRequest: (thing, topic, payload) => j.handle(thing, topic, payload),
       });
       await link.start();
       addresses.mqtt = undefined;
@@ -155,6 +214,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
         auth: a,
         ingest: i,
         log: log.child({ part: 'broker' }),
+        onJobRequest: (device, topic, payload) => j.handle(device, topic, payload),
       });
       Object.assign(addresses, await broker.start());
     }
@@ -179,6 +239,15 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       kick: (id) => broker?.kick(id),
       agentUplinkUrl: () => config.publicMqttUrl ?? config.external?.url ?? `mqtt://${config.host}:${addresses.mqtt}`,
       root: config.root,
+      rollouts: {
+        releases,
+        rollouts: r,
+        rolloutStore,
+        subscribeEvents: (fn) => {
+          eventListeners.add(fn);
+          return () => eventListeners.delete(fn);
+        },
+      },
     });
     try {
       await api.listen({ port: config.httpPort, host: config.host });
@@ -194,6 +263,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
     addresses.http = (api.server.address() as { port: number }).port;
     s.pruneTelemetry(now() - config.retentionMs);
     pruner = setInterval(() => s.pruneTelemetry(now() - config.retentionMs), 3_600_000);
+    r.start(config.rolloutTickMs ?? 1000);
     return { ...addresses, adminTokenFile };
   }
 }

@@ -12,6 +12,7 @@ import { openApiDocument } from './openapi.js';
 import { adminRoutes } from './routes-admin.js';
 import { configRoutes } from './routes-config.js';
 import { deviceRoutes } from './routes-devices.js';
+import { type RolloutApiDeps, rolloutRoutes } from './routes-rollouts.js';
 import { telemetryRoutes } from './routes-telemetry.js';
 import type { TelemetryHub } from './telemetry-hub.js';
 
@@ -28,6 +29,8 @@ export interface ApiDeps {
   /** What `device add` prints for the agent's config: the broker URL devices use, and the topic root. */
   agentUplinkUrl: () => string;
   root: string;
+  /** Releases and rollouts (absent in API tests that need only the registry). */
+  rollouts?: RolloutApiDeps;
 }
 
 declare module 'fastify' {
@@ -89,5 +92,6 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   configRoutes(app, deps, guard);
   telemetryRoutes(app, deps, guard);
   adminRoutes(app, deps, guard);
+  if (deps.rollouts) rolloutRoutes(app, deps, deps.rollouts, guard);
   return app;
 }

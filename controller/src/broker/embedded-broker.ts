@@ -20,6 +20,8 @@ export interface EmbeddedBrokerOptions extends TopicRoots {
   auth: Authenticator;
   ingest: TelemetryIngest;
   log: Logger;
+  /** A device's jobs request (the ACL checked it is under its own jobs topics). */
+  onJobRequest?: (device: string, topic: string, payload: Buffer) => void;
 }
 
 type WithPrincipal = Client & { principal?: Principal };
@@ -78,6 +80,12 @@ export class EmbeddedBroker {
           // a malformed batch (a fatal error) is acknowledged and dropped; a commit that failed (transient) is not
           // acknowledged: the session closes and the agent sends the batch again
           return o.ingest.submitTelemetry(p.id, packet.payload as Buffer, (err) => done(err?.transient ? err : null));
+        }
+        if (packet.topic.startsWith(`${o.jobsRoot}/`)) {
+          done(null);
+          const { topic, payload } = packet;
+          setImmediate(() => o.onJobRequest?.(p.id, topic, payload as Buffer));
+          return;
         }
         this.ingestFrom(p.id, packet.topic, packet.payload as Buffer);
         done(null);

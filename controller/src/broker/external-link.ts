@@ -1,4 +1,4 @@
-import { FleetwaveError, parseTopic } from '@fleetwave/shared';
+import { FleetwaveError, parseJobTopic, parseTopic } from '@fleetwave/shared';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { TelemetryIngest } from '../ingest/telemetry-ingest.js';
@@ -16,6 +16,9 @@ export interface ExternalLinkOptions {
   connections?: number;
   ingest: TelemetryIngest;
   log: Logger;
+  /** Jobs requests of devices (`{jobsRoot}/{thing}/jobs/…`) go to the jobs service. */
+  jobsRoot?: string;
+  onJobRequest?: (thing: string, topic: string, payload: Buffer) => void;
 }
 
 /**
@@ -67,6 +70,10 @@ export class ExternalBrokerLink {
     });
     const filter = `${o.root}/devices/+/#`;
     await client.subscribeAsync(o.shareGroup ? `$share/${o.shareGroup}/${filter}` : filter, { qos: 1 });
+    if (o.jobsRoot && o.onJobRequest) {
+      const jobs = `${o.jobsRoot}/+/jobs/#`;
+      await client.subscribeAsync(o.shareGroup ? `$share/${o.shareGroup}/${jobs}` : jobs, { qos: 1 });
+    }
     return client;
   }
 
@@ -80,6 +87,15 @@ export class ExternalBrokerLink {
   }
 
   private route(topic: string, payload: Buffer): void {
+    if (this.o.jobsRoot && this.o.onJobRequest && topic.startsWith(`${this.o.jobsRoot}/`)) {
+      try {
+        const t = parseJobTopic(this.o.jobsRoot, topic);
+        if (t.family === 'jobs' && t.reply === 'request') this.o.onJobRequest(t.thing, topic, payload);
+      } catch {
+        // an answer or notification the controller itself sent, or not a jobs topic
+      }
+      return;
+    }
     try {
       const t = parseTopic(this.o.root, topic);
       if (t.family === 'device') this.o.ingest.statusMessage(t.device, t.kind, payload);
