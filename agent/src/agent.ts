@@ -7,6 +7,7 @@ import {
   decodeMessage,
   FleetwaveError,
   type ReportedConfig,
+  type TrustedKey,
 } from '@fleetwave/shared';
 import type { Logger } from 'pino';
 import { createHealthReporter } from './health/reporter.js';
@@ -14,6 +15,9 @@ import { IngestListener } from './ingest/listener.js';
 import { Outbox, type OutboxStatus } from './outbox/outbox.js';
 import { SqliteOutboxStore } from './outbox/sqlite-store.js';
 import { compileStreamMap } from './streams.js';
+import { CommandInstaller } from './updates/installers/command.js';
+import { FilesInstaller } from './updates/installers/files.js';
+import { UpdateManager } from './updates/update-manager.js';
 import { Uplink, type UplinkOptions } from './uplink/uplink.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -26,6 +30,10 @@ export interface AgentDeps {
   /** username → password for sensors, resolved by main.ts. */
   sensorUsers: ReadonlyMap<string, string>;
   now?: () => number;
+  /** The Ed25519 keys releases must be signed with (read by main.ts from `updates.trustedKeys`). */
+  trustedKeys?: readonly TrustedKey[];
+  /** Every persisted update stage (the CLI prints it as a JSON line). */
+  onUpdateStage?: (s: { jobId: string; stage: string; code?: string }) => void;
 }
 
 export interface AgentStatus extends OutboxStatus {
@@ -35,6 +43,8 @@ export interface AgentStatus extends OutboxStatus {
   inflightBatches: number;
   reconnects: number;
   ingest: { host: string; port: number } | null;
+  update: ReturnType<UpdateManager['status']>;
+  releases: Record<string, string>;
   ts: number;
 }
 
@@ -49,6 +59,36 @@ export function createAgent(deps: AgentDeps) {
   let listener: IngestListener | undefined;
   let ingestAddr: { host: string; port: number } | null = null;
   let timers: NodeJS.Timeout[] = [];
+  const updates = config.updates.enabled ? createUpdates() : undefined;
+
+  function createUpdates(): UpdateManager {
+    const u = deps.uplinkClient;
+    const basic =
+      u.username && u.password ? Buffer.from(`${u.username}:${String(u.password)}`).toString('base64') : undefined;
+    return new UpdateManager({
+      config: config.updates,
+      dataDir: config.dataDir,
+      device: config.device.id,
+      trusted: deps.trustedKeys ?? [],
+      installers: {
+        files: new FilesInstaller({
+          appsDir: config.updates.appsDir ?? join(config.dataDir, 'apps'),
+          maxBytes: config.updates.maxArtifactBytes * 4,
+        }),
+        command: new CommandInstaller({
+          allowed: config.updates.commandInstallers,
+          stateDir: join(config.dataDir, 'updates', 'command-state'),
+        }),
+      },
+      send: (topic, payload) => uplink?.publishRaw(topic, payload) ?? false,
+      connected: () => uplink?.connected ?? false,
+      now,
+      log: log.child({ part: 'updates' }),
+      downloadHeaders: basic ? { authorization: `Basic ${basic}` } : {},
+      onInstalled: () => uplink?.announce(),
+      onStage: deps.onUpdateStage,
+    });
+  }
 
   function status(): AgentStatus {
     if (!outbox || !uplink) throw new Error('agent is not started');
@@ -60,6 +100,8 @@ export function createAgent(deps: AgentDeps) {
       inflightBatches: uplink.inflightCount,
       reconnects: uplink.reconnects,
       ingest: ingestAddr,
+      update: updates?.status() ?? null,
+      releases: updates?.installed().current ?? {},
       ts: now(),
     };
   }
@@ -167,6 +209,12 @@ export function createAgent(deps: AgentDeps) {
         now,
         onDesiredConfig,
         onConnected: () => health?.publishLatest(),
+        ...(updates && {
+          subscriptions: updates.subscriptions(),
+          onMessage: (topic: string, payload: Buffer) => updates.onMessage(topic, payload),
+          onSubscribed: () => updates.onSubscribed(),
+          presenceExtra: () => ({ releases: updates.installed().current }),
+        }),
       });
       listener = new IngestListener({
         host: config.ingest.host,
@@ -185,6 +233,7 @@ export function createAgent(deps: AgentDeps) {
       ];
       scheduleBacklog();
       uplink.start();
+      updates?.start();
       health = createHealthReporter({
         config,
         outbox: box,
@@ -206,6 +255,7 @@ export function createAgent(deps: AgentDeps) {
       for (const t of timers) clearInterval(t);
       timers = [];
       if (backlogTimer) clearInterval(backlogTimer);
+      updates?.stop();
       await listener?.stop();
       health?.stop();
       outbox?.flush();

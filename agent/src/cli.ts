@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { FleetwaveError } from '@fleetwave/shared';
+import { FleetwaveError, trustedKeyFromPem } from '@fleetwave/shared';
 import { pino } from 'pino';
 import { AGENT_VERSION, createAgent } from './agent.js';
 import { type ConfigOverrides, loadAgentConfig } from './config.js';
@@ -151,7 +151,25 @@ async function main(argv: string[]): Promise<number> {
         ...(config.uplink.username && { username: config.uplink.username }),
         ...(token && { password: token }),
       };
-      const agent = createAgent({ config, log, uplinkClient: client, sensorUsers: users });
+      const trustedKeys = config.updates.trustedKeys.map((f) => {
+        try {
+          return trustedKeyFromPem(readFileSync(f, 'utf8'));
+        } catch (err) {
+          throw new FleetwaveError('E_CONFIG_INVALID', `updates.trustedKeys: ${f}: ${(err as Error).message}`);
+        }
+      });
+      if (config.updates.enabled && trustedKeys.length === 0) {
+        throw new FleetwaveError('E_CONFIG_INVALID', 'updates.enabled needs at least one updates.trustedKeys file');
+      }
+      const agent = createAgent({
+        config,
+        log,
+        uplinkClient: client,
+        sensorUsers: users,
+        trustedKeys,
+        // one machine-readable line per persisted update stage, for supervisors and tests
+        onUpdateStage: (st) => process.stdout.write(`${JSON.stringify({ event: 'update-stage', ...st })}\n`),
+      });
       const { ingest } = await agent.start();
       // One machine-readable line for supervisors and tests: where sensors connect.
       process.stdout.write(`${JSON.stringify({ event: 'ready', ingest })}\n`);

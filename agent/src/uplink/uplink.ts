@@ -23,6 +23,13 @@ export interface UplinkOptions {
   onDesiredConfig?: (payload: Buffer) => void;
   /** Called on every (re)connection, after presence (e.g. to publish the latest health report). */
   onConnected?: () => void;
+  /** More topic filters to subscribe to on every connection (the jobs topics), and their messages. */
+  subscriptions?: readonly string[];
+  onMessage?: (topic: string, payload: Buffer) => void;
+  /** Called once those subscriptions are acknowledged, on every connection (ask for pending jobs then). */
+  onSubscribed?: () => void;
+  /** Extra presence fields (the installed releases). */
+  presenceExtra?: () => Record<string, unknown>;
 }
 
 /**
@@ -50,7 +57,14 @@ export class Uplink {
   }
 
   private presence(state: 'online' | 'offline'): string {
-    return JSON.stringify({ v: 1, device: this.o.device, state, ts: this.o.now(), agentVersion: this.o.agentVersion });
+    return JSON.stringify({
+      v: 1,
+      device: this.o.device,
+      state,
+      ts: this.o.now(),
+      agentVersion: this.o.agentVersion,
+      ...this.o.presenceExtra?.(),
+    });
   }
 
   private connect(): void {
@@ -75,6 +89,11 @@ export class Uplink {
       if (this.o.onDesiredConfig) {
         client.subscribe(deviceTopic(this.o.root, this.o.device, 'config/desired'), { qos: 1 });
       }
+      if (this.o.subscriptions?.length) {
+        client.subscribe([...this.o.subscriptions], { qos: 1 }, (err) => {
+          if (!err && gen === this.generation) this.o.onSubscribed?.();
+        });
+      }
       // Everything formed but not acknowledged goes again, in sequence order, before anything new.
       this.resend = this.o.outbox.unacknowledged();
       this.pump();
@@ -83,7 +102,7 @@ export class Uplink {
     client.on('message', (topic, payload) => {
       if (gen === this.generation && topic === deviceTopic(this.o.root, this.o.device, 'config/desired')) {
         this.o.onDesiredConfig?.(payload);
-      }
+      } else if (gen === this.generation) this.o.onMessage?.(topic, payload);
     });
     client.on('error', (err) => {
       if (gen === this.generation) this.o.log.warn({ err: err.message }, 'uplink error');
@@ -138,6 +157,23 @@ export class Uplink {
   }
 
   /** Publishes a small status message (backlog, health) at QoS 1 when connected; dropped when not. */
+  /** Publishes QoS 1 when connected; false when not (the caller keeps what it must re-send). */
+  publishRaw(topic: string, payload: string): boolean {
+    if (!this.connected || !this.client) return false;
+    this.client.publish(topic, payload, { qos: 1 });
+    return true;
+  }
+
+  /** Re-announces presence (after the installed releases changed). */
+  announce(): void {
+    if (this.connected) {
+      this.client?.publish(deviceTopic(this.o.root, this.o.device, 'presence'), this.presence('online'), {
+        qos: 1,
+        retain: true,
+      });
+    }
+  }
+
   publishStatus(kind: 'backlog' | 'health', payload: string): void {
     if (this.connected) this.client?.publish(deviceTopic(this.o.root, this.o.device, kind), payload, { qos: 1 });
   }

@@ -1,0 +1,325 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AgentConfig } from '@fleetwave/shared';
+import {
+  anyWindowAt,
+  isFleetwaveError,
+  type JobExecution,
+  parseWith,
+  type TrustedKey,
+  UpdateJobDocument,
+} from '@fleetwave/shared';
+import type { Logger } from 'pino';
+import type { Installer } from './installers/types.js';
+import { runStage, type StageDeps } from './stages.js';
+import {
+  ACTIVE_STAGES,
+  nextStage,
+  type PendingReport,
+  readJson,
+  removeDurable,
+  type Stage,
+  TERMINAL_STAGES,
+  type UpdateState,
+  writeDurable,
+} from './state.js';
+
+export interface InstalledRecord {
+  /** name → version running now */
+  current: Record<string, string>;
+  /** name → the version before it (a rollback may go back to exactly this one) */
+  previous: Record<string, string>;
+}
+
+export interface UpdateManagerOptions {
+  config: AgentConfig['updates'];
+  dataDir: string;
+  device: string;
+  trusted: readonly TrustedKey[];
+  installers: Partial<Record<string, Installer>>;
+  /** QoS 1 publish through the uplink; false when disconnected. */
+  send: (topic: string, payload: string) => boolean;
+  connected: () => boolean;
+  now: () => number;
+  log: Logger;
+  /** Headers for artifact downloads from the controller (the device's own credentials). */
+  downloadHeaders: Record<string, string>;
+  /** The installed releases changed (re-announce presence). */
+  onInstalled?: () => void;
+  /** Every persisted stage change (the CLI prints it as a JSON line). */
+  onStage?: (s: { jobId: string; stage: Stage; code?: string }) => void;
+}
+
+/**
+ * The device side of the jobs protocol and the update state machine. The state is written before each step and
+ * the job's last status is kept until the jobs service acknowledged it, so a restart at any instant resumes or rolls
+ * back and re-sends what the cloud has not confirmed (invariant 5). On every (re)connection it asks for pending work.
+ */
+export class UpdateManager {
+  private readonly dir: string;
+  private readonly statePath: string;
+  private readonly installedPath: string;
+  private state: UpdateState | undefined;
+  private running = false;
+  private stopped = false;
+  private reportSeq = 0;
+
+  constructor(private readonly o: UpdateManagerOptions) {
+    this.dir = join(o.dataDir, 'updates');
+    mkdirSync(join(this.dir, 'downloads'), { recursive: true });
+    this.statePath = join(this.dir, 'state.json');
+    this.installedPath = join(this.dir, 'installed.json');
+    this.state = readJson<UpdateState>(this.statePath);
+  }
+
+  private get base(): string {
+    return `${this.o.config.jobsRoot}/${this.o.device}/jobs`;
+  }
+
+  subscriptions(): string[] {
+    return [`${this.base}/#`];
+  }
+
+  installed(): InstalledRecord {
+    return readJson<InstalledRecord>(this.installedPath) ?? { current: {}, previous: {} };
+  }
+
+  status(): { jobId: string; stage: Stage; code?: string; reason?: string } | null {
+    const s = this.state;
+    return s
+      ? { jobId: s.jobId, stage: s.stage, ...(s.code && { code: s.code }), ...(s.reason && { reason: s.reason }) }
+      : null;
+  }
+
+  /** Resumes an update a restart interrupted. */
+  start(): void {
+    const s = this.state;
+    if (!s) return;
+    this.o.log.info({ jobId: s.jobId, stage: s.stage }, 'resuming update after restart');
+    if (!TERMINAL_STAGES.includes(s.stage)) void this.run();
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Subscriptions acknowledged: re-send the unacknowledged status, or ask for the next job. */
+  onSubscribed(): void {
+    if (this.state?.report) this.sendReport();
+    else if (!this.state) this.startNext();
+  }
+
+  private publish(op: string, body: object): void {
+    this.o.send(`${this.base}/${op}`, JSON.stringify(body));
+  }
+
+  private startNext(): void {
+    this.publish('start-next', {
+      stepTimeoutInMinutes: this.o.config.stepTimeoutMinutes,
+      statusDetails: { stage: 'verifying' },
+    });
+  }
+
+  onMessage(topic: string, payload: Buffer): void {
+    if (!topic.startsWith(`${this.base}/`)) return;
+    const rest = topic.slice(this.base.length + 1);
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(payload.toString('utf8'));
+    } catch {
+      return this.o.log.warn({ topic }, 'jobs message is not JSON');
+    }
+    if (rest === 'notify-next') {
+      if (!this.state && body.execution) this.startNext();
+    } else if (rest === 'start-next/accepted') {
+      if (!this.state && body.execution) this.begin(body.execution as JobExecution);
+    } else if (rest === 'start-next/rejected') {
+      this.o.log.warn({ body }, 'start-next rejected');
+    } else {
+      const m = /^([A-Za-z0-9_-]+)\/update\/(accepted|rejected)$/.exec(rest);
+      if (m && this.state?.jobId === m[1]) this.onUpdateAnswer(m[2] as 'accepted' | 'rejected', body);
+    }
+  }
+
+  /** A new execution: validate its document, then run the machine (or reject it at once). */
+  private begin(e: JobExecution): void {
+    const base = {
+      v: 1 as const,
+      jobId: e.jobId,
+      executionNumber: e.executionNumber,
+      versionNumber: e.versionNumber,
+      attempts: 0,
+      slot: {},
+      updatedAt: this.o.now(),
+      report: undefined,
+    };
+    let doc: UpdateJobDocument;
+    try {
+      doc = parseWith(UpdateJobDocument, e.jobDocument ?? {}, 'job document') as UpdateJobDocument;
+    } catch (err) {
+      // a job this agent cannot do is rejected with a reason, never left IN_PROGRESS
+      this.state = {
+        ...base,
+        purpose: 'update',
+        manifest: null as never,
+        artifactBaseUrl: undefined,
+        stage: 'rejected',
+        previousVersion: null,
+        code: 'E_SCHEMA',
+        reason: `not a Fleetwave update job: ${(err as Error).message}`.slice(0, 1000),
+      };
+      return this.persistAndReport();
+    }
+    const installed = this.installed();
+    this.state = {
+      ...base,
+      purpose: doc.purpose,
+      manifest: doc.manifest,
+      artifactBaseUrl: doc.artifactBaseUrl,
+      stage: 'verifying',
+      previousVersion: installed.current[doc.manifest.name] ?? null,
+    };
+    this.persistAndReport();
+    void this.run();
+  }
+
+  private report(s: UpdateState): PendingReport {
+    const details: Record<string, string> = { stage: s.stage, version: s.manifest?.version ?? '', purpose: s.purpose };
+    if (s.code) details.code = s.code;
+    if (s.reason) details.reason = s.reason.slice(0, 1000);
+    const status =
+      s.stage === 'succeeded'
+        ? 'SUCCEEDED'
+        : s.stage === 'failed'
+          ? 'FAILED'
+          : s.stage === 'rejected'
+            ? 'REJECTED'
+            : 'IN_PROGRESS';
+    return { status, statusDetails: details };
+  }
+
+  /** Persist, then act: the state (with the status for the cloud) is on disk before anything else happens. */
+  private persistAndReport(progress?: Record<string, string>): void {
+    const s = this.state!;
+    s.report = this.report(s);
+    if (progress) Object.assign(s.report.statusDetails, progress);
+    s.updatedAt = this.o.now();
+    writeDurable(this.statePath, JSON.stringify(s));
+    this.o.onStage?.({ jobId: s.jobId, stage: s.stage, ...(s.code && { code: s.code }) });
+    this.sendReport();
+  }
+
+  private sendReport(): void {
+    const s = this.state;
+    if (!s?.report) return;
+    const terminal = s.report.status !== 'IN_PROGRESS';
+    this.publish(`${s.jobId}/update`, {
+      status: s.report.status,
+      statusDetails: s.report.statusDetails,
+      ...(s.versionNumber !== undefined && { expectedVersion: s.versionNumber }),
+      executionNumber: s.executionNumber,
+      includeJobExecutionState: true,
+      ...(!terminal && { stepTimeoutInMinutes: this.o.config.stepTimeoutMinutes }),
+      clientToken: `${s.stage}-${++this.reportSeq}`.slice(0, 64),
+    });
+  }
+
+  private onUpdateAnswer(kind: 'accepted' | 'rejected', body: Record<string, unknown>): void {
+    const s = this.state!;
+    const exec = body.executionState as { status?: string; versionNumber?: number } | undefined;
+    if (kind === 'accepted') {
+      if (exec?.versionNumber !== undefined) s.versionNumber = exec.versionNumber;
+      if (
+        exec?.status &&
+        exec.status === s.report?.status &&
+        (!TERMINAL_STAGES.includes(s.stage) || exec.status !== 'IN_PROGRESS')
+      ) {
+        if (TERMINAL_STAGES.includes(s.stage)) return this.finish();
+        s.report = undefined;
+        writeDurable(this.statePath, JSON.stringify(s));
+      }
+      return;
+    }
+    const code = body.code as string;
+    if (code === 'VersionMismatch' && exec?.versionNumber !== undefined) {
+      s.versionNumber = exec.versionNumber;
+      return this.sendReport();
+    }
+    // the service ended the execution (canceled, timed out, removed): nothing more to report for it
+    this.o.log.warn({ jobId: s.jobId, code, message: body.message }, 'the jobs service refused the status');
+    if (TERMINAL_STAGES.includes(s.stage)) return this.finish();
+    s.report = undefined;
+    writeDurable(this.statePath, JSON.stringify(s));
+    if (['verifying', 'downloading', 'installing', 'awaiting-activation'].includes(s.stage))
+      this.cancelRequested = true;
+  }
+
+  private cancelRequested = false;
+
+  /** The terminal status is acknowledged: forget the update and ask for the next job. */
+  private finish(): void {
+    const s = this.state!;
+    writeDurable(join(this.dir, 'last.json'), JSON.stringify({ ...s, report: undefined }));
+    removeDurable(this.statePath);
+    this.state = undefined;
+    this.cancelRequested = false;
+    this.startNext();
+  }
+
+  private async run(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      const s = this.state!;
+      // a crash while the new version may have been active: activate again (that counts as an attempt)
+      if (ACTIVE_STAGES.includes(s.stage)) s.stage = 'activating';
+      while (!this.stopped && this.state && !TERMINAL_STAGES.includes(this.state.stage)) {
+        const st = this.state;
+        if (this.cancelRequested) {
+          Object.assign(st, {
+            stage: 'failed',
+            code: 'E_UPDATE_BUSY',
+            reason: 'the jobs service ended this execution',
+          });
+          writeDurable(this.statePath, JSON.stringify(st));
+          this.finish();
+          return;
+        }
+        let event: 'ok' | 'fail' | 'skip' = 'ok';
+        try {
+          event = await runStage(st, this.stageDeps());
+        } catch (err) {
+          event = 'fail';
+          st.code = isFleetwaveError(err) ? err.code : 'E_INSTALL';
+          st.reason = (err as Error).message;
+          this.o.log.warn({ jobId: st.jobId, stage: st.stage, code: st.code, reason: st.reason }, 'update step failed');
+        }
+        if (this.stopped) return;
+        st.stage = event === 'skip' ? 'succeeded' : nextStage(st.stage, event);
+        this.persistAndReport();
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private stageDeps(): StageDeps {
+    return {
+      ...this.o,
+      dir: this.dir,
+      installed: () => this.installed(),
+      saveInstalled: (r) => {
+        writeDurable(this.installedPath, JSON.stringify(r));
+        this.o.onInstalled?.();
+      },
+      persist: () => writeDurable(this.statePath, JSON.stringify(this.state)),
+      progress: (p) => this.persistAndReport(p),
+      activationAllowed: () => {
+        const a = this.o.config.activation;
+        if (a.mode === 'immediate') return true;
+        if (a.mode === 'lock-file') return !existsSync(a.path);
+        return anyWindowAt([a], this.o.now()).open;
+      },
+    };
+  }
+}
