@@ -125,7 +125,10 @@ export class RolloutService {
       status: e.status,
       executionNumber: e.executionNumber,
       ...(e.startedAt !== undefined && { startedAt: e.startedAt }),
-      ...(e.statusDetails?.reason && { reason: e.statusDetails.reason }),
+      // the coded reason when the device gave one (what failure rules group by), else its message
+      ...((e.statusDetails?.code || e.statusDetails?.reason) && {
+        reason: e.statusDetails.code ?? e.statusDetails.reason,
+      }),
     });
     for (const e of this.o.jobsStore.byRollout(state.id)) {
       const map = e.jobId === state.id ? updates : rollbacks;

@@ -278,7 +278,12 @@ function evaluate(st: Step): void {
   let why: string | undefined;
   if (rule && finished >= rule.minFinished && (t.failed * 100) / finished >= rule.percent) {
     why = `${t.failed} of ${finished} finished devices failed, threshold ${rule.percent}% after ${rule.minFinished}`;
-  } else if (t.total > 0 && ((t.total - t.failed) * 100) / t.total < plan.successThreshold) {
+  } else if (
+    t.total > 0 &&
+    finished >= (rule?.minFinished ?? 1) &&
+    ((t.total - t.failed) * 100) / t.total < plan.successThreshold
+  ) {
+    // the success threshold can no longer be reached (judged, like the failure rule, after minFinished)
     why = `${t.failed} of ${t.total} devices failed, ${plan.successThreshold}% must succeed`;
   }
   if (why) {
