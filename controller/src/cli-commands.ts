@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { ConfigLayer, FleetwaveError, parseYamlWith } from '@fleetwave/shared';
 import { type ClientOptions, call, table } from './cli-client.js';
+import { type RolloutFlags, runRolloutCommand } from './cli-rollouts.js';
 
-export interface ClientFlags {
+export interface ClientFlags extends RolloutFlags {
   json?: boolean | undefined;
   tag?: string[] | undefined;
   hardware?: string | undefined;
@@ -36,6 +37,8 @@ export async function runClientCommand(
   const out = (data: unknown, human: () => string) =>
     process.stdout.write(v.json ? `${JSON.stringify(data, null, 2)}\n` : human());
   const key = `${cmd} ${sub ?? ''}`.trim();
+  const rolloutResult = await runRolloutCommand(key, arg, v, client);
+  if (rolloutResult !== undefined) return rolloutResult;
   switch (key) {
     case 'device add': {
       if (!sub || !arg) throw new FleetwaveError('E_CONFIG_INVALID', 'usage: fleetwave device add <id>');

@@ -26,6 +26,13 @@ Usage:
   fleetwave config apply <layer.yaml> | diff <layer.yaml> | effective <device> | layers | status
   fleetwave config history [name] | revert <name> | remove <name>
   fleetwave audit [--limit n]
+  fleetwave release add <manifest.json> [--artifact <file>]…   register a signed release (verified) and upload artifacts
+  fleetwave release list
+  fleetwave rollout plan <plan.yaml>        which devices go in which wave, and when (nothing is started)
+  fleetwave rollout apply <plan.yaml>       start a rollout
+  fleetwave rollout status [id] | watch <id>   one rollout (waves, progress, thresholds) or all; watch: live view
+  fleetwave rollout pause|resume|abort|rollback <id> | approve <id> [--wave n]
+  fleetwave rollout events [id] [--after n] [--follow]
   fleetwave broker mosquitto-config --out <dir>   password file, ACL and config lines for an external Mosquitto
 
 serve options:
@@ -40,6 +47,9 @@ serve options:
   --broker-username <u> --broker-password <p>   credentials for the external broker
   --public-mqtt-url <url> the broker URL agents use, printed at enrolment
   --retention <duration>  how long telemetry is kept (default 7d)
+  --trusted-key <pem>     a public key releases must be signed with (repeatable; default <data-dir>/trusted-keys/*.pem)
+  --webhook <url>         POST every rollout event here as JSON (repeatable)
+  --public-http-url <url> the controller's HTTP address as devices reach it (artifact downloads)
   --log-level <level>     default info
 
 Client options (all other commands):
@@ -86,6 +96,11 @@ async function main(argv: string[]): Promise<number> {
       limit: { type: 'string' },
       out: { type: 'string' },
       gateways: { type: 'string' },
+      'trusted-key': { type: 'string', multiple: true },
+      webhook: { type: 'string', multiple: true },
+      'public-http-url': { type: 'string' },
+      artifact: { type: 'string', multiple: true },
+      wave: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -127,6 +142,9 @@ async function main(argv: string[]): Promise<number> {
       }),
       ...(v['public-mqtt-url'] && { publicMqttUrl: v['public-mqtt-url'] }),
       ...(v.retention && { retentionMs: parseDurationMs(v.retention) }),
+      ...(v['trusted-key'] && { trustedKeyFiles: v['trusted-key'] }),
+      ...(v.webhook && { webhooks: v.webhook }),
+      ...(v['public-http-url'] && { publicHttpUrl: v['public-http-url'].replace(/\/$/, '') }),
     };
     const log = pino({ level: v['log-level'] ?? 'info' });
     const controller = createController({ config, log });

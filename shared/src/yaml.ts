@@ -1,4 +1,4 @@
-import { isNode, LineCounter, parseDocument } from 'yaml';
+import { isMap, isNode, isScalar, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { deepFreeze } from './decode.js';
 import { FleetwaveError } from './errors.js';
@@ -30,9 +30,18 @@ export function parseYamlWith<S extends z.ZodType>(schema: S, text: string, sour
       let node: unknown;
       for (let n = i.path.length; n >= 0 && !isNode(node); n--)
         node = doc.getIn(i.path.slice(0, n) as (string | number)[], true);
-      const offset = isNode(node) && node.range ? node.range[0] : 0;
+      let offset = isNode(node) && node.range ? node.range[0] : 0;
+      let path = i.path.join('.');
+      // an unknown field points at the field itself, not at the map holding it
+      if (i.code === 'unrecognized_keys' && isMap(node)) {
+        const key = node.items.find((p) => isScalar(p.key) && p.key.value === i.keys[0])?.key;
+        if (isScalar(key) && key.range) {
+          offset = key.range[0];
+          path = [...i.path, i.keys[0]].join('.');
+        }
+      }
       const pos = lineCounter.linePos(offset);
-      issues.push({ line: pos.line, column: pos.col, path: i.path.join('.') || '(root)', message: i.message });
+      issues.push({ line: pos.line, column: pos.col, path: path || '(root)', message: i.message });
     }
   }
   const lines = issues.map((i) => `${source}:${i.line}:${i.column} ${i.path}: ${i.message}`);
