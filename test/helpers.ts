@@ -129,6 +129,10 @@ export interface AgentProcess {
   proc: ChildProcess;
   ingestUrl: string;
   stderr: () => string;
+  /** Everything the agent wrote to stdout (its machine-readable JSON lines). */
+  stdout: () => string;
+  /** Calls fn with every stdout line from now on. */
+  onLine(fn: (line: string) => void): void;
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -137,12 +141,19 @@ export async function spawnAgent(args: string[]): Promise<AgentProcess> {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
+  let out = '';
+  let partial = '';
+  const lineListeners: ((line: string) => void)[] = [];
   proc.stderr!.on('data', (d) => (err += d));
+  proc.stdout!.on('data', (d) => {
+    out += d;
+    const lines = (partial + d).split('\n');
+    partial = lines.pop()!;
+    for (const l of lines) for (const fn of lineListeners) fn(l);
+  });
   const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
     const t = setTimeout(() => reject(new Error(`agent did not become ready: ${err}`)), 15_000);
-    proc.stdout!.on('data', (d) => {
-      out += d;
+    proc.stdout!.on('data', () => {
       const m = /"event":"ready","ingest":\{"host":"[^"]*","port":(\d+)\}/.exec(out);
       if (m) {
         clearTimeout(t);
@@ -158,6 +169,8 @@ export async function spawnAgent(args: string[]): Promise<AgentProcess> {
     proc,
     ingestUrl: `mqtt://127.0.0.1:${port}`,
     stderr: () => err,
+    stdout: () => out,
+    onLine: (fn) => lineListeners.push(fn),
     kill: (signal = 'SIGTERM') =>
       new Promise((resolve) => {
         if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
