@@ -1,143 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
-import { type Controller, createController, defaultControllerConfig } from '@fleetwave/controller';
 import { type SignedReleaseManifest, signManifest } from '@fleetwave/shared';
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { type AgentProcess, api, cleanupAfterEach, spawnAgent, tmp, waitFor } from './helpers.js';
-import { appArchive, filesRelease, publishRelease, sha256, signingKey } from './release-helpers.js';
+import { cleanupAfterEach } from './helpers.js';
+import { appArchive, filesRelease, sha256, signingKey } from './release-helpers.js';
+import { installed, rig as makeRig, type Rig, release } from './update-rig.js';
 
 const cleanups = cleanupAfterEach();
-
-interface Rig {
-  dir: string;
-  ctl: Controller;
-  http: string;
-  admin: string;
-  key: ReturnType<typeof signingKey>;
-  configFile: string;
-  appsDir: string;
-  jobs: number;
-  start(): Promise<AgentProcess>;
-  /** Queues an update job for the device, as the controller's jobs service does for a rollout. */
-  queue(manifest: SignedReleaseManifest, over?: Record<string, unknown>): string;
-  execution(jobId: string): { status: string; statusDetails?: Record<string, string> } | undefined;
-  waitTerminal(jobId: string): Promise<{ status: string; statusDetails?: Record<string, string> }>;
-  active(): string | null;
-}
-
-async function rig(opts: { hardware?: string; extra?: string } = {}): Promise<Rig> {
-  const dir = tmp('upd');
-  const key = signingKey();
-  const pem = join(dir, 'release.pem');
-  writeFileSync(pem, key.publicPem);
-  const ctl = createController({
-    config: {
-      ...defaultControllerConfig(join(dir, 'ctl')),
-      httpPort: 0,
-      mqttPort: 0,
-      trustedKeyFiles: [pem],
-      rolloutTickMs: 200,
-    },
-    log: pino({ level: 'silent' }),
-  });
-  const a = await ctl.start();
-  cleanups.push(() => ctl.stop());
-  const http = `http://127.0.0.1:${a.http}`;
-  const admin = readFileSync(join(dir, 'ctl', 'admin-token'), 'utf8').trim();
-  const dev = await api(http, admin, 'POST', '/api/devices', { id: 'gw-u', hardware: opts.hardware ?? 'rpi4' });
-  writeFileSync(join(dir, 'token'), dev.body.token);
-  const appsDir = join(dir, 'agent', 'apps');
-  const configFile = join(dir, 'agent.yaml');
-  writeFileSync(
-    configFile,
-    `device: { id: gw-u }
-dataDir: ${join(dir, 'agent')}
-ingest: { port: 0 }
-uplink: { url: "mqtt://127.0.0.1:${a.mqtt}", username: gw-u, tokenFile: ${join(dir, 'token')}, backoffMinMs: 50, backoffMaxMs: 300 }
-health: { enabled: false }
-updates:
-  enabled: true
-  hardware: ${opts.hardware ?? 'rpi4'}
-  trustedKeys: [${pem}]
-  appsDir: ${appsDir}
-  healthCommand: [test, -f, ${join(appsDir, 'gateway-app', 'current', 'ok')}]
-  healthDeadline: 10s
-  downloadRetries: 3
-  downloadBackoffMs: 50
-${opts.extra ?? ''}`,
-  );
-  const store = () => ctl.store!.db;
-  const r: Rig = {
-    dir,
-    ctl,
-    http,
-    admin,
-    key,
-    configFile,
-    appsDir,
-    jobs: 0,
-    async start() {
-      const p = await spawnAgent(['--config', configFile]);
-      cleanups.push(() => p.kill('SIGKILL'));
-      return p;
-    },
-    queue(manifest, over = {}) {
-      const jobId = `upd-${++r.jobs}`;
-      ctl.jobs!.queue({
-        jobId,
-        thing: 'gw-u',
-        executionNumber: 1,
-        document: {
-          operation: 'fleetwave.update',
-          purpose: 'update',
-          manifest,
-          artifactBaseUrl: `${http}/api/releases/${manifest.name}/${manifest.version}/artifacts/`,
-          ...over,
-        },
-      });
-      return jobId;
-    },
-    execution(jobId) {
-      const row = store().prepare('SELECT status, status_details FROM job_executions WHERE job_id = ?').get(jobId) as
-        | { status: string; status_details: string | null }
-        | undefined;
-      return (
-        row && { status: row.status, ...(row.status_details && { statusDetails: JSON.parse(row.status_details) }) }
-      );
-    },
-    async waitTerminal(jobId) {
-      await waitFor(
-        `${jobId} to end`,
-        () => !['QUEUED', 'IN_PROGRESS'].includes(r.execution(jobId)?.status ?? 'QUEUED'),
-        60_000,
-      );
-      return r.execution(jobId)!;
-    },
-    active() {
-      try {
-        return readlinkSync(join(appsDir, 'gateway-app', 'current'));
-      } catch {
-        return null;
-      }
-    },
-  };
-  return r;
-}
-
-async function release(r: Rig, version: string, files: Record<string, string> = { ok: '', 'app.txt': version }) {
-  const archive = await appArchive(r.dir, version, files);
-  const m = filesRelease(r.key, version, archive, { hardware: ['rpi4'] });
-  await publishRelease(r.http, r.admin, m, archive);
-  return { manifest: m, archive };
-}
-
-const installed = (r: Rig) => {
-  const f = join(r.dir, 'agent', 'updates', 'installed.json');
-  return existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')).current['gateway-app'] : undefined;
-};
+const rig = (opts?: Parameters<typeof makeRig>[1]) => makeRig(cleanups, opts);
 
 describe('agent updates (agent as a child process, controller jobs service)', () => {
   it('installs, health-checks and commits a release; a failing health check rolls back by itself', async () => {
