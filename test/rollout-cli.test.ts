@@ -226,3 +226,25 @@ describe('releases and rollouts from the command line (controller process, devic
     );
   }, 120_000);
 });
+
+describe('release keys and signing (offline)', () => {
+  it('makes a key pair and signs a manifest body that devices then verify', async () => {
+    const dir = tmp('release-sign');
+    const prefix = join(dir, 'rel');
+    const keygen = await cli('release', 'keygen', '--out', prefix);
+    expect(keygen.status, keygen.stderr).toBe(0);
+    expect((await cli('release', 'keygen', '--out', prefix)).stderr).toMatch(/exists: not overwritten/);
+    const body = new URL('../firmware-manifests/examples/gateway-app-1.2.0.json', import.meta.url).pathname;
+    const out = join(dir, 'signed.json');
+    const sign = await cli('release', 'sign', body, '--key', `${prefix}.key`, '--out', out);
+    expect(sign.status, sign.stderr).toBe(0);
+    const { trustedKeyFromPem, verifyManifest } = await import('@fleetwave/shared');
+    const m = verifyManifest(JSON.parse(readFileSync(out, 'utf8')), {
+      trusted: [trustedKeyFromPem(readFileSync(`${prefix}.pem`, 'utf8'))],
+      now: Date.parse('2026-06-01T00:00:00Z'),
+    });
+    expect(m).toMatchObject({ name: 'gateway-app', version: '1.2.0' });
+    const bad = await cli('release', 'sign', join(dir, 'missing.json'), '--key', `${prefix}.key`, '--out', out);
+    expect(bad.stderr).toMatch(/cannot read .*missing\.json/);
+  });
+});

@@ -10,6 +10,7 @@ import { resolveToken } from './cli-client.js';
 import { runClientCommand } from './cli-commands.js';
 import { createController, defaultControllerConfig } from './controller.js';
 import { runDemo } from './demo.js';
+import { releaseTool } from './release-tool.js';
 import { SqliteFleetStore } from './store/sqlite-fleet-store.js';
 
 const HELP = `fleetwave: the Fleetwave controller and its operator CLI
@@ -26,6 +27,8 @@ Usage:
   fleetwave config apply <layer.yaml> | diff <layer.yaml> | effective <device> | layers | status
   fleetwave config history [name] | revert <name> | remove <name>
   fleetwave audit [--limit n]
+  fleetwave release keygen --out <prefix>    an Ed25519 key pair: <prefix>.key (private, 0600) and <prefix>.pem
+  fleetwave release sign <body.json> --key <prefix.key> --out <manifest.json>   sign a manifest body
   fleetwave release add <manifest.json> [--artifact <file>]…   register a signed release (verified) and upload artifacts
   fleetwave release list
   fleetwave rollout plan <plan.yaml>        which devices go in which wave, and when (nothing is started)
@@ -100,6 +103,7 @@ async function main(argv: string[]): Promise<number> {
       webhook: { type: 'string', multiple: true },
       'public-http-url': { type: 'string' },
       artifact: { type: 'string', multiple: true },
+      key: { type: 'string' },
       wave: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -167,6 +171,7 @@ async function main(argv: string[]): Promise<number> {
     await runDemo({ gateways: Number(v.gateways ?? 20) });
     return 0;
   }
+  if (cmd === 'release' && (sub === 'keygen' || sub === 'sign')) return releaseTool(sub, arg, v);
   if (cmd === 'broker' && sub === 'mosquitto-config') {
     if (!v.out) throw new FleetwaveError('E_CONFIG_INVALID', 'usage: fleetwave broker mosquitto-config --out <dir>');
     const store = new SqliteFleetStore(join(dataDir, 'fleet.db'));
