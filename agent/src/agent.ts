@@ -15,6 +15,8 @@ import { IngestListener } from './ingest/listener.js';
 import { Outbox, type OutboxStatus } from './outbox/outbox.js';
 import { SqliteOutboxStore } from './outbox/sqlite-store.js';
 import { compileStreamMap } from './streams.js';
+import { AbRootfsInstaller } from './updates/installers/ab-rootfs.js';
+import { RpiTryboot, UbootEnvBootloader } from './updates/installers/bootloader.js';
 import { CommandInstaller } from './updates/installers/command.js';
 import { FilesInstaller } from './updates/installers/files.js';
 import { UpdateManager } from './updates/update-manager.js';
@@ -61,6 +63,24 @@ export function createAgent(deps: AgentDeps) {
   let timers: NodeJS.Timeout[] = [];
   const updates = config.updates.enabled ? createUpdates() : undefined;
 
+  function abRootfsInstaller(ab: NonNullable<AgentConfig['updates']['abRootfs']>): AbRootfsInstaller {
+    const partitions = { a: ab.slots.a.partition, b: ab.slots.b.partition };
+    return new AbRootfsInstaller({
+      bootloader:
+        ab.bootloader === 'rpi-tryboot'
+          ? new RpiTryboot({ bootDir: ab.bootDir, deviceTreeDir: ab.deviceTreeDir, partitions })
+          : new UbootEnvBootloader({
+              envFile: join(ab.bootDir, 'uboot.env'),
+              envSize: ab.ubootEnvSize,
+              cmdlineFile: ab.cmdlineFile,
+            }),
+      devices: { a: ab.slots.a.device, b: ab.slots.b.device },
+      rebootCommand:
+        ab.rebootCommand ?? (ab.bootloader === 'rpi-tryboot' ? ['reboot', '0 tryboot'] : ['systemctl', 'reboot']),
+      bootIdFile: ab.bootIdFile,
+    });
+  }
+
   function createUpdates(): UpdateManager {
     const u = deps.uplinkClient;
     const basic =
@@ -75,6 +95,7 @@ export function createAgent(deps: AgentDeps) {
           appsDir: config.updates.appsDir ?? join(config.dataDir, 'apps'),
           maxBytes: config.updates.maxArtifactBytes * 4,
         }),
+        ...(config.updates.abRootfs && { 'ab-rootfs': abRootfsInstaller(config.updates.abRootfs) }),
         command: new CommandInstaller({
           allowed: config.updates.commandInstallers,
           stateDir: join(config.dataDir, 'updates', 'command-state'),

@@ -34,7 +34,7 @@ export function compareVersions(a: string, b: string): number {
 
 const sleepMs = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function artifactPath(d: StageDeps, sha256: string): string {
+function artifactPath(d: Pick<StageDeps, 'dir'>, sha256: string): string {
   return join(d.dir, 'downloads', sha256);
 }
 
@@ -45,7 +45,7 @@ function resolveUrl(url: string, base: string | undefined): string {
   return new URL(url.replace(/^\.\//, ''), base).toString();
 }
 
-function context(s: UpdateState, d: StageDeps): InstallContext {
+export function context(s: UpdateState, d: Pick<StageDeps, 'dir' | 'log'>): InstallContext {
   return {
     manifest: s.manifest,
     artifacts: s.manifest.artifacts.map((a) => artifactPath(d, a.sha256)),
@@ -55,7 +55,7 @@ function context(s: UpdateState, d: StageDeps): InstallContext {
   };
 }
 
-function installerFor(s: UpdateState, d: StageDeps) {
+export function installerFor(s: UpdateState, d: Pick<StageDeps, 'installers'>) {
   const i = d.installers[s.manifest.install.type];
   if (!i) throw new FleetwaveError('E_UPDATE_INSTALLER', `this agent has no ${s.manifest.install.type} installer`);
   return i;
@@ -128,11 +128,13 @@ export async function runStage(s: UpdateState, d: StageDeps): Promise<'ok' | 'sk
       return 'ok';
     case 'activating': {
       s.attempts++;
+      const installer = installerFor(s, d);
+      if (installer.beforeActivate) s.slot = installer.beforeActivate(context(s, d));
       d.persist(); // counted before acting: a crash loop ends in a rollback (the reboot-loop guard)
       if (s.attempts > d.config.maxAttempts) {
         throw new FleetwaveError('E_UPDATE_ATTEMPTS', `${s.attempts - 1} activation attempts did not end healthy`);
       }
-      await installerFor(s, d).activate(context(s, d));
+      await installer.activate(context(s, d));
       if (d.config.restartCommand && m.install.type === 'files') {
         const r = await runCommand(d.config.restartCommand, 120_000);
         if (r.code !== 0)

@@ -11,7 +11,7 @@ import {
 } from '@fleetwave/shared';
 import type { Logger } from 'pino';
 import type { Installer } from './installers/types.js';
-import { runStage, type StageDeps } from './stages.js';
+import { context, runStage, type StageDeps } from './stages.js';
 import {
   ACTIVE_STAGES,
   nextStage,
@@ -271,8 +271,7 @@ export class UpdateManager {
     this.running = true;
     try {
       const s = this.state!;
-      // a crash while the new version may have been active: activate again (that counts as an attempt)
-      if (ACTIVE_STAGES.includes(s.stage)) s.stage = 'activating';
+      if (ACTIVE_STAGES.includes(s.stage)) this.resumeActive(s);
       while (!this.stopped && this.state && !TERMINAL_STAGES.includes(this.state.stage)) {
         const st = this.state;
         if (this.cancelRequested) {
@@ -301,6 +300,36 @@ export class UpdateManager {
     } finally {
       this.running = false;
     }
+  }
+
+  /**
+   * A restart while the new version may have been active. Installers that restart the device to activate say where it
+   * came back (probe); the others are activated again, which counts as an attempt (the reboot-loop guard).
+   */
+  private resumeActive(s: UpdateState): void {
+    const installer = this.o.installers[s.manifest.install.type];
+    const probe = installer?.probe?.(context(s, this.stageDeps()));
+    if (probe === 'active') {
+      // back on the new version: the expected reboot of activation, or a crash during the health check (an attempt)
+      if (s.stage === 'health-checking') s.attempts++;
+      if (s.attempts > this.o.config.maxAttempts) {
+        Object.assign(s, {
+          stage: 'rolling-back',
+          code: 'E_UPDATE_ATTEMPTS',
+          reason: `${s.attempts - 1} boots into the new version did not end healthy`,
+        });
+      } else s.stage = 'health-checking';
+    } else if (probe === 'fell-back') {
+      Object.assign(s, {
+        stage: 'rolling-back',
+        code: 'E_HEALTH_CHECK',
+        reason: 'the device restarted without the new version: the boot loader fell back',
+      });
+    } else {
+      s.stage = 'activating';
+      return;
+    }
+    this.persistAndReport();
   }
 
   private stageDeps(): StageDeps {

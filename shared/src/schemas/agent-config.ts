@@ -172,6 +172,28 @@ export const AgentConfig = z.strictObject({
         .default(2 ** 30),
       /** Executables a `command` release may name (its `install.command[0]` must be one of these). */
       commandInstallers: z.array(z.string().min(1).max(1024)).max(64).default([]),
+      /** A/B root filesystems switched through the boot loader (`ab-rootfs` releases); see agent/README.md. */
+      abRootfs: z
+        .strictObject({
+          bootloader: z.enum(['rpi-tryboot', 'uboot']),
+          /** The two root file system slots: the block device (or image file) and its partition number. */
+          slots: z.strictObject({
+            a: z.strictObject({ device: z.string().min(1).max(1024), partition: z.number().int().min(1).max(128) }),
+            b: z.strictObject({ device: z.string().min(1).max(1024), partition: z.number().int().min(1).max(128) }),
+          }),
+          /** The boot partition, mounted (autoboot.txt for tryboot, uboot.env for U-Boot). */
+          bootDir: z.string().min(1).max(1024).default('/boot/firmware'),
+          /** Raspberry Pi: where the firmware says which partition it booted. */
+          deviceTreeDir: z.string().min(1).max(1024).default('/proc/device-tree/chosen/bootloader'),
+          /** U-Boot: the kernel command line, which carries `fleetwave.slot=a|b`. */
+          cmdlineFile: z.string().min(1).max(1024).default('/proc/cmdline'),
+          ubootEnvSize: z.number().int().min(1024).max(1_048_576).default(0x4000),
+          /** Changes on every boot: how the agent tells a reboot happened. */
+          bootIdFile: z.string().min(1).max(1024).default('/proc/sys/kernel/random/boot_id'),
+          /** Default: `reboot "0 tryboot"` (Raspberry Pi), `systemctl reboot` (U-Boot). */
+          rebootCommand: z.array(z.string().min(1).max(1024)).min(1).max(64).optional(),
+        })
+        .optional(),
       /** Minutes a step may take before the jobs service times the execution out. */
       stepTimeoutMinutes: z.number().int().min(1).max(10_080).default(60),
     })

@@ -25,4 +25,14 @@ export interface Installer {
   commit(ctx: InstallContext): Promise<void>;
   /** Makes the previous slot the active one again (or none, when there was none). */
   rollback(ctx: InstallContext): Promise<void>;
+  /**
+   * For installers whose activation restarts the device: after a restart in activating or health-checking, is the new
+   * version running (`active`), did the device restart without it (`fell-back`: the boot loader went back), or has the
+   * restart not happened yet (`pending`)? Installers without it are simply activated again.
+   */
+  probe?(ctx: InstallContext): Probe;
+  /** Slot data to persist right before activate() (what probe() needs to know after the restart). */
+  beforeActivate?(ctx: InstallContext): Record<string, string>;
 }
+
+export type Probe = 'active' | 'fell-back' | 'pending';
