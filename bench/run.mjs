@@ -16,6 +16,7 @@ import { pino } from 'pino';
 import { benchController } from './controller.mjs';
 import { benchCmapss, benchFilterThroughput } from './filters.mjs';
 import { benchHealth } from './health.mjs';
+import { benchRollout } from './rollout.mjs';
 
 const APPEND = Number(process.env.BENCH_APPEND ?? 200_000);
 const DRAIN = Number(process.env.BENCH_DRAIN ?? 1_000_000);
@@ -359,6 +360,7 @@ if (!only || only === 'filters') {
 }
 if (!only || only === 'health') benchHealth();
 if (!only || only === 'controller') await benchController();
+if (!only || only === 'rollout') await benchRollout();
 if (!only || only === 'drain') {
   console.log(`\n# drain: a backlog of ${fmt(DRAIN)} readings, batches of 500, in-flight window 8`);
   await benchDrain('aedes (in process)', aedesBroker);
