@@ -17,6 +17,7 @@ import { benchController } from './controller.mjs';
 import { benchCmapss, benchFilterThroughput } from './filters.mjs';
 import { benchHealth } from './health.mjs';
 import { benchRollout } from './rollout.mjs';
+import { benchUpdate } from './update.mjs';
 
 const APPEND = Number(process.env.BENCH_APPEND ?? 200_000);
 const DRAIN = Number(process.env.BENCH_DRAIN ?? 1_000_000);
@@ -361,6 +362,7 @@ if (!only || only === 'filters') {
 if (!only || only === 'health') benchHealth();
 if (!only || only === 'controller') await benchController();
 if (!only || only === 'rollout') await benchRollout();
+if (!only || only === 'update') await benchUpdate();
 if (!only || only === 'drain') {
   console.log(`\n# drain: a backlog of ${fmt(DRAIN)} readings, batches of 500, in-flight window 8`);
   await benchDrain('aedes (in process)', aedesBroker);

@@ -18,6 +18,7 @@ export * from './outbox/sqlite-store.js';
 export * from './outbox/store.js';
 export * from './reading.js';
 export * from './streams.js';
+export * from './updates/download.js';
 export * from './updates/installers/ab-rootfs.js';
 export * from './updates/installers/bootloader.js';
 export * from './updates/installers/command.js';
