@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { type SignedReleaseManifest, signManifest } from '@fleetwave/shared';
 import { describe, expect, it } from 'vitest';
-import { cleanupAfterEach } from './helpers.js';
+import { cleanupAfterEach, tmp, waitFor } from './helpers.js';
 import { appArchive, filesRelease, sha256, signingKey } from './release-helpers.js';
 import { installed, rig as makeRig, type Rig, release } from './update-rig.js';
 
@@ -57,6 +57,33 @@ describe('agent updates (agent as a child process, controller jobs service)', ()
     // the same version again is already done
     expect(await r.waitTerminal(r.queue(v1.manifest))).toMatchObject({ status: 'SUCCEEDED' });
   }, 120_000);
+
+  it('waits for permission to activate while the application holds its lock file', async () => {
+    const lock = join(tmp('lock'), 'app.busy');
+    const r = await rig({ extra: `  activation: { mode: lock-file, path: ${lock} }\n` });
+    const agent = await r.start();
+    const v1 = await release(r, '1.0.0');
+    writeFileSync(lock, 'busy');
+    const jobId = r.queue(v1.manifest);
+    await waitFor(
+      'the update to wait for activation',
+      () => r.execution(jobId)?.statusDetails?.stage === 'awaiting-activation',
+      30_000,
+    ).catch((e) => {
+      throw new Error(`${e.message}: ${JSON.stringify(r.execution(jobId))} ${agent.stderr()}`);
+    });
+    // installed into its slot, not active, the job in progress while the lock is held
+    expect(existsSync(join(r.appsDir, 'gateway-app', 'slots', '1.0.0'))).toBe(true);
+    expect(r.active()).toBeNull();
+    await new Promise((res) => setTimeout(res, 1500));
+    expect(r.execution(jobId)).toMatchObject({
+      status: 'IN_PROGRESS',
+      statusDetails: { stage: 'awaiting-activation' },
+    });
+    rmSync(lock);
+    expect(await r.waitTerminal(jobId)).toMatchObject({ status: 'SUCCEEDED' });
+    expect(r.active()).toBe('slots/1.0.0');
+  }, 60_000);
 
   it('refuses bad artifacts, signatures, hardware, job documents and a full disk before installing anything', async () => {
     const r = await rig();

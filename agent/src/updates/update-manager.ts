@@ -63,6 +63,8 @@ export class UpdateManager {
   private running = false;
   private stopped = false;
   private reportSeq = 0;
+  /** The clientToken of the status sent last. */
+  private sentToken: string | undefined;
 
   constructor(private readonly o: UpdateManagerOptions) {
     this.dir = join(o.dataDir, 'updates');
@@ -213,6 +215,7 @@ export class UpdateManager {
     const s = this.state;
     if (!s?.report) return;
     const terminal = s.report.status !== 'IN_PROGRESS';
+    this.sentToken = `${s.stage}-${++this.reportSeq}`.slice(0, 64);
     this.publish(`${s.jobId}/update`, {
       status: s.report.status,
       statusDetails: s.report.statusDetails,
@@ -220,31 +223,29 @@ export class UpdateManager {
       executionNumber: s.executionNumber,
       includeJobExecutionState: true,
       ...(!terminal && { stepTimeoutInMinutes: this.o.config.stepTimeoutMinutes }),
-      clientToken: `${s.stage}-${++this.reportSeq}`.slice(0, 64),
+      clientToken: this.sentToken,
     });
   }
 
+  /**
+   * The answer to a status update. Only the answer to the status sent last counts (matched by clientToken): an
+   * acknowledged older status must not clear a newer one still unacknowledged.
+   */
   private onUpdateAnswer(kind: 'accepted' | 'rejected', body: Record<string, unknown>): void {
     const s = this.state!;
     const exec = body.executionState as { status?: string; versionNumber?: number } | undefined;
+    if (exec?.versionNumber !== undefined && (s.versionNumber === undefined || exec.versionNumber > s.versionNumber)) {
+      s.versionNumber = exec.versionNumber;
+    }
+    if (body.clientToken !== this.sentToken) return;
     if (kind === 'accepted') {
-      if (exec?.versionNumber !== undefined) s.versionNumber = exec.versionNumber;
-      if (
-        exec?.status &&
-        exec.status === s.report?.status &&
-        (!TERMINAL_STAGES.includes(s.stage) || exec.status !== 'IN_PROGRESS')
-      ) {
-        if (TERMINAL_STAGES.includes(s.stage)) return this.finish();
-        s.report = undefined;
-        writeDurable(this.statePath, JSON.stringify(s));
-      }
+      if (TERMINAL_STAGES.includes(s.stage)) return this.finish();
+      s.report = undefined;
+      writeDurable(this.statePath, JSON.stringify(s));
       return;
     }
     const code = body.code as string;
-    if (code === 'VersionMismatch' && exec?.versionNumber !== undefined) {
-      s.versionNumber = exec.versionNumber;
-      return this.sendReport();
-    }
+    if (code === 'VersionMismatch') return this.sendReport();
     // the service ended the execution (canceled, timed out, removed): nothing more to report for it
     this.o.log.warn({ jobId: s.jobId, code, message: body.message }, 'the jobs service refused the status');
     if (TERMINAL_STAGES.includes(s.stage)) return this.finish();
