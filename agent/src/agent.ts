@@ -16,6 +16,7 @@ import { Outbox, type OutboxStatus } from './outbox/outbox.js';
 import { SqliteOutboxStore } from './outbox/sqlite-store.js';
 import { compileStreamMap } from './streams.js';
 import { AbRootfsInstaller } from './updates/installers/ab-rootfs.js';
+import { AgentSelfInstaller } from './updates/installers/agent-self.js';
 import { RpiTryboot, UbootEnvBootloader } from './updates/installers/bootloader.js';
 import { CommandInstaller } from './updates/installers/command.js';
 import { FilesInstaller } from './updates/installers/files.js';
@@ -36,6 +37,8 @@ export interface AgentDeps {
   trustedKeys?: readonly TrustedKey[];
   /** Every persisted update stage (the CLI prints it as a JSON line). */
   onUpdateStage?: (s: { jobId: string; stage: string; code?: string }) => void;
+  /** Ends the process for the service manager to start the agent again (self-update); absent: no self-update. */
+  requestRestart?: () => void;
 }
 
 export interface AgentStatus extends OutboxStatus {
@@ -96,6 +99,14 @@ export function createAgent(deps: AgentDeps) {
           maxBytes: config.updates.maxArtifactBytes * 4,
         }),
         ...(config.updates.abRootfs && { 'ab-rootfs': abRootfsInstaller(config.updates.abRootfs) }),
+        ...(config.updates.agentRoot &&
+          deps.requestRestart && {
+            agent: new AgentSelfInstaller({
+              root: config.updates.agentRoot,
+              runningVersion: AGENT_VERSION,
+              restart: deps.requestRestart,
+            }),
+          }),
         command: new CommandInstaller({
           allowed: config.updates.commandInstallers,
           stateDir: join(config.dataDir, 'updates', 'command-state'),

@@ -9,6 +9,10 @@ import { type ConfigOverrides, loadAgentConfig } from './config.js';
 import { runDemo } from './demo.js';
 import { filtersTest } from './filters/report.js';
 import { SqliteOutboxStore } from './outbox/sqlite-store.js';
+import { selfRollback } from './updates/installers/agent-self.js';
+
+/** EX_TEMPFAIL: the agent asks its service manager to start it again (after switching its own executable). */
+const EXIT_RESTART = 75;
 
 const HELP = `fleetwave-agent ${AGENT_VERSION}: store-and-forward agent for edge gateways
 
@@ -19,6 +23,9 @@ Usage:
   fleetwave-agent filters test --rules <file> --input <csv> [--json]
                                            replay readings (ts,stream,value CSV) through filter rules and print
                                            the reduction and the reconstruction error per stream
+  fleetwave-agent self-rollback --config <file>
+                                           point <updates.agentRoot>/bin/fleetwave-agent back at this executable
+                                           (run by the service manager when a new version keeps failing to start)
   fleetwave-agent demo [--sensors N]       a self-contained demo: a cloud broker, this agent and simulated sensors
 
 Options:
@@ -80,6 +87,15 @@ async function main(argv: string[]): Promise<number> {
   }
   const [command = 'run', ...rest] = positionals;
   switch (command) {
+    case 'self-rollback': {
+      const file = values.config;
+      if (!file) throw new FleetwaveError('E_CONFIG_INVALID', 'usage: fleetwave-agent self-rollback --config <file>');
+      const c = loadAgentConfig(file, overrides(values));
+      if (!c.updates.agentRoot) throw new FleetwaveError('E_CONFIG_INVALID', 'updates.agentRoot is not set');
+      const target = selfRollback(c.updates.agentRoot, process.env.FLEETWAVE_AGENT_EXECUTABLE ?? process.execPath);
+      process.stdout.write(`${c.updates.agentRoot}/bin/fleetwave-agent -> ${target}\n`);
+      return 0;
+    }
     case 'check-config': {
       const file = rest[0] ?? values.config;
       if (!file) throw new FleetwaveError('E_CONFIG_INVALID', 'usage: fleetwave-agent check-config <file>');
@@ -169,6 +185,10 @@ async function main(argv: string[]): Promise<number> {
         trustedKeys,
         // one machine-readable line per persisted update stage, for supervisors and tests
         onUpdateStage: (st) => process.stdout.write(`${JSON.stringify({ event: 'update-stage', ...st })}\n`),
+        // self-update: stop cleanly, then exit 75 for the service manager to start the new executable
+        requestRestart: () => {
+          agent.stop(5000).finally(() => process.exit(EXIT_RESTART));
+        },
       });
       const { ingest } = await agent.start();
       // One machine-readable line for supervisors and tests: where sensors connect.

@@ -20,6 +20,7 @@ export * from './reading.js';
 export * from './streams.js';
 export * from './updates/download.js';
 export * from './updates/installers/ab-rootfs.js';
+export * from './updates/installers/agent-self.js';
 export * from './updates/installers/bootloader.js';
 export * from './updates/installers/command.js';
 export * from './updates/installers/files.js';

@@ -172,6 +172,11 @@ export const AgentConfig = z.strictObject({
         .default(2 ** 30),
       /** Executables a `command` release may name (its `install.command[0]` must be one of these). */
       commandInstallers: z.array(z.string().min(1).max(1024)).max(64).default([]),
+      /**
+       * The agent's own install layout, for `agent` releases (self-update): `<root>/bin/fleetwave-agent` is a symlink
+       * to `<root>/versions/<version>/fleetwave-agent` (the install script lays it out); absent: no self-update.
+       */
+      agentRoot: z.string().min(1).max(1024).optional(),
       /** A/B root filesystems switched through the boot loader (`ab-rootfs` releases); see agent/README.md. */
       abRootfs: z
         .strictObject({
