@@ -95,6 +95,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
   async function stop(): Promise<void> {
     if (pruner) clearInterval(pruner);
     rollouts?.stop();
+    jobs?.flush();
     await api?.close();
     await broker?.stop();
     await link?.stop();
@@ -195,7 +196,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
         ingest: i,
         log: log.child({ part: 'external-broker' }),
         jobsRoot: config.jobsRoot,
-        onJobRequest: (thing, topic, payload) => j.handle(thing, topic, payload),
+        onJobRequest: (thing, topic, payload) => j.enqueue(thing, topic, payload),
       });
       await link.start();
       addresses.mqtt = undefined;
@@ -214,7 +215,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
         auth: a,
         ingest: i,
         log: log.child({ part: 'broker' }),
-        onJobRequest: (device, topic, payload) => j.handle(device, topic, payload),
+        onJobRequest: (device, topic, payload) => j.enqueue(device, topic, payload),
       });
       Object.assign(addresses, await broker.start());
     }

@@ -164,6 +164,62 @@ export class JobsService {
     return this.o.store.pending(thing);
   }
 
+  private batchOut: { topic: string; payload: string }[] | undefined;
+  private batchChanges: { e: StoredExecution; before: JobStatus | undefined }[] = [];
+  private queued: { thing: string; topic: string; payload: Buffer }[] = [];
+  private flushTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * Runs fn in one SQLite transaction; what it publishes and the changes it reports go out only after the commit
+   * (persist, then act), and one commit (one fsync) covers everything in it. Nested calls join the outer one.
+   */
+  batch<T>(fn: () => T): T {
+    if (this.batchOut) return fn();
+    this.batchOut = [];
+    this.batchChanges = [];
+    let result: T;
+    try {
+      result = this.o.store.transaction(fn);
+    } catch (err) {
+      this.batchOut = undefined;
+      this.batchChanges = [];
+      throw err;
+    }
+    const out = this.batchOut;
+    const changes = this.batchChanges;
+    this.batchOut = undefined;
+    this.batchChanges = [];
+    for (const m of out) this.o.publish(m.topic, m.payload);
+    for (const c of changes) this.o.onChange?.(c.e, c.before);
+    return result;
+  }
+
+  /**
+   * A device request from a broker adapter: requests arriving within a few milliseconds share one transaction (a
+   * group commit, as telemetry ingest does); the answers are published after it committed.
+   */
+  enqueue(thing: string, topic: string, payload: Buffer): void {
+    this.queued.push({ thing, topic, payload });
+    if (this.queued.length >= 500) return this.flush();
+    this.flushTimer ??= setTimeout(() => this.flush(), 2);
+  }
+
+  flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    const requests = this.queued;
+    this.queued = [];
+    if (requests.length === 0) return;
+    try {
+      this.batch(() => {
+        for (const r of requests) this.handle(r.thing, r.topic, r.payload);
+      });
+    } catch (err) {
+      // the commit failed: no answer went out; devices ask again (on reconnect, or their next status)
+      this.o.log.error({ err, requests: requests.length }, 'jobs commit failed');
+    }
+  }
+
   private change(thing: string, fn: () => { e: StoredExecution; before: JobStatus | undefined }[]): boolean {
     const { changed, before, after } = this.o.store.transaction(() => {
       const before = this.o.store.pending(thing);
@@ -171,7 +227,8 @@ export class JobsService {
       return { changed, before, after: this.o.store.pending(thing) };
     });
     this.notify(thing, before, after);
-    for (const c of changed) this.o.onChange?.(c.e, c.before);
+    if (this.batchOut) this.batchChanges.push(...changed);
+    else for (const c of changed) this.o.onChange?.(c.e, c.before);
     return changed.length > 0;
   }
 
@@ -304,6 +361,7 @@ export class JobsService {
   }
 
   private reply(topic: string, body: object): void {
-    this.o.publish(topic, JSON.stringify(body));
+    if (this.batchOut) this.batchOut.push({ topic, payload: JSON.stringify(body) });
+    else this.o.publish(topic, JSON.stringify(body));
   }
 }

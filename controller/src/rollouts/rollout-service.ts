@@ -78,10 +78,12 @@ export class RolloutService {
     const id = `${plan.name.slice(0, 52)}-${this.o.store.countByName(plan.name) + 1}`;
     const targets = this.targets(plan).filter((t) => t.version !== plan.release.version);
     const state = startRollout(id, plan, targets, this.o.now());
-    this.o.store.transaction(() => {
+    this.emit(id, 'rollout.started', { release: plan.release, devices: state.members.length, actor });
+    const written = this.o.store.transaction(() => {
       this.o.store.saveRollout(state, true, this.o.now());
-      this.emit(id, 'rollout.started', { release: plan.release, devices: state.members.length, actor });
+      return this.writeEvents();
     });
+    for (const e of written) this.o.onEvent?.(e);
     this.o.audit(actor, 'rollout.apply', id, 'ok', `${plan.release.name}@${plan.release.version}`);
     this.tickOne(id);
     return this.o.store.getRollout(id)!;
@@ -155,6 +157,7 @@ export class RolloutService {
     this.ticking = true;
     try {
       this.o.jobs.tick(this.o.now());
+      this.flushEvents();
       for (const r of this.o.store.listRollouts({ active: true })) this.tickOne(r.id);
     } finally {
       this.ticking = false;
@@ -181,22 +184,44 @@ export class RolloutService {
     this.commit(next, actions);
   }
 
-  /** Persist, then act. */
+  /**
+   * Persist, then act — in one transaction: the new state, its events and the executions it queues or ends commit
+   * together (one fsync), and the devices hear of it only after the commit (the jobs service publishes then).
+   */
   private commit(state: RolloutState, actions: Action[], extra: Record<string, unknown> = {}): void {
-    this.o.store.transaction(() => {
-      // stays active until its actions are taken: a crash in between leaves it to the next tick to finish
+    for (const a of actions) if (a.type === 'event') this.emit(state.id, a.kind, { ...a.details, ...extra });
+    const written = this.o.jobs.batch(() => {
       this.o.store.saveRollout(state, true, this.o.now());
-      for (const a of actions) if (a.type === 'event') this.emit(state.id, a.kind, { ...a.details, ...extra });
-    });
-    for (const a of actions) {
-      try {
-        this.act(state, a);
-      } catch (err) {
-        this.o.log.error({ err, rollout: state.id, action: a }, 'rollout action failed; the next tick retries');
-        return;
+      const events = this.writeEvents();
+      let done = true;
+      for (const a of actions) {
+        try {
+          this.act(state, a);
+        } catch (err) {
+          this.o.log.error({ err, rollout: state.id, action: a }, 'rollout action failed; the next tick retries');
+          done = false;
+          break;
+        }
       }
-    }
-    if (isTerminal(state.status)) this.o.store.saveRollout(state, false, this.o.now());
+      if (done && isTerminal(state.status)) this.o.store.saveRollout(state, false, this.o.now());
+      return events;
+    });
+    for (const e of written) this.o.onEvent?.(e);
+  }
+
+  private pendingEvents: Omit<RolloutEvent, 'id'>[] = [];
+
+  /** Writes the buffered events (inside the caller's transaction); returns them with their ids. */
+  private writeEvents(): RolloutEvent[] {
+    const events = this.pendingEvents;
+    this.pendingEvents = [];
+    return events.map((e) => this.o.store.addEvent(e));
+  }
+
+  private flushEvents(): void {
+    if (this.pendingEvents.length === 0) return;
+    const written = this.o.store.transaction(() => this.writeEvents());
+    for (const e of written) this.o.onEvent?.(e);
   }
 
   private act(state: RolloutState, a: Action): void {
@@ -218,9 +243,9 @@ export class RolloutService {
     }
   }
 
+  /** Buffers an event; it is written with the next commit (or flush) and announced after it. */
   private emit(rollout: string, kind: string, details: Record<string, unknown>): void {
-    const e = this.o.store.addEvent({ ts: this.o.now(), rollout, kind, details });
-    this.o.onEvent?.(e);
+    this.pendingEvents.push({ ts: this.o.now(), rollout, kind, details });
   }
 
   /** A device's execution changed: record it as an event and evaluate the rollout soon. */
@@ -242,7 +267,7 @@ export class RolloutService {
     this.kickTimer = setTimeout(() => {
       this.kickTimer = undefined;
       this.tickAll();
-    }, 20);
+    }, 100);
   }
 
   start(intervalMs = 1000): void {
@@ -251,6 +276,7 @@ export class RolloutService {
   }
 
   stop(): void {
+    this.flushEvents();
     if (this.timer) clearInterval(this.timer);
     if (this.kickTimer) clearTimeout(this.kickTimer);
     this.timer = undefined;

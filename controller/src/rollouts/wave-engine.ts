@@ -42,6 +42,8 @@ export interface RolloutState {
   approvals: number[];
   rate: { windowStart: number; sent: number };
   rollbackStartedAt?: number;
+  /** Devices the rollback cannot send back (no earlier release known), reported once. */
+  rollbackSkipped?: string[];
 }
 
 /** The latest execution of a device's update (or rollback) job, as the jobs service keeps it. */
@@ -373,6 +375,8 @@ function rollBack(st: Step): void {
       continue;
     }
     if (m.fromVersion === null || !knownVersions.has(m.fromVersion)) {
+      if (st.s.rollbackSkipped?.includes(m.device)) continue;
+      st.s.rollbackSkipped = [...(st.s.rollbackSkipped ?? []), m.device];
       event(st, 'device.rollback-impossible', {
         device: m.device,
         reason: m.fromVersion === null ? 'no earlier release recorded' : `release ${m.fromVersion} is not registered`,
