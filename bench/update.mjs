@@ -1,6 +1,6 @@
 // Update benchmark (issue "Agent: staged updates"): download, verify and install a 100 MB artifact from a local HTTP
 // server, against curl and a bare Node stream copy of the same file in the same run, and the peak memory of each.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -18,7 +18,10 @@ export async function benchUpdate() {
   mkdirSync(src);
   const chunk = randomBytes(1024 * 1024);
   const blob = Buffer.alloc(MB * 1024 * 1024);
-  for (let i = 0; i < MB; i++) chunk.copy(blob, i * chunk.length), chunk.writeUInt32LE(i, 0);
+  for (let i = 0; i < MB; i++) {
+    chunk.writeUInt32LE(i, 0);
+    chunk.copy(blob, i * chunk.length);
+  }
   writeFileSync(join(src, 'blob.bin'), blob);
   const tar = join(dir, 'app.tar');
   execFileSync('tar', ['-cf', tar, '-C', src, 'blob.bin']);
@@ -26,7 +29,7 @@ export async function benchUpdate() {
   const sha = createHash('sha256');
   for await (const c of createReadStream(tar)) sha.update(c);
   const digest = sha.digest('hex');
-  const server = createServer((req, res) => {
+  const server = createServer((_req, res) => {
     res.writeHead(200, { 'content-length': size, 'content-type': 'application/octet-stream' });
     createReadStream(tar).pipe(res);
   }).listen(0, '127.0.0.1');
@@ -38,22 +41,24 @@ export async function benchUpdate() {
     rmSync(out, { recursive: true, force: true });
     mkdirSync(out);
     return new Promise((resolve, reject) => {
-      import('node:child_process').then(({ spawn }) => {
-        const p = spawn(process.execPath, [child, url, String(size), digest, out, mode], {
-          stdio: ['ignore', 'pipe', 'inherit'],
-        });
-        let text = '';
-        p.stdout.on('data', (d) => (text += d));
-        p.on('close', (code) => (code === 0 ? resolve(JSON.parse(text)) : reject(new Error(`child exited ${code}`))));
+      const p = spawn(process.execPath, [child, url, String(size), digest, out, mode], {
+        stdio: ['ignore', 'pipe', 'inherit'],
       });
+      let text = '';
+      p.stdout.on('data', (d) => (text += d));
+      p.on('close', (code) => (code === 0 ? resolve(JSON.parse(text)) : reject(new Error(`child exited ${code}`))));
     });
   };
   const agent = await runChild('agent');
   const copy = await runChild('node-copy');
-  let curlS = Number.NaN;
+  // curl from a child process (not spawnSync: the server runs in this process's event loop)
   const c0 = performance.now();
-  const curl = spawnSync('curl', ['-s', '-o', join(dir, 'curl.out'), url]);
-  if (curl.status === 0) curlS = (performance.now() - c0) / 1000;
+  const curlStatus = await new Promise((resolve) => {
+    const p = spawn('curl', ['-s', '-o', join(dir, 'curl.out'), url], { stdio: 'ignore' });
+    p.on('error', () => resolve(-1));
+    p.on('close', (code) => resolve(code));
+  });
+  const curlS = curlStatus === 0 ? (performance.now() - c0) / 1000 : Number.NaN;
   server.close();
   console.log(
     `agent download: ${mbps(agent.downloadS)} MB/s (${agent.downloadS.toFixed(2)} s); same run: bare Node stream copy ${mbps(copy.downloadS)} MB/s, curl ${Number.isNaN(curlS) ? 'absent' : `${mbps(curlS)} MB/s`}`,

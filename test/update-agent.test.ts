@@ -6,7 +6,7 @@ import { type SignedReleaseManifest, signManifest } from '@fleetwave/shared';
 import { describe, expect, it } from 'vitest';
 import { cleanupAfterEach, tmp, waitFor } from './helpers.js';
 import { appArchive, filesRelease, sha256, signingKey } from './release-helpers.js';
-import { installed, rig as makeRig, type Rig, release } from './update-rig.js';
+import { installed, rig as makeRig, release } from './update-rig.js';
 
 const cleanups = cleanupAfterEach();
 const rig = (opts?: Parameters<typeof makeRig>[1]) => makeRig(cleanups, opts);

@@ -129,7 +129,8 @@ export class UpdateManager {
     try {
       body = JSON.parse(payload.toString('utf8'));
     } catch {
-      return this.o.log.warn({ topic }, 'jobs message is not JSON');
+      this.o.log.warn({ topic }, 'jobs message is not JSON');
+      return;
     }
     if (rest === 'notify-next') {
       if (!this.state && body.execution) this.startNext();
@@ -170,7 +171,8 @@ export class UpdateManager {
         code: 'E_SCHEMA',
         reason: `not a Fleetwave update job: ${(err as Error).message}`.slice(0, 1000),
       };
-      return this.persistAndReport();
+      this.persistAndReport();
+      return;
     }
     const installed = this.installed();
     this.state = {
@@ -239,16 +241,25 @@ export class UpdateManager {
     }
     if (body.clientToken !== this.sentToken) return;
     if (kind === 'accepted') {
-      if (TERMINAL_STAGES.includes(s.stage)) return this.finish();
+      if (TERMINAL_STAGES.includes(s.stage)) {
+        this.finish();
+        return;
+      }
       s.report = undefined;
       writeDurable(this.statePath, JSON.stringify(s));
       return;
     }
     const code = body.code as string;
-    if (code === 'VersionMismatch') return this.sendReport();
+    if (code === 'VersionMismatch') {
+      this.sendReport();
+      return;
+    }
     // the service ended the execution (canceled, timed out, removed): nothing more to report for it
     this.o.log.warn({ jobId: s.jobId, code, message: body.message }, 'the jobs service refused the status');
-    if (TERMINAL_STAGES.includes(s.stage)) return this.finish();
+    if (TERMINAL_STAGES.includes(s.stage)) {
+      this.finish();
+      return;
+    }
     s.report = undefined;
     writeDurable(this.statePath, JSON.stringify(s));
     if (['verifying', 'downloading', 'installing', 'awaiting-activation'].includes(s.stage))

@@ -93,10 +93,8 @@ export class JobsService {
     try {
       t = parseJobTopic(this.o.jobsRoot, topic);
     } catch {
-      return this.reply(
-        `${topic}/rejected`,
-        this.rejection(new Rejection('InvalidTopic', `not a jobs topic: ${topic}`)),
-      );
+      this.reply(`${topic}/rejected`, this.rejection(new Rejection('InvalidTopic', `not a jobs topic: ${topic}`)));
+      return;
     }
     if (t.family !== 'jobs' || t.reply !== 'request' || t.thing !== thing) return;
     let clientToken: string | undefined;
@@ -200,7 +198,10 @@ export class JobsService {
    */
   enqueue(thing: string, topic: string, payload: Buffer): void {
     this.queued.push({ thing, topic, payload });
-    if (this.queued.length >= 500) return this.flush();
+    if (this.queued.length >= 500) {
+      this.flush();
+      return;
+    }
     this.flushTimer ??= setTimeout(() => this.flush(), 2);
   }
 

@@ -34,6 +34,11 @@ interface Row {
   rollout: string | null;
 }
 
+export type ExecutionStateRow = Pick<
+  StoredExecution,
+  'jobId' | 'thing' | 'executionNumber' | 'status' | 'statusDetails' | 'startedAt'
+>;
+
 const toExecution = (r: Row): StoredExecution => ({
   jobId: r.job_id,
   thing: r.thing,
@@ -75,6 +80,10 @@ export class JobsStore {
       numbered: db.prepare('SELECT * FROM job_executions WHERE job_id = ? AND thing = ? AND execution_number = ?'),
       pending: db.prepare(`${LATEST} AND e.thing = ? AND e.status IN ('QUEUED', 'IN_PROGRESS')`),
       byRollout: db.prepare('SELECT * FROM job_executions WHERE rollout = ? ORDER BY thing, job_id, execution_number'),
+      statesByRollout: db.prepare(
+        `SELECT job_id, thing, execution_number, status, status_details, started_at FROM job_executions
+         WHERE rollout = ? ORDER BY thing, job_id, execution_number`,
+      ),
       due: db.prepare(
         "SELECT * FROM job_executions WHERE status = 'IN_PROGRESS' AND step_deadline IS NOT NULL AND step_deadline <= ?",
       ),
@@ -117,6 +126,27 @@ export class JobsStore {
 
   byRollout(rollout: string): StoredExecution[] {
     return (this.s.byRollout.all(rollout) as Row[]).map(toExecution);
+  }
+
+  /** What the wave engine needs of a rollout's executions, without their documents (read on every tick). */
+  statesByRollout(rollout: string): ExecutionStateRow[] {
+    return (
+      this.s.statesByRollout.all(rollout) as {
+        job_id: string;
+        thing: string;
+        execution_number: number;
+        status: JobStatus;
+        status_details: string | null;
+        started_at: number | null;
+      }[]
+    ).map((r) => ({
+      jobId: r.job_id,
+      thing: r.thing,
+      executionNumber: r.execution_number,
+      status: r.status,
+      statusDetails: r.status_details === null ? undefined : JSON.parse(r.status_details),
+      startedAt: r.started_at ?? undefined,
+    }));
   }
 
   stepTimeoutsDue(now: number): StoredExecution[] {

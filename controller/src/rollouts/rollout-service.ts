@@ -1,7 +1,7 @@
 import { anyWindowAt, FleetwaveError, type RolloutPlan, UpdateJobDocument } from '@fleetwave/shared';
 import type { Logger } from 'pino';
 import type { JobsService } from '../jobs/jobs-service.js';
-import type { JobsStore, StoredExecution } from '../jobs/jobs-store.js';
+import type { ExecutionStateRow, JobsStore, StoredExecution } from '../jobs/jobs-store.js';
 import type { DeviceRecord, FleetStore } from '../store/fleet-store.js';
 import type { TargetDevice } from './assignment.js';
 import type { ReleaseService } from './releases.js';
@@ -123,7 +123,7 @@ export class RolloutService {
   executions(state: RolloutState): { updates: Map<string, ExecutionView>; rollbacks: Map<string, ExecutionView> } {
     const updates = new Map<string, ExecutionView>();
     const rollbacks = new Map<string, ExecutionView>();
-    const view = (e: StoredExecution): ExecutionView => ({
+    const view = (e: ExecutionStateRow): ExecutionView => ({
       status: e.status,
       executionNumber: e.executionNumber,
       ...(e.startedAt !== undefined && { startedAt: e.startedAt }),
@@ -132,7 +132,7 @@ export class RolloutService {
         reason: e.statusDetails.code ?? e.statusDetails.reason,
       }),
     });
-    for (const e of this.o.jobsStore.byRollout(state.id)) {
+    for (const e of this.o.jobsStore.statesByRollout(state.id)) {
       const map = e.jobId === state.id ? updates : rollbacks;
       const prev = map.get(e.thing);
       if (!prev || prev.executionNumber < e.executionNumber) map.set(e.thing, view(e));

@@ -292,7 +292,8 @@ function evaluate(st: Step): void {
     const reason = failureReason(name, t, why);
     Object.assign(wave, { status: 'failed', finishedAt: st.input.now, reason });
     event(st, 'wave.failed', { wave: w, reason, succeeded: t.succeeded, failed: t.failed, total: t.total });
-    return onFailure(st, reason);
+    onFailure(st, reason);
+    return;
   }
   const successPct = t.total === 0 ? 100 : (t.succeeded * 100) / t.total;
   if (successPct < plan.successThreshold) return;
