@@ -23,7 +23,7 @@ interface Fleet {
   dir: string;
   ctl: ControllerProcess;
   restart(): Promise<void>;
-  agents: { id: string; hw: string; agent: Agent; appsDir: string }[];
+  agents: { id: string; hw: string; agent: Agent; appsDir: string; make: () => Agent }[];
   key: ReturnType<typeof signingKey>;
 }
 
@@ -75,16 +75,19 @@ async function startFleet(): Promise<Fleet> {
       },
       log: { level: 'silent' },
     });
-    const agent = createAgent({
-      config,
-      log,
-      uplinkClient: { username: id, password: r.body.token },
-      sensorUsers: new Map(),
-      trustedKeys: [(await import('@fleetwave/shared')).trustedKeyFromPem(key.publicPem)],
-    });
-    await agent.start();
-    cleanups.push(() => agent.stop(200));
-    fleet.agents.push({ id, hw, agent, appsDir });
+    const trusted = [(await import('@fleetwave/shared')).trustedKeyFromPem(key.publicPem)];
+    const make = () =>
+      createAgent({
+        config,
+        log,
+        uplinkClient: { username: id, password: r.body.token },
+        sensorUsers: new Map(),
+        trustedKeys: trusted,
+      });
+    const entry = { id, hw, agent: make(), appsDir, make };
+    await entry.agent.start();
+    cleanups.push(() => entry.agent.stop(200));
+    fleet.agents.push(entry);
   }
   return fleet;
 }
@@ -144,11 +147,31 @@ describe('rollouts end to end (controller process, 50 in-process agents, embedde
       f,
       plan('app-v1', '1.0.0', { count: 2, failureThreshold: { percent: 50, minFinished: 2 } }),
     );
-    // kill -9 and restart the controller at moments of the rollout; it must reach the same outcome
-    for (let k = 0; k < 3; k++) {
-      await new Promise((r) => setTimeout(r, 300 + Math.floor(Math.random() * 700)));
+    // a gateway of the last wave goes offline before its wave starts
+    const planned = await waitForStatus(f, id1, () => true);
+    const away = f.agents.find((a) => a.id === planned.waves[2]!.members[0]!.device)!;
+    await away.agent.stop(200);
+    // kill -9 and restart the controller at random moments of the rollout; it must reach the same outcome
+    for (let k = 0; k < 5; k++) {
+      await new Promise((r) => setTimeout(r, 200 + Math.floor(Math.random() * 800)));
       await f.restart();
     }
+    // the rollout waits in its last wave for the offline gateway, whose execution stays queued
+    await waitForAsync(
+      'every online device to finish',
+      async () => {
+        const r = await api(f.ctl.url, f.ctl.adminToken, 'GET', `/api/rollouts/${id1}?devices=1`);
+        const m = (r.body.waves as { members: { device: string; status: string }[] }[]).flatMap((w) => w.members);
+        return m.filter((x) => x.device !== away.id).every((x) => x.status === 'SUCCEEDED');
+      },
+      120_000,
+    );
+    const mid = await waitForStatus(f, id1, () => true);
+    expect(mid.status).toBe('running');
+    expect(mid.waves.flatMap((w) => w.members).find((m) => m.device === away.id)?.status).toBe('QUEUED');
+    // it comes back after a while and gets the release it missed
+    away.agent = away.make();
+    await away.agent.start();
     const v1 = await waitForStatus(f, id1, (s) => s !== 'running');
     expect(
       v1.status,

@@ -58,6 +58,14 @@ describe('agent updates (agent as a child process, controller jobs service)', ()
     expect(await r.waitTerminal(r.queue(v1.manifest))).toMatchObject({ status: 'SUCCEEDED' });
   }, 120_000);
 
+  it('speaks the jobs protocol under the AWS IoT Core root ($aws/things) unchanged', async () => {
+    const r = await rig({ jobsRoot: '$aws/things' });
+    await r.start();
+    const v1 = await release(r, '1.0.0');
+    expect(await r.waitTerminal(r.queue(v1.manifest))).toMatchObject({ status: 'SUCCEEDED' });
+    expect(r.active()).toBe('slots/1.0.0');
+  }, 60_000);
+
   it('waits for permission to activate while the application holds its lock file', async () => {
     const lock = join(tmp('lock'), 'app.busy');
     const r = await rig({ extra: `  activation: { mode: lock-file, path: ${lock} }\n` });

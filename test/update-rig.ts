@@ -26,7 +26,7 @@ export interface Rig {
 
 export async function rig(
   cleanups: (() => Promise<unknown>)[],
-  opts: { hardware?: string; extra?: string; healthCommand?: (current: string) => string } = {},
+  opts: { hardware?: string; extra?: string; healthCommand?: (current: string) => string; jobsRoot?: string } = {},
 ): Promise<Rig> {
   const dir = tmp('upd');
   const key = signingKey();
@@ -39,6 +39,7 @@ export async function rig(
       mqttPort: 0,
       trustedKeyFiles: [pem],
       rolloutTickMs: 200,
+      ...(opts.jobsRoot && { jobsRoot: opts.jobsRoot }),
     },
     log: pino({ level: 'silent' }),
   });
@@ -59,7 +60,7 @@ uplink: { url: "mqtt://127.0.0.1:${a.mqtt}", username: gw-u, tokenFile: ${join(d
 health: { enabled: false }
 updates:
   enabled: true
-  hardware: ${opts.hardware ?? 'rpi4'}
+${opts.jobsRoot ? `  jobsRoot: "${opts.jobsRoot}"\n` : ''}  hardware: ${opts.hardware ?? 'rpi4'}
   trustedKeys: [${pem}]
   appsDir: ${appsDir}
   healthCommand: ${opts.healthCommand?.(join(appsDir, 'gateway-app', 'current')) ?? `[test, -f, ${join(appsDir, 'gateway-app', 'current', 'ok')}]`}

@@ -53,6 +53,7 @@ serve options:
   --trusted-key <pem>     a public key releases must be signed with (repeatable; default <data-dir>/trusted-keys/*.pem)
   --webhook <url>         POST every rollout event here as JSON (repeatable)
   --public-http-url <url> the controller's HTTP address as devices reach it (artifact downloads)
+  --jobs-root <root>      the jobs protocol's topic root (default fleetwave/jobs; $aws/things as on AWS IoT Core)
   --log-level <level>     default info
 
 Client options (all other commands):
@@ -102,6 +103,7 @@ async function main(argv: string[]): Promise<number> {
       'trusted-key': { type: 'string', multiple: true },
       webhook: { type: 'string', multiple: true },
       'public-http-url': { type: 'string' },
+      'jobs-root': { type: 'string' },
       artifact: { type: 'string', multiple: true },
       key: { type: 'string' },
       wave: { type: 'string' },
@@ -148,6 +150,7 @@ async function main(argv: string[]): Promise<number> {
       ...(v.retention && { retentionMs: parseDurationMs(v.retention) }),
       ...(v['trusted-key'] && { trustedKeyFiles: v['trusted-key'] }),
       ...(v.webhook && { webhooks: v.webhook }),
+      ...(v['jobs-root'] && { jobsRoot: v['jobs-root'] }),
       ...(v['public-http-url'] && { publicHttpUrl: v['public-http-url'].replace(/\/$/, '') }),
     };
     const log = pino({ level: v['log-level'] ?? 'info' });

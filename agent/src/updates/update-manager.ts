@@ -335,7 +335,8 @@ export class UpdateManager {
       Object.assign(s, {
         stage: 'rolling-back',
         code: 'E_HEALTH_CHECK',
-        reason: 'the device restarted without the new version: the boot loader fell back',
+        reason:
+          'restarted without the new version: it fell back (the boot loader, or the service manager ran the previous agent)',
       });
     } else {
       s.stage = 'activating';

@@ -58,6 +58,10 @@ export class EmbeddedBroker {
   async start(): Promise<{ mqtt: number; ws?: number; mqtts?: number }> {
     const o = this.o;
     const aedes = await Aedes.createBroker({
+      // mqemitter processes its queue recursively when messages complete synchronously (no subscriber): a burst of
+      // more queued messages than the stack holds, such as 10,000 devices disconnecting at once (each a $SYS
+      // message), overflows the stack (mcollina/mqemitter#204). A concurrency above any burst keeps the queue empty.
+      concurrency: 1_000_000,
       authenticate: (client: WithPrincipal, username, password, done) => {
         o.auth.mqtt(client.id, username, password?.toString('utf8')).then(
           (principal) => {
