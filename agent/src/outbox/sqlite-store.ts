@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { sqliteBindingOption } from '../native.js';
 import type { NewRow, OutboxBatch, OutboxCounters, OutboxRow, OutboxStore, OutboxTotals } from './store.js';
 
 export interface SqliteOutboxOptions {
@@ -62,7 +63,12 @@ export class SqliteOutboxStore implements OutboxStore {
   private t: OutboxTotals;
 
   constructor(path: string, opts: SqliteOutboxOptions = {}) {
-    this.db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+    this.db = new Database(path, {
+      readonly: opts.readonly ?? false,
+      fileMustExist: opts.readonly ?? false,
+      // the typings say string; better-sqlite3 also takes the loaded addon object (what the single executable passes)
+      ...(sqliteBindingOption() as { nativeBinding?: string }),
+    });
     if (!opts.readonly) {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
