@@ -46,6 +46,30 @@ function install() {
   pnpm(['exec', 'tsc', '-b']);
 }
 
+function have(bin) {
+  return spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * Builds the agent's single executables (agent/scripts/build-exe.mjs) for the architectures whose tools are here;
+ * says plainly what is missing. The tests of the executables skip without them (fail under
+ * FLEETWAVE_REQUIRE_SERVICES=1, as in CI, which installs the tools first: see .ci/run).
+ */
+function buildAgent(required) {
+  const arches = [];
+  if (have('strip')) arches.push('x64');
+  else console.warn('fleetwave: strip not found (apt install binutils): not building the x64 agent executable');
+  if (have('aarch64-linux-gnu-g++') && have('aarch64-linux-gnu-strip')) arches.push('arm64');
+  else {
+    console.warn(
+      'fleetwave: aarch64-linux-gnu-g++ not found: not building the arm64 agent executable\n' +
+        '  (apt install g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)',
+    );
+  }
+  if (arches.length === 0 && !required) return;
+  run(process.execPath, [join(root, 'agent', 'scripts', 'build-exe.mjs'), ...arches]);
+}
+
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 20 || (major === 20 && minor < 19)) {
   console.error(`fleetwave: Node.js >= 20.19 is required, this is ${process.version}.`);
@@ -56,8 +80,13 @@ switch (task) {
   case 'install':
     install();
     break;
+  case 'build-agent':
+    install();
+    buildAgent(true);
+    break;
   case 'test':
     install();
+    buildAgent(false);
     pnpm(['exec', 'biome', 'ci', '.']);
     pnpm(['exec', 'vitest', 'run', ...rest]);
     break;
@@ -72,6 +101,7 @@ switch (task) {
   default:
     console.log(`usage: node scripts/fleetwave.mjs <install|test|demo|bench> [args]
   install  install dependencies (pnpm via npx, better-sqlite3 built from source) and build
+  build-agent  install, then build the agent as one executable per architecture into dist-exe/
   test     install, lint (biome), type-check, then run every test (vitest)
   demo     install and run the demo
   bench    install and run the benchmarks`);

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +65,16 @@ export async function startAedesCloud(port = 0): Promise<{ url: string; port: nu
 }
 
 /** Is a service binary here? Without it the test is skipped, unless FLEETWAVE_REQUIRE_SERVICES=1 (CI) makes it fail. */
+/** Whether a file the tests need exists; under FLEETWAVE_REQUIRE_SERVICES=1 its absence is an error. */
+export function haveFile(path: string, howToGet: string): boolean {
+  if (existsSync(path)) return true;
+  if (process.env.FLEETWAVE_REQUIRE_SERVICES === '1') {
+    throw new Error(`${path} is required (FLEETWAVE_REQUIRE_SERVICES=1) but is missing: ${howToGet}`);
+  }
+  console.warn(`${path} is missing: skipping the tests that need it (${howToGet})`);
+  return false;
+}
+
 export function haveBinary(bin: string): boolean {
   try {
     execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
@@ -136,9 +146,16 @@ export interface AgentProcess {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function spawnAgent(args: string[]): Promise<AgentProcess> {
-  const proc = spawn(process.execPath, [AGENT_CLI, 'run', '--log-level', 'warn', ...args], {
+/** The agent as a child process; `opts.command` runs another build of it (the single executable, under qemu…). */
+export async function spawnAgent(
+  args: string[],
+  opts: { command?: string[]; env?: NodeJS.ProcessEnv; cwd?: string; readyTimeoutMs?: number } = {},
+): Promise<AgentProcess> {
+  const [cmd, ...pre] = opts.command ?? [process.execPath, AGENT_CLI];
+  const proc = spawn(cmd!, [...pre, 'run', '--log-level', 'warn', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(opts.env && { env: opts.env }),
+    ...(opts.cwd && { cwd: opts.cwd }),
   });
   let err = '';
   let out = '';
@@ -152,7 +169,7 @@ export async function spawnAgent(args: string[]): Promise<AgentProcess> {
     for (const l of lines) for (const fn of lineListeners) fn(l);
   });
   const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`agent did not become ready: ${err}`)), 15_000);
+    const t = setTimeout(() => reject(new Error(`agent did not become ready: ${err}`)), opts.readyTimeoutMs ?? 15_000);
     proc.stdout!.on('data', () => {
       const m = /"event":"ready","ingest":\{"host":"[^"]*","port":(\d+)\}/.exec(out);
       if (m) {
