@@ -14,6 +14,7 @@ import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { benchController } from './controller.mjs';
+import { benchExe } from './exe.mjs';
 import { benchCmapss, benchFilterThroughput } from './filters.mjs';
 import { benchHealth } from './health.mjs';
 import { benchRollout } from './rollout.mjs';
@@ -362,6 +363,7 @@ if (!only || only === 'filters') {
 if (!only || only === 'health') benchHealth();
 if (!only || only === 'controller') await benchController();
 if (!only || only === 'rollout') await benchRollout();
+if (!only || only === 'exe') await benchExe();
 if (!only || only === 'update') await benchUpdate();
 if (!only || only === 'drain') {
   console.log(`\n# drain: a backlog of ${fmt(DRAIN)} readings, batches of 500, in-flight window 8`);

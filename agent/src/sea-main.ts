@@ -12,7 +12,16 @@ import { setSqliteBinding } from './native.js';
 function loadEmbeddedAddon(): void {
   // node:sea exists in Node >= 20.12; required lazily so this file also loads under plain node
   const sea = require('node:sea') as typeof import('node:sea');
-  if (!sea.isSea()) return;
+  if (!sea.isSea()) {
+    // the same bundle run by plain node (the benchmark's reference): the addon comes from a path
+    const path = process.env.FLEETWAVE_SQLITE_ADDON;
+    if (path) {
+      const m = { exports: {} as object };
+      process.dlopen(m, path, constants.dlopen.RTLD_NOW);
+      setSqliteBinding(m.exports);
+    }
+    return;
+  }
   const bytes = Buffer.from(sea.getRawAsset('better_sqlite3.node') as ArrayBuffer);
   const id = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
   const name = `fleetwave-better-sqlite3-${id}.node`;

