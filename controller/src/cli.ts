@@ -17,7 +17,9 @@ const HELP = `fleetwave: the Fleetwave controller and its operator CLI
 
 Usage:
   fleetwave serve [options]                 run the controller (embedded MQTT broker + SQLite in --data-dir)
-  fleetwave demo [--gateways N]             a controller and N gateways running the agent (default 20)
+  fleetwave demo [--gateways N] [--no-story] [--story-delay s]
+                                            a controller and N gateways running the agent (default 100); the story:
+                                            a release rolled out in waves, a broken one stopped at the canary
   fleetwave device add <id> [--tag k=v]… [--hardware h]
                                             register a device; prints its token once and an agent config snippet
   fleetwave device list | show <id> | revoke <id>
@@ -100,6 +102,8 @@ async function main(argv: string[]): Promise<number> {
       limit: { type: 'string' },
       out: { type: 'string' },
       gateways: { type: 'string' },
+      'no-story': { type: 'boolean' },
+      'story-delay': { type: 'string' },
       'trusted-key': { type: 'string', multiple: true },
       webhook: { type: 'string', multiple: true },
       'public-http-url': { type: 'string' },
@@ -171,7 +175,11 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (cmd === 'demo') {
-    await runDemo({ gateways: Number(v.gateways ?? 20) });
+    await runDemo({
+      gateways: Number(v.gateways ?? 100),
+      story: !v['no-story'],
+      storyDelayMs: v['story-delay'] === undefined ? undefined : Number(v['story-delay']) * 1000,
+    });
     return 0;
   }
   if (cmd === 'release' && (sub === 'keygen' || sub === 'sign')) return releaseTool(sub, arg, v);

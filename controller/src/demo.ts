@@ -1,11 +1,13 @@
-import { mkdtempSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createAgent } from '@fleetwave/agent';
-import { AgentConfig, FleetwaveError } from '@fleetwave/shared';
+import { AgentConfig, FleetwaveError, trustedKeyFromPem } from '@fleetwave/shared';
 import mqtt, { type MqttClient } from 'mqtt';
 import { pino } from 'pino';
 import { createController, defaultControllerConfig } from './controller.js';
+import { rolloutStory } from './demo-story.js';
 
 /** Start on the preferred port; if it is taken, on a free one (and say so). */
 async function startWithFallback(make: (http: number, mqttPort: number) => ReturnType<typeof createController>) {
@@ -23,12 +25,24 @@ async function startWithFallback(make: (http: number, mqttPort: number) => Retur
  * The demo: a controller on its embedded defaults, a fleet of gateways running the real agent code in this process,
  * each with simulated sensors, half of the streams reduced by a deadband at the edge. Ctrl-C stops everything.
  */
-export async function runDemo(opts: { gateways: number }): Promise<void> {
+export async function runDemo(opts: { gateways: number; story?: boolean; storyDelayMs?: number }): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fleetwave-demo-'));
+  // the demo's release key: the controller and every gateway trust it
+  const releaseKey = generateKeyPairSync('ed25519');
+  const pemFile = join(dir, 'release.pem');
+  writeFileSync(pemFile, releaseKey.publicKey.export({ type: 'spki', format: 'pem' }));
+  const trusted = [trustedKeyFromPem(readFileSync(pemFile, 'utf8'))];
   const log = pino({ level: 'warn' });
+  // the gateways' own warnings (a failed health check of the broken release, say) would drown the story
+  const agentLog = pino({ level: 'error' });
   let stopping = false;
   const { controller, addresses, fallback } = await startWithFallback((http, mqttPort) => {
-    const partial = { ...defaultControllerConfig(join(dir, 'controller')), httpPort: http, mqttPort };
+    const partial = {
+      ...defaultControllerConfig(join(dir, 'controller')),
+      httpPort: http,
+      mqttPort,
+      trustedKeyFiles: [pemFile],
+    };
     // the first attempt may have opened the store: a fresh data directory per attempt keeps the demo simple
     if (http === 0) partial.dataDir = join(dir, 'controller-2');
     return createController({ config: partial, log });
@@ -44,6 +58,7 @@ export async function runDemo(opts: { gateways: number }): Promise<void> {
   const auth = controller.auth!;
   const store = controller.store!;
   const agents: ReturnType<typeof createAgent>[] = [];
+  const makers: (() => ReturnType<typeof createAgent>)[] = [];
   const sensors: MqttClient[] = [];
   for (let g = 0; g < opts.gateways; g++) {
     const id = `demo-gw-${String(g + 1).padStart(3, '0')}`;
@@ -51,7 +66,7 @@ export async function runDemo(opts: { gateways: number }): Promise<void> {
     store.addDevice({
       id,
       tags: { site: g % 2 ? 'north' : 'south' },
-      hardware: 'rpi4',
+      hardware: g % 3 === 2 ? 'rpi3' : 'rpi4',
       createdAt: Date.now(),
       tokenHash: creds.tokenHash,
       mosquittoHash: creds.mosquittoHash,
@@ -62,21 +77,65 @@ export async function runDemo(opts: { gateways: number }): Promise<void> {
       ingest: { port: 0 },
       uplink: { url: mqttUrl, username: id, backlogInterval: '5s' },
       filters: [{ match: '*/temperature', deadband: { absolute: 0.2 }, heartbeat: { maxInterval: '30s' } }],
+      updates: {
+        enabled: true,
+        hardware: g % 3 === 2 ? 'rpi3' : 'rpi4',
+        appsDir: join(dir, id, 'apps'),
+        // the application's own health check: a broken release carries a BROKEN marker
+        healthCommand: ['sh', '-c', `test ! -e ${join(dir, id, 'apps', 'demo-app', 'current', 'BROKEN')}`],
+        healthDeadline: '20s',
+        downloadBackoffMs: 200,
+      },
       log: { level: 'warn' },
     });
-    const agent = createAgent({
-      config,
-      log,
-      uplinkClient: { username: id, password: creds.token },
-      sensorUsers: new Map(),
-    });
+    const make = () =>
+      createAgent({
+        config,
+        log: agentLog,
+        uplinkClient: { username: id, password: creds.token },
+        sensorUsers: new Map(),
+        trustedKeys: trusted,
+      });
+    const agent = make();
     const { ingest } = await agent.start();
     agents.push(agent);
-    sensors.push(await mqtt.connectAsync(`mqtt://127.0.0.1:${ingest.port}`, { clientId: `${id}-sensors` }));
+    makers.push(make);
+    const sensor = await mqtt.connectAsync(`mqtt://127.0.0.1:${ingest.port}`, { clientId: `${id}-sensors` });
+    sensor.on('error', () => {}); // a gateway that is down refuses its sensors for a while
+    sensors.push(sensor);
   }
   console.log(
     `${opts.gateways} gateways enrolled and running the agent; each has a temperature (deadband 0.2 at the edge) and a vibration sensor`,
   );
+  // three gateways will lose their network during the first rollout (agents stopped and started again)
+  const flakyIdx = [1, 2, 3].map((k) => (k * 7) % opts.gateways).filter((v, i, a) => a.indexOf(v) === i);
+  const flaky = {
+    stop: async () => {
+      for (const i of flakyIdx) await agents[i]!.stop(500);
+    },
+    start: async () => {
+      for (const i of flakyIdx) {
+        agents[i] = makers[i]!();
+        const { ingest } = await agents[i]!.start();
+        sensors[i]!.end(true);
+        sensors[i] = await mqtt.connectAsync(`mqtt://127.0.0.1:${ingest.port}`, { clientId: `flaky-${i}-sensors` });
+        sensors[i]!.on('error', () => {});
+      }
+    },
+  };
+  const story =
+    opts.story === false
+      ? Promise.resolve()
+      : rolloutStory({
+          dir,
+          api: `http://127.0.0.1:${addresses.http}`,
+          token: readFileSync(addresses.adminTokenFile ?? join(dir, 'controller', 'admin-token'), 'utf8').trim(),
+          key: releaseKey.privateKey,
+          flaky,
+          say: (line) => console.log(line),
+          stopped: () => stopping,
+          delayMs: opts.storyDelayMs ?? 8000,
+        }).catch((err) => console.log(`story: stopped: ${(err as Error).message}`));
 
   let sent = 0;
   const tick = setInterval(() => {
@@ -90,7 +149,14 @@ export async function runDemo(opts: { gateways: number }): Promise<void> {
     });
   }, 500);
   const report = setInterval(() => {
-    const st = agents.map((a) => a.status());
+    // a gateway that is offline (stopped) has no status
+    const st = agents.flatMap((a) => {
+      try {
+        return [a.status()];
+      } catch {
+        return [];
+      }
+    });
     const accepted = st.reduce((n, s) => n + s.accepted, 0);
     const reduced = st.reduce((n, s) => n + (s.filtered.deadband ?? 0), 0);
     const online = store.listDevices().filter((d) => d.presence === 'online').length;
@@ -105,6 +171,7 @@ export async function runDemo(opts: { gateways: number }): Promise<void> {
   });
   if (stopping) return;
   stopping = true;
+  await story;
   clearInterval(tick);
   clearInterval(report);
   await Promise.all(sensors.map((s) => s.endAsync()));
