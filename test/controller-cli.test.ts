@@ -58,7 +58,7 @@ describe('fleetwave command line', () => {
   });
 
   it('runs the demo: gateways enrolled, telemetry stored, a clean stop on Ctrl-C', async () => {
-    const demo = spawn(process.execPath, [CONTROLLER_CLI, 'demo', '--gateways', '3'], {
+    const demo = spawn(process.execPath, [CONTROLLER_CLI, 'demo', '--gateways', '3', '--no-story'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     cleanups.push(async () => demo.kill('SIGKILL'));
@@ -74,4 +74,23 @@ describe('fleetwave command line', () => {
     expect(code).toBe(0);
     expect(out).toMatch(/stopped/);
   });
+
+  it('tells the demo story: a release in waves with gateways offline, a broken one stopped at the canary and rolled back', async () => {
+    const demo = spawn(process.execPath, [CONTROLLER_CLI, 'demo', '--gateways', '8', '--story-delay', '1'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    cleanups.push(async () => demo.kill('SIGKILL'));
+    let out = '';
+    demo.stdout.on('data', (d) => (out += d));
+    await waitFor('the story to end', () => /story: every gateway runs demo-app 1\.0\.0 again/.test(out), 150_000);
+    expect(out).toMatch(/story: 3 gateways lose their network/);
+    expect(out).toMatch(/story: the 3 gateways are back/);
+    expect(out).toMatch(/story: release demo-app 1\.0\.0 completed/);
+    expect(out).toMatch(/story: release demo-app 1\.1\.0 stopped at the canary and rolled back: wave canary failed/);
+    expect(out).toMatch(/8\/8 gateways online/);
+    // Ctrl-C ends it cleanly (a hang fails the wait below)
+    demo.kill('SIGINT');
+    await waitFor('the demo to exit after Ctrl-C', () => demo.exitCode !== null, 30_000);
+    expect(demo.exitCode).toBe(0);
+  }, 180_000);
 });

@@ -107,7 +107,7 @@ async function follow(o: StoryOptions, id: string, onTick?: (v: View) => Promise
  * (`fleetwave rollout …`) and the dashboard would.
  */
 export async function rolloutStory(o: StoryOptions): Promise<void> {
-  await sleep(o.delayMs);
+  for (const until = Date.now() + o.delayMs; Date.now() < until && !o.stopped(); ) await sleep(200);
   if (o.stopped()) return;
   o.say(
     'story: publishing demo-app 1.0.0 (signed, verified by the controller) and rolling it out: canary of 5, then 30%, then everyone',
