@@ -14,7 +14,7 @@ const PER_BATCH = 100;
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
 const cli = fileURLToPath(import.meta.resolve('@fleetwave/controller').replace(/index\.js$/, 'cli.js'));
 
-async function freePort() {
+export async function freePort() {
   const s = createServer();
   await new Promise((r) => s.listen(0, '127.0.0.1', r));
   const port = s.address().port;
@@ -22,14 +22,14 @@ async function freePort() {
   return port;
 }
 
-function proc(pid) {
+export function proc(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   const ticks = Number(stat[11]) + Number(stat[12]); // utime + stime, in clock ticks (100 Hz)
   const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
   return { cpuS: ticks / 100, rss };
 }
 
-async function startController(dataDir, args) {
+export async function startController(dataDir, args) {
   const child = spawn(
     process.execPath,
     [

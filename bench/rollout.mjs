@@ -3,53 +3,16 @@
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { hashSecret, mosquittoHash, SqliteFleetStore } from '@fleetwave/controller';
 import { signManifest } from '@fleetwave/shared';
 import mqtt from 'mqtt';
+import { freePort, proc, startController as startCtl } from './controller.mjs';
 
 const DEVICES = Number(process.env.BENCH_ROLLOUT_DEVICES ?? 10_000);
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
-const cli = fileURLToPath(import.meta.resolve('@fleetwave/controller').replace(/index\.js$/, 'cli.js'));
 const JOBS = 'fleetwave/jobs';
-
-async function freePort() {
-  const s = createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const port = s.address().port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-function proc(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  const ticks = Number(stat[11]) + Number(stat[12]);
-  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
-  return { cpuS: ticks / 100, rss };
-}
-
-async function startController(dataDir, args) {
-  const child = spawn(
-    process.execPath,
-    [cli, 'serve', '--data-dir', dataDir, '--http-port', '0', '--log-level', 'warn', ...args],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  const ready = await new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      const line = out.split('\n').find((l) => l.includes('"event":"ready"'));
-      if (line) resolve(JSON.parse(line));
-    });
-    child.once('exit', (c) => reject(new Error(`controller exited ${c}`)));
-  });
-  return { child, ...ready, admin: readFileSync(join(dataDir, 'admin-token'), 'utf8').trim() };
-}
 
 const api = async (ctl, method, path, body) => {
   const res = await fetch(`http://127.0.0.1:${ctl.http}${path}`, {
@@ -99,6 +62,11 @@ async function device(url, id, credentials, counts) {
   counts.sent++;
   c.publish(`${base}/start-next`, '{}', { qos: 1 });
   return c;
+}
+
+async function startController(dataDir, args) {
+  const ctl = await startCtl(dataDir, args);
+  return { ...ctl, admin: readFileSync(join(dataDir, 'admin-token'), 'utf8').trim() };
 }
 
 async function run(name, dataDir, controllerArgs, brokerUrl, credentials) {

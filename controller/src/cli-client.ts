@@ -62,3 +62,13 @@ export function table(rows: readonly Record<string, unknown>[], columns: readonl
       .trimEnd();
   return `${[line(columns), ...body.map(line)].join('\n')}\n`;
 }
+
+/** A file named on the command line, or a coded error that says how the command is used. */
+export function readInputFile(file: string | undefined, usage: string): string {
+  if (!file) throw new FleetwaveError('E_CONFIG_INVALID', `usage: ${usage}`);
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new FleetwaveError('E_CONFIG_READ', `cannot read ${file}: ${(err as Error).message}`);
+  }
+}

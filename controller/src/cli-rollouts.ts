@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { FleetwaveError, parseYamlWith, RolloutPlan } from '@fleetwave/shared';
-import { type ClientOptions, call, table } from './cli-client.js';
+import { type ClientOptions, call, readInputFile, table } from './cli-client.js';
 
 export interface RolloutFlags {
   json?: boolean | undefined;
@@ -39,18 +39,9 @@ interface RolloutView {
   rollback?: { devices: number; counts: Record<string, number> };
 }
 
-function readText(file: string | undefined, usage: string): string {
-  if (!file) throw new FleetwaveError('E_CONFIG_INVALID', `usage: ${usage}`);
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new FleetwaveError('E_CONFIG_READ', `cannot read ${file}: ${(err as Error).message}`);
-  }
-}
-
 /** A plan file checked here first, so errors name the file, line and field before anything is sent. */
 function planBody(file: string | undefined, usage: string) {
-  const yaml = readText(file, usage);
+  const yaml = readInputFile(file, usage);
   parseYamlWith(RolloutPlan, yaml, file);
   return { yaml, source: basename(file!) };
 }
@@ -112,7 +103,7 @@ export async function runRolloutCommand(
   };
   switch (key) {
     case 'release add': {
-      const text = readText(arg, 'fleetwave release add <manifest.json> [--artifact <file>]…');
+      const text = readInputFile(arg, 'fleetwave release add <manifest.json> [--artifact <file>]…');
       let manifest: { name: string; version: string; artifacts: { name: string; size: number; sha256: string }[] };
       try {
         manifest = JSON.parse(text);

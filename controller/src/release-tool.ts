@@ -1,15 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { FleetwaveError, keyIdOf, signManifest } from '@fleetwave/shared';
-
-function read(file: string | undefined, usage: string): string {
-  if (!file) throw new FleetwaveError('E_CONFIG_INVALID', `usage: ${usage}`);
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new FleetwaveError('E_CONFIG_READ', `cannot read ${file}: ${(err as Error).message}`);
-  }
-}
+import { readInputFile } from './cli-client.js';
 
 /** `release keygen` and `release sign`: local, offline (the private key never goes to the controller). */
 export function releaseTool(
@@ -31,8 +23,8 @@ export function releaseTool(
     return 0;
   }
   const usage = 'fleetwave release sign <body.json> --key <prefix.key> --out <manifest.json>';
-  const text = read(arg, usage);
-  const key = read(v.key, usage);
+  const text = readInputFile(arg, usage);
+  const key = readInputFile(v.key, usage);
   if (!v.out) throw new FleetwaveError('E_CONFIG_INVALID', `usage: ${usage}`);
   let body: unknown;
   try {

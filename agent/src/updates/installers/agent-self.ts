@@ -1,17 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readlinkSync,
-  renameSync,
-  rmSync,
-  symlinkSync,
-} from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { FleetwaveError } from '@fleetwave/shared';
+import { switchLink } from './links.js';
 import type { InstallContext, Installer, Probe } from './types.js';
 
 export interface AgentSelfOptions {
@@ -26,14 +17,6 @@ export interface AgentSelfOptions {
 }
 
 const EXE = 'fleetwave-agent';
-
-/** Points `link` at `target` atomically. */
-function switchLink(link: string, target: string): void {
-  const tmp = `${link}.next`;
-  rmSync(tmp, { force: true });
-  symlinkSync(target, tmp);
-  renameSync(tmp, link);
-}
 
 /**
  * The `agent` installer: the agent updates its own executable. The new executable goes to

@@ -1,21 +1,10 @@
-import { existsSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FleetwaveError } from '@fleetwave/shared';
 import { extract } from 'tar';
 import { checkArchive } from './archive.js';
+import { switchLink } from './links.js';
 import type { InstallContext, Installer } from './types.js';
-
-/** Points `link` at `target` atomically (a new symlink renamed over the old one). */
-function switchLink(link: string, target: string | null): void {
-  if (target === null) {
-    rmSync(link, { force: true });
-    return;
-  }
-  const tmp = `${link}.next`;
-  rmSync(tmp, { force: true });
-  symlinkSync(target, tmp);
-  renameSync(tmp, link);
-}
 
 /**
  * The `files` installer: each release's archive is unpacked into its own slot directory,
