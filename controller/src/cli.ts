@@ -6,6 +6,7 @@ import { FleetwaveError, parseDurationMs } from '@fleetwave/shared';
 import { pino } from 'pino';
 import { mosquittoHash, newSecret } from './auth/secrets.js';
 import { mosquittoFiles } from './broker/mosquitto-config.js';
+import { runAwsCommand } from './cli-aws.js';
 import { resolveToken } from './cli-client.js';
 import { runClientCommand } from './cli-commands.js';
 import { createController, defaultControllerConfig } from './controller.js';
@@ -38,6 +39,9 @@ Usage:
   fleetwave rollout status [id] | watch <id>   one rollout (waves, progress, thresholds) or all; watch: live view
   fleetwave rollout pause|resume|abort|rollback <id> | approve <id> [--wave n]
   fleetwave rollout events [id] [--after n] [--follow]
+  fleetwave aws provision --fleet <name> --out <dir> [--region r] [--endpoint-url u] [--ca-file f]
+                                            the registry's devices onto AWS IoT Core: thing group, least-privilege
+                                            policy, things, certificates (keys to files only), agent configs
   fleetwave broker mosquitto-config --out <dir>   password file, ACL and config lines for an external Mosquitto
 
 serve options:
@@ -110,6 +114,10 @@ async function main(argv: string[]): Promise<number> {
       'jobs-root': { type: 'string' },
       artifact: { type: 'string', multiple: true },
       key: { type: 'string' },
+      fleet: { type: 'string' },
+      region: { type: 'string' },
+      'endpoint-url': { type: 'string' },
+      'ca-file': { type: 'string' },
       wave: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -207,6 +215,7 @@ async function main(argv: string[]): Promise<number> {
     url: v.url ?? process.env.FLEETWAVE_URL ?? 'http://127.0.0.1:8080',
     token: resolveToken(v.token, dataDir),
   };
+  if (cmd === 'aws') return runAwsCommand(sub, v, client);
   return runClientCommand(cmd, sub, arg, v, client, HELP);
 }
 

@@ -1,0 +1,50 @@
+import { IoTClient } from '@aws-sdk/client-iot';
+import { FleetwaveError } from '@fleetwave/shared';
+import { type ProvisionDevice, provisionFleet } from './aws/provision.js';
+import { type ClientOptions, call } from './cli-client.js';
+
+export interface AwsFlags {
+  fleet?: string | undefined;
+  region?: string | undefined;
+  'endpoint-url'?: string | undefined;
+  out?: string | undefined;
+  'ca-file'?: string | undefined;
+  json?: boolean | undefined;
+}
+
+/**
+ * `fleetwave aws provision`: the controller's devices onto AWS IoT Core. Credentials come from the standard AWS chain
+ * (environment, shared config and credentials files, SSO, instance or container roles); region from --region or
+ * AWS_REGION; --endpoint-url points the SDK elsewhere (a local endpoint in tests).
+ */
+export async function runAwsCommand(sub: string | undefined, v: AwsFlags, client: ClientOptions): Promise<number> {
+  if (sub !== 'provision')
+    throw new FleetwaveError('E_CONFIG_INVALID', 'usage: fleetwave aws provision --fleet <name> --out <dir>');
+  if (!v.fleet || !v.out)
+    throw new FleetwaveError(
+      'E_CONFIG_INVALID',
+      'usage: fleetwave aws provision --fleet <name> --out <dir> [--region r] [--endpoint-url u]',
+    );
+  const region = v.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+  if (!region) throw new FleetwaveError('E_CONFIG_INVALID', 'no AWS region: pass --region or set AWS_REGION');
+  const { devices } = (await call(client, 'GET', '/api/devices')) as {
+    devices: (ProvisionDevice & { revokedAt: number | null })[];
+  };
+  const iot = new IoTClient({ region, ...(v['endpoint-url'] && { endpoint: v['endpoint-url'] }) });
+  const r = await provisionFleet({
+    client: iot,
+    fleet: v.fleet,
+    devices: devices.filter((d) => d.revokedAt === null),
+    outDir: v.out,
+    ...(v['ca-file'] && { caFile: v['ca-file'] }),
+    say: v.json ? undefined : (line) => process.stdout.write(`${line}\n`),
+  });
+  if (v.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+  else {
+    process.stdout.write(
+      `AWS IoT Core data endpoint ${r.endpoint}: ${r.created.length} created, ${r.unchanged.length} unchanged, ${r.problems.length} problems; agent configs in ${v.out}/<device>/agent.yaml (updates.jobsRoot: $aws/things)\n`,
+    );
+  }
+  iot.destroy();
+  return r.problems.length ? 1 : 0;
+}

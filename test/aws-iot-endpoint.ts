@@ -1,0 +1,237 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  body: unknown;
+  signed: boolean;
+}
+
+/**
+ * A local stand-in for the AWS IoT control plane (REST-JSON, as @aws-sdk/client-iot speaks it) for the operations
+ * provisioning uses. It keeps state, answers with the documented shapes and errors (x-amzn-ErrorType), and records
+ * every request so a test can assert exactly what the SDK sent. Signatures are checked for presence, not verified.
+ */
+export async function startAwsIotEndpoint() {
+  const requests: RecordedRequest[] = [];
+  const groups = new Map<string, { thingGroupName: string; thingGroupArn: string; thingGroupId: string }>();
+  const things = new Map<
+    string,
+    { thingName: string; thingArn: string; thingId: string; attributes: Record<string, string> }
+  >();
+  const policies = new Map<
+    string,
+    { policyName: string; policyArn: string; policyDocument: string; versions: number }
+  >();
+  const principals = new Map<string, string[]>();
+  const policyTargets = new Map<string, string[]>();
+  const membership = new Map<string, string[]>();
+  let certs = 0;
+  const arn = (kind: string, name: string) => `arn:aws:iot:eu-central-1:123456789012:${kind}/${name}`;
+
+  const send = (res: ServerResponse, status: number, body?: unknown, errorType?: string) => {
+    res.writeHead(status, { 'content-type': 'application/json', ...(errorType && { 'x-amzn-errortype': errorType }) });
+    res.end(body === undefined ? '' : JSON.stringify(body));
+  };
+  const notFound = (res: ServerResponse, what: string) =>
+    send(res, 404, { message: `${what} not found` }, 'ResourceNotFoundException');
+
+  type Route = [
+    string,
+    RegExp,
+    (m: RegExpMatchArray, req: RecordedRequest, res: ServerResponse, raw: IncomingMessage) => void,
+  ];
+  const routes: Route[] = [
+    [
+      'GET',
+      /^\/thing-groups\/([^/]+)$/,
+      (m, _r, res) => {
+        const g = groups.get(m[1]!);
+        g ? send(res, 200, { ...g, version: 1 }) : notFound(res, `thing group ${m[1]}`);
+      },
+    ],
+    [
+      'POST',
+      /^\/thing-groups\/([^/]+)$/,
+      (m, _r, res) => {
+        const g = { thingGroupName: m[1]!, thingGroupArn: arn('thinggroup', m[1]!), thingGroupId: `g-${m[1]}` };
+        groups.set(m[1]!, g);
+        send(res, 200, g);
+      },
+    ],
+    [
+      'GET',
+      /^\/policies\/([^/]+)$/,
+      (m, _r, res) => {
+        const p = policies.get(m[1]!);
+        p
+          ? send(res, 200, {
+              policyName: p.policyName,
+              policyArn: p.policyArn,
+              policyDocument: p.policyDocument,
+              defaultVersionId: String(p.versions),
+            })
+          : notFound(res, `policy ${m[1]}`);
+      },
+    ],
+    [
+      'POST',
+      /^\/policies\/([^/]+)$/,
+      (m, r, res) => {
+        const p = {
+          policyName: m[1]!,
+          policyArn: arn('policy', m[1]!),
+          policyDocument: (r.body as { policyDocument: string }).policyDocument,
+          versions: 1,
+        };
+        policies.set(m[1]!, p);
+        send(res, 200, {
+          policyName: p.policyName,
+          policyArn: p.policyArn,
+          policyDocument: p.policyDocument,
+          policyVersionId: '1',
+        });
+      },
+    ],
+    [
+      'POST',
+      /^\/policies\/([^/]+)\/version$/,
+      (m, r, res) => {
+        const p = policies.get(m[1]!);
+        if (!p) return notFound(res, `policy ${m[1]}`);
+        p.versions++;
+        p.policyDocument = (r.body as { policyDocument: string }).policyDocument;
+        send(res, 200, {
+          policyArn: p.policyArn,
+          policyDocument: p.policyDocument,
+          policyVersionId: String(p.versions),
+          isDefaultVersion: true,
+        });
+      },
+    ],
+    [
+      'GET',
+      /^\/endpoint$/,
+      (_m, r, res) =>
+        send(res, 200, {
+          endpointAddress:
+            r.query.endpointType === 'iot:Data-ATS'
+              ? 'a1b2c3d4e5f6g7-ats.iot.eu-central-1.amazonaws.com'
+              : 'a1b2c3d4e5f6g7.iot.eu-central-1.amazonaws.com',
+        }),
+    ],
+    [
+      'GET',
+      /^\/things\/([^/]+)$/,
+      (m, _r, res) => {
+        const t = things.get(m[1]!);
+        t ? send(res, 200, { ...t, version: 1 }) : notFound(res, `thing ${m[1]}`);
+      },
+    ],
+    [
+      'POST',
+      /^\/things\/([^/]+)$/,
+      (m, r, res) => {
+        const t = {
+          thingName: m[1]!,
+          thingArn: arn('thing', m[1]!),
+          thingId: `t-${m[1]}`,
+          attributes:
+            (r.body as { attributePayload?: { attributes?: Record<string, string> } }).attributePayload?.attributes ??
+            {},
+        };
+        things.set(m[1]!, t);
+        send(res, 200, { thingName: t.thingName, thingArn: t.thingArn, thingId: t.thingId });
+      },
+    ],
+    [
+      'GET',
+      /^\/things\/([^/]+)\/principals$/,
+      (m, _r, res) =>
+        things.has(m[1]!)
+          ? send(res, 200, { principals: principals.get(m[1]!) ?? [] })
+          : notFound(res, `thing ${m[1]}`),
+    ],
+    [
+      'PUT',
+      /^\/things\/([^/]+)\/principals$/,
+      (m, _r, res, raw) => {
+        const p = String(raw.headers['x-amzn-principal'] ?? '');
+        principals.set(m[1]!, [...(principals.get(m[1]!) ?? []), p]);
+        send(res, 200, {});
+      },
+    ],
+    [
+      'POST',
+      /^\/keys-and-certificate$/,
+      (_m, _r, res) => {
+        certs++;
+        const id = `${'c'.repeat(56)}${String(certs).padStart(8, '0')}`;
+        send(res, 200, {
+          certificateArn: arn('cert', id),
+          certificateId: id,
+          certificatePem: `-----BEGIN CERTIFICATE-----\nMIIcert${certs}\n-----END CERTIFICATE-----\n`,
+          keyPair: {
+            PublicKey: '-----BEGIN PUBLIC KEY-----\nMIIpub\n-----END PUBLIC KEY-----\n',
+            PrivateKey: `-----BEGIN RSA PRIVATE KEY-----\nSECRET-KEY-${certs}\n-----END RSA PRIVATE KEY-----\n`,
+          },
+        });
+      },
+    ],
+    [
+      'PUT',
+      /^\/target-policies\/([^/]+)$/,
+      (m, r, res) => {
+        policyTargets.set(m[1]!, [...(policyTargets.get(m[1]!) ?? []), (r.body as { target: string }).target]);
+        send(res, 200, {});
+      },
+    ],
+    [
+      'GET',
+      /^\/things\/([^/]+)\/thing-groups$/,
+      (m, _r, res) =>
+        send(res, 200, {
+          thingGroups: (membership.get(m[1]!) ?? []).map((g) => ({ groupName: g, groupArn: arn('thinggroup', g) })),
+        }),
+    ],
+    [
+      'PUT',
+      /^\/thing-groups\/addThingToThingGroup$/,
+      (_m, r, res) => {
+        const b = r.body as { thingGroupName: string; thingName: string };
+        if (!groups.has(b.thingGroupName) || !things.has(b.thingName)) return notFound(res, 'thing or group');
+        membership.set(b.thingName, [...new Set([...(membership.get(b.thingName) ?? []), b.thingGroupName])]);
+        send(res, 200, {});
+      },
+    ],
+  ];
+
+  const server = createServer((req, res) => {
+    let data = '';
+    req.on('data', (d) => (data += d));
+    req.on('end', () => {
+      const url = new URL(req.url ?? '/', 'http://local');
+      const rec: RecordedRequest = {
+        method: req.method ?? 'GET',
+        path: decodeURIComponent(url.pathname),
+        query: Object.fromEntries(url.searchParams),
+        body: data ? JSON.parse(data) : undefined,
+        signed: /^AWS4-HMAC-SHA256 Credential=/.test(String(req.headers.authorization ?? '')),
+      };
+      requests.push(rec);
+      for (const [method, re, handler] of routes) {
+        const m = rec.path.match(re);
+        if (m && method === rec.method) return handler(m, rec, res, req);
+      }
+      send(res, 400, { message: `unsupported ${rec.method} ${rec.path}` }, 'InvalidRequestException');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    requests,
+    state: { groups, things, policies, principals, policyTargets, membership },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}

@@ -1,0 +1,143 @@
+import { spawn } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { startAwsIotEndpoint } from './aws-iot-endpoint.js';
+import { api, CONTROLLER_CLI, cleanupAfterEach, freePort, spawnController, tmp } from './helpers.js';
+
+const cleanups = cleanupAfterEach();
+
+function cli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CONTROLLER_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+describe('fleetwave aws provision (against a local endpoint speaking the AWS IoT API)', () => {
+  it('creates the thing group, a least-privilege policy, things, certificates and agent configs, idempotently', async () => {
+    const aws = await startAwsIotEndpoint();
+    cleanups.push(() => aws.close());
+    const dir = tmp('aws');
+    const ctl = await spawnController(join(dir, 'ctl'), ['--mqtt-port', String(await freePort()), '--http-port', '0']);
+    cleanups.push(() => ctl.kill('SIGKILL'));
+    for (const [id, hw] of [
+      ['gw-a', 'rpi4'],
+      ['gw-b', 'rpi3'],
+    ]) {
+      expect(
+        (await api(ctl.url, ctl.adminToken, 'POST', '/api/devices', { id, hardware: hw, tags: { site: 'north pier' } }))
+          .status,
+      ).toBe(201);
+    }
+    // credentials from the standard chain: here, the environment
+    const env = {
+      PATH: process.env.PATH,
+      AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+      AWS_SECRET_ACCESS_KEY: 'secret-example',
+      AWS_REGION: 'eu-central-1',
+    };
+    const out = join(dir, 'out');
+    const args = [
+      'aws',
+      'provision',
+      '--fleet',
+      'north',
+      '--out',
+      out,
+      '--endpoint-url',
+      aws.url,
+      '--url',
+      ctl.url,
+      '--token',
+      ctl.adminToken,
+    ];
+    const first = await cli(args, env);
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(
+      /a1b2c3d4e5f6g7-ats\.iot\.eu-central-1\.amazonaws\.com: 8 created, 0 unchanged, 0 problems/,
+    );
+    // every request signed (SigV4), in this order
+    expect(aws.requests.every((r) => r.signed)).toBe(true);
+    expect(aws.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      'GET /thing-groups/north',
+      'POST /thing-groups/north',
+      'GET /policies/fleetwave-north-device',
+      'POST /policies/fleetwave-north-device',
+      'GET /endpoint',
+      ...['gw-a', 'gw-b'].flatMap((id) => [
+        `GET /things/${id}`,
+        `POST /things/${id}`,
+        `GET /things/${id}/principals`,
+        'POST /keys-and-certificate',
+        'PUT /target-policies/fleetwave-north-device',
+        `PUT /things/${id}/principals`,
+        `GET /things/${id}/thing-groups`,
+        'PUT /thing-groups/addThingToThingGroup',
+      ]),
+    ]);
+    expect(aws.requests.find((r) => r.path === '/things/gw-b' && r.method === 'POST')?.body).toEqual({
+      attributePayload: { attributes: { site: 'north_pier', hardware: 'rpi3' } },
+    });
+    expect(aws.requests.find((r) => r.path === '/keys-and-certificate')?.query).toEqual({ setAsActive: 'true' });
+    // the policy: a device only as its own thing, only its own topics and jobs topics
+    const policy = JSON.parse(aws.state.policies.get('fleetwave-north-device')!.policyDocument);
+    const resources = policy.Statement.flatMap((s: { Resource: string | string[] }) => [s.Resource].flat());
+    expect(resources.every((r: string) => r.includes('${iot:Connection.Thing.ThingName}'))).toBe(true);
+    expect(policy.Statement[0]).toMatchObject({
+      Action: 'iot:Connect',
+      Condition: { Bool: { 'iot:Connection.Thing.IsAttached': 'true' } },
+    });
+    expect(aws.state.membership.get('gw-a')).toEqual(['north']);
+    // keys in files readable by the owner only, never printed
+    const key = join(out, 'gw-a', 'private.pem.key');
+    expect(statSync(key).mode & 0o777).toBe(0o600);
+    expect(readFileSync(key, 'utf8')).toMatch(/SECRET-KEY-1/);
+    expect(first.stdout + first.stderr).not.toMatch(/SECRET-KEY|PRIVATE KEY/);
+    const config = readFileSync(join(out, 'gw-a', 'agent.yaml'), 'utf8');
+    expect(config).toMatch(/url: mqtts:\/\/a1b2c3d4e5f6g7-ats\.iot\.eu-central-1\.amazonaws\.com:8883/);
+    expect(config).toMatch(/jobsRoot: "\$aws\/things"/);
+
+    // again: nothing that is right is changed (reads only), nothing printed twice
+    const before = aws.requests.length;
+    const second = await cli(args, env);
+    expect(second.status, second.stderr).toBe(0);
+    expect(second.stdout).toMatch(/0 created, 8 unchanged, 0 problems/);
+    expect(aws.requests.slice(before).every((r) => r.method === 'GET')).toBe(true);
+
+    // a certificate on AWS whose key is not here any more: no second certificate, a clear problem
+    const lost = join(dir, 'elsewhere');
+    const third = await cli(
+      [
+        'aws',
+        'provision',
+        '--fleet',
+        'north',
+        '--out',
+        lost,
+        '--endpoint-url',
+        aws.url,
+        '--url',
+        ctl.url,
+        '--token',
+        ctl.adminToken,
+      ],
+      env,
+    );
+    expect(third.status).toBe(1);
+    expect(third.stdout).toMatch(
+      /gw-a has a certificate on AWS but no key in .*: restore the key, or detach and revoke/,
+    );
+    expect(aws.requests.filter((r) => r.path === '/keys-and-certificate')).toHaveLength(2);
+    // no region: said plainly
+    const { AWS_REGION: _r, ...noRegion } = env;
+    expect((await cli(args, noRegion)).stderr).toMatch(/no AWS region: pass --region or set AWS_REGION/);
+  }, 60_000);
+});
