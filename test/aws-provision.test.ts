@@ -90,6 +90,7 @@ describe('fleetwave aws provision (against a local endpoint speaking the AWS IoT
     // the policy: a device only as its own thing, only its own topics and jobs topics
     const policy = JSON.parse(aws.state.policies.get('fleetwave-north-device')!.policyDocument);
     const resources = policy.Statement.flatMap((s: { Resource: string | string[] }) => [s.Resource].flat());
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: an AWS IoT policy variable, not a template
     expect(resources.every((r: string) => r.includes('${iot:Connection.Thing.ThingName}'))).toBe(true);
     expect(policy.Statement[0]).toMatchObject({
       Action: 'iot:Connect',

@@ -52,6 +52,7 @@ export interface ProvisionResult {
  * attached) and publishes, subscribes and receives only under its own telemetry topics and its own jobs topics.
  */
 export function devicePolicy(root = 'fleetwave'): string {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: an AWS IoT policy variable, not a template
   const thing = '${iot:Connection.Thing.ThingName}';
   const own = [`${root}/devices/${thing}/*`, `$aws/things/${thing}/jobs/*`];
   return JSON.stringify({
