@@ -205,6 +205,12 @@ export async function startAwsIotEndpoint() {
         send(res, 200, {});
       },
     ],
+    [
+      'GET',
+      /^\/thing-groups\/([^/]+)\/things$/,
+      (m, _r, res) =>
+        send(res, 200, { things: [...membership.entries()].filter(([, g]) => g.includes(m[1]!)).map(([t]) => t) }),
+    ],
   ];
 
   const server = createServer((req, res) => {
@@ -232,6 +238,11 @@ export async function startAwsIotEndpoint() {
     url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
     requests,
     state: { groups, things, policies, principals, policyTargets, membership },
+    /** A thing made on AWS directly (console, another tool), in a group. */
+    addThing(name: string, group: string, attributes: Record<string, string>) {
+      things.set(name, { thingName: name, thingArn: arn('thing', name), thingId: `t-${name}`, attributes });
+      membership.set(name, [...(membership.get(name) ?? []), group]);
+    },
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }

@@ -137,6 +137,18 @@ describe('fleetwave aws provision (against a local endpoint speaking the AWS IoT
       /gw-a has a certificate on AWS but no key in .*: restore the key, or detach and revoke/,
     );
     expect(aws.requests.filter((r) => r.path === '/keys-and-certificate')).toHaveLength(2);
+    // a thing made on AWS directly shows up in the registry with its attributes
+    aws.addThing('gw-made-on-aws', 'north', { hardware: 'rpi5', site: 'south' });
+    const synced = await cli(
+      ['aws', 'sync', '--fleet', 'north', '--endpoint-url', aws.url, '--url', ctl.url, '--token', ctl.adminToken],
+      env,
+    );
+    expect(synced.status, synced.stderr).toBe(0);
+    expect(synced.stdout).toMatch(
+      /3 things in north on AWS IoT Core: 1 registered \(gw-made-on-aws\), 2 already in the registry/,
+    );
+    const dev = await api(ctl.url, ctl.adminToken, 'GET', '/api/devices/gw-made-on-aws');
+    expect(dev.body.device).toMatchObject({ hardware: 'rpi5', tags: { site: 'south' } });
     // no region: said plainly
     const { AWS_REGION: _r, ...noRegion } = env;
     expect((await cli(args, noRegion)).stderr).toMatch(/no AWS region: pass --region or set AWS_REGION/);

@@ -1,6 +1,7 @@
 import { IoTClient } from '@aws-sdk/client-iot';
 import { FleetwaveError } from '@fleetwave/shared';
 import { type ProvisionDevice, provisionFleet } from './aws/provision.js';
+import { thingsOfFleet } from './aws/sync.js';
 import { type ClientOptions, call } from './cli-client.js';
 
 export interface AwsFlags {
@@ -18,15 +19,14 @@ export interface AwsFlags {
  * AWS_REGION; --endpoint-url points the SDK elsewhere (a local endpoint in tests).
  */
 export async function runAwsCommand(sub: string | undefined, v: AwsFlags, client: ClientOptions): Promise<number> {
-  if (sub !== 'provision')
-    throw new FleetwaveError('E_CONFIG_INVALID', 'usage: fleetwave aws provision --fleet <name> --out <dir>');
-  if (!v.fleet || !v.out)
-    throw new FleetwaveError(
-      'E_CONFIG_INVALID',
-      'usage: fleetwave aws provision --fleet <name> --out <dir> [--region r] [--endpoint-url u]',
-    );
+  if (sub !== 'provision' && sub !== 'sync') {
+    throw new FleetwaveError('E_CONFIG_INVALID', 'usage: fleetwave aws provision|sync --fleet <name> …');
+  }
   const region = v.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
   if (!region) throw new FleetwaveError('E_CONFIG_INVALID', 'no AWS region: pass --region or set AWS_REGION');
+  if (!v.fleet) throw new FleetwaveError('E_CONFIG_INVALID', `usage: fleetwave aws ${sub} --fleet <name>`);
+  if (sub === 'sync') return sync(v.fleet, region, v, client);
+  if (!v.out) throw new FleetwaveError('E_CONFIG_INVALID', 'usage: fleetwave aws provision --fleet <name> --out <dir>');
   const { devices } = (await call(client, 'GET', '/api/devices')) as {
     devices: (ProvisionDevice & { revokedAt: number | null })[];
   };
@@ -47,4 +47,27 @@ export async function runAwsCommand(sub: string | undefined, v: AwsFlags, client
   }
   iot.destroy();
   return r.problems.length ? 1 : 0;
+}
+
+/** Things of the fleet's group on AWS that the registry lacks are registered (their attributes as hardware and tags). */
+async function sync(fleet: string, region: string, v: AwsFlags, client: ClientOptions): Promise<number> {
+  const iot = new IoTClient({ region, ...(v['endpoint-url'] && { endpoint: v['endpoint-url'] }) });
+  const things = await thingsOfFleet(iot, fleet);
+  iot.destroy();
+  const { devices } = (await call(client, 'GET', '/api/devices')) as { devices: { id: string }[] };
+  const known = new Set(devices.map((d) => d.id));
+  const added: string[] = [];
+  for (const t of things) {
+    if (known.has(t.id)) continue;
+    // the device authenticates to AWS with its certificate; the registry's own token is not printed
+    await call(client, 'POST', '/api/devices', { id: t.id, tags: t.tags, ...(t.hardware && { hardware: t.hardware }) });
+    added.push(t.id);
+  }
+  const r = { fleet, things: things.length, added, alreadyRegistered: things.length - added.length };
+  process.stdout.write(
+    v.json
+      ? `${JSON.stringify(r, null, 2)}\n`
+      : `${things.length} things in ${fleet} on AWS IoT Core: ${added.length} registered (${added.join(', ') || 'none'}), ${r.alreadyRegistered} already in the registry\n`,
+  );
+  return 0;
 }

@@ -42,6 +42,7 @@ Usage:
   fleetwave aws provision --fleet <name> --out <dir> [--region r] [--endpoint-url u] [--ca-file f]
                                             the registry's devices onto AWS IoT Core: thing group, least-privilege
                                             policy, things, certificates (keys to files only), agent configs
+  fleetwave aws sync --fleet <name>         things of the fleet's group on AWS that the registry lacks are registered
   fleetwave broker mosquitto-config --out <dir>   password file, ACL and config lines for an external Mosquitto
 
 serve options:
