@@ -93,6 +93,34 @@ describe('agent updates (agent as a child process, controller jobs service)', ()
     expect(r.active()).toBe('slots/1.0.0');
   }, 60_000);
 
+  it('holds activation outside its maintenance window and goes on inside one (after a restart with a new window)', async () => {
+    // closed: only at midnight on 1 January
+    const r = await rig({ extra: '  activation: { mode: window, cron: "0 0 1 1 *", duration: 1m, timezone: UTC }\n' });
+    let agent = await r.start();
+    const v1 = await release(r, '1.0.0');
+    const jobId = r.queue(v1.manifest);
+    await waitFor(
+      'the update to wait for its window',
+      () => r.execution(jobId)?.statusDetails?.stage === 'awaiting-activation',
+      30_000,
+    );
+    await new Promise((res) => setTimeout(res, 1500));
+    expect(r.execution(jobId)).toMatchObject({
+      status: 'IN_PROGRESS',
+      statusDetails: { stage: 'awaiting-activation' },
+    });
+    expect(r.active()).toBeNull();
+    // the operator widens the window to "always": the agent resumes where it waited
+    await agent.kill('SIGTERM');
+    writeFileSync(
+      r.configFile,
+      readFileSync(r.configFile, 'utf8').replace('cron: "0 0 1 1 *", duration: 1m', 'cron: "* * * * *", duration: 2m'),
+    );
+    agent = await r.start();
+    expect(await r.waitTerminal(jobId)).toMatchObject({ status: 'SUCCEEDED' });
+    expect(r.active()).toBe('slots/1.0.0');
+  }, 60_000);
+
   it('refuses bad artifacts, signatures, hardware, job documents and a full disk before installing anything', async () => {
     const r = await rig();
     await r.start();

@@ -67,7 +67,17 @@ export async function runClientCommand(
               : `lagging (v${d.appliedConfigVersion ?? 0} of v${d.desiredVersion})`,
       }));
       out(r, () =>
-        table(withConfig, ['id', 'presence', 'hardware', 'agentVersion', 'config', 'lastSeen', 'revokedAt', 'tags']),
+        table(withConfig, [
+          'id',
+          'presence',
+          'hardware',
+          'agentVersion',
+          'config',
+          'lastSeen',
+          'revokedAt',
+          'tags',
+          'releases',
+        ]),
       );
       return 0;
     }
