@@ -75,6 +75,14 @@ describe('API (fastify inject)', () => {
     const doc = (await app.inject({ url: '/openapi.json' })).json();
     expect(doc.openapi).toBe('3.0.3');
     expect(Object.keys(doc.paths)).toContain('/api/telemetry/stream');
+    for (const p of [
+      '/api/rollouts',
+      '/api/rollouts/{id}/{command}',
+      '/api/releases/{name}/{version}/artifacts/{artifact}',
+      '/api/config/layers',
+    ]) {
+      expect(Object.keys(doc.paths)).toContain(p);
+    }
     const list = (await app.inject({ url: '/schemas' })).json().schemas;
     expect(list).toContain('/schemas/clean-record.json');
     expect((await app.inject({ url: '/schemas/clean-record.json' })).json().$id).toMatch(/clean-record/);

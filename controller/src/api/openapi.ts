@@ -7,6 +7,7 @@ import {
   TelemetryQueryParams,
 } from '@fleetwave/shared';
 import { z } from 'zod';
+import { rolloutPaths } from './openapi-rollouts.js';
 
 const schema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any', target: 'openapi-3.0' });
 const bearer = [{ bearer: [] }];
@@ -137,6 +138,7 @@ export function openApiDocument() {
         get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format' } } },
       },
       '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
+      ...rolloutPaths(),
     },
   };
 }
