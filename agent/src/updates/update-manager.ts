@@ -65,6 +65,8 @@ export class UpdateManager {
   private reportSeq = 0;
   /** The clientToken of the status sent last. */
   private sentToken: string | undefined;
+  /** The service ended the execution before activation: the run loop drops the update. */
+  private cancelRequested = false;
 
   constructor(private readonly o: UpdateManagerOptions) {
     this.dir = join(o.dataDir, 'updates');
@@ -265,8 +267,6 @@ export class UpdateManager {
     if (['verifying', 'downloading', 'installing', 'awaiting-activation'].includes(s.stage))
       this.cancelRequested = true;
   }
-
-  private cancelRequested = false;
 
   /** The terminal status is acknowledged: forget the update and ask for the next job. */
   private finish(): void {

@@ -79,7 +79,6 @@ export class JobsStore {
       ),
       numbered: db.prepare('SELECT * FROM job_executions WHERE job_id = ? AND thing = ? AND execution_number = ?'),
       pending: db.prepare(`${LATEST} AND e.thing = ? AND e.status IN ('QUEUED', 'IN_PROGRESS')`),
-      byRollout: db.prepare('SELECT * FROM job_executions WHERE rollout = ? ORDER BY thing, job_id, execution_number'),
       statesByRollout: db.prepare(
         `SELECT job_id, thing, execution_number, status, status_details, started_at FROM job_executions
          WHERE rollout = ? ORDER BY thing, job_id, execution_number`,
@@ -122,10 +121,6 @@ export class JobsStore {
   /** The thing's pending executions (the latest of each job), IN_PROGRESS first, then QUEUED oldest first. */
   pending(thing: string): StoredExecution[] {
     return (this.s.pending.all(thing) as Row[]).map(toExecution).sort(nextOrder);
-  }
-
-  byRollout(rollout: string): StoredExecution[] {
-    return (this.s.byRollout.all(rollout) as Row[]).map(toExecution);
   }
 
   /** What the wave engine needs of a rollout's executions, without their documents (read on every tick). */

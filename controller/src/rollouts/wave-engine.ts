@@ -1,88 +1,10 @@
-import { type JobStatus, jobStatusRules, type RolloutPlan } from '@fleetwave/shared';
+import { jobStatusRules, type RolloutPlan } from '@fleetwave/shared';
 import { assignWaves, type TargetDevice } from './assignment.js';
+import { type Action, type Command, isTerminal, type RolloutState, type TickInput } from './rollout-state.js';
+import { failureReason, tally } from './wave-tally.js';
 
-export type RolloutStatus =
-  | 'running'
-  | 'awaiting-approval'
-  | 'paused'
-  | 'completed'
-  | 'aborted'
-  | 'rolling-back'
-  | 'rolled-back';
-export type WaveStatus = 'pending' | 'running' | 'baking' | 'succeeded' | 'failed' | 'accepted';
-
-export interface Member {
-  device: string;
-  wave: number;
-  hardware: string;
-  site: string;
-  /** The version the device ran when it joined the rollout: what a rollback sends it back to. */
-  fromVersion: string | null;
-}
-
-export interface WaveState {
-  status: WaveStatus;
-  startedAt?: number;
-  bakeUntil?: number;
-  finishedAt?: number;
-  reason?: string;
-}
-
-/** The persisted state of one rollout (a wire format: field and status names never change). */
-export interface RolloutState {
-  v: 1;
-  id: string;
-  plan: RolloutPlan;
-  status: RolloutStatus;
-  reason?: string;
-  createdAt: number;
-  wave: number;
-  waves: WaveState[];
-  members: Member[];
-  approvals: number[];
-  rate: { windowStart: number; sent: number };
-  rollbackStartedAt?: number;
-  /** Devices the rollback cannot send back (no earlier release known), reported once. */
-  rollbackSkipped?: string[];
-}
-
-/** The latest execution of a device's update (or rollback) job, as the jobs service keeps it. */
-export interface ExecutionView {
-  status: JobStatus;
-  executionNumber: number;
-  startedAt?: number;
-  reason?: string;
-}
-
-export interface TickInput {
-  now: number;
-  /** Devices matching the selector now (dynamic targeting). */
-  targets: readonly TargetDevice[];
-  updates: ReadonlyMap<string, ExecutionView>;
-  rollbacks: ReadonlyMap<string, ExecutionView>;
-  /** Whether a maintenance window of the plan is open now (no windows: always). */
-  windowOpen: boolean;
-  /** Versions of the plan's release that are registered (a rollback needs the previous one). */
-  knownVersions: ReadonlySet<string>;
-}
-
-export type Action =
-  | {
-      type: 'queue';
-      purpose: 'update' | 'rollback';
-      device: string;
-      executionNumber: number;
-      version: string;
-      wave: number;
-    }
-  | { type: 'cancel'; purpose: 'update' | 'rollback'; device: string; reason: string }
-  | { type: 'time-out'; device: string; reason: string }
-  | { type: 'event'; kind: string; details: Record<string, unknown> };
-
-export type Command = 'pause' | 'resume' | 'approve' | 'abort' | 'rollback';
-
-const TERMINAL: readonly RolloutStatus[] = ['completed', 'aborted', 'rolled-back'];
-export const isTerminal = (s: RolloutStatus) => TERMINAL.includes(s);
+export * from './rollout-state.js';
+export { tally } from './wave-tally.js';
 
 /** A new rollout over the targets matching its selector now; waves are assigned at once (stable hashing). */
 export function startRollout(
@@ -215,57 +137,6 @@ function dispatch(st: Step): void {
       wave: m.wave,
     });
   }
-}
-
-interface Tally {
-  total: number;
-  succeeded: number;
-  failed: number;
-  byHardware: Map<string, { failed: number; finished: number }>;
-  reasons: Map<string, number>;
-}
-
-export function tally(s: RolloutState, updates: ReadonlyMap<string, ExecutionView>, wave: number): Tally {
-  const t: Tally = { total: 0, succeeded: 0, failed: 0, byHardware: new Map(), reasons: new Map() };
-  for (const m of s.members) {
-    if (m.wave !== wave) continue;
-    t.total++;
-    const e = updates.get(m.device);
-    const hw = t.byHardware.get(m.hardware) ?? { failed: 0, finished: 0 };
-    t.byHardware.set(m.hardware, hw);
-    if (!e || !jobStatusRules[e.status].terminal) continue;
-    if (e.status === 'SUCCEEDED') {
-      t.succeeded++;
-      hw.finished++;
-      continue;
-    }
-    const retriable = jobStatusRules[e.status].retriable && e.executionNumber <= s.plan.waves[wave]!.retries;
-    if (retriable) continue;
-    t.failed++;
-    hw.failed++;
-    hw.finished++;
-    const reason = e.reason ?? e.status;
-    t.reasons.set(reason, (t.reasons.get(reason) ?? 0) + 1);
-  }
-  return t;
-}
-
-function failureReason(name: string, t: Tally, why: string): string {
-  const hw = [...t.byHardware.entries()]
-    .filter(([, h]) => h.finished > 0)
-    .map(([k, h]) => `${k} ${h.failed}/${h.finished}`)
-    .join(', ');
-  const only = [...t.byHardware.entries()].filter(([, h]) => h.failed > 0);
-  const concentrated =
-    only.length === 1 && [...t.byHardware.values()].some((h) => h.finished > 0 && h.failed === 0)
-      ? `; failures only on hardware ${only[0]![0]}`
-      : '';
-  const reasons = [...t.reasons.entries()]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 3)
-    .map(([r, n]) => `${r} ×${n}`)
-    .join(', ');
-  return `wave ${name} failed: ${why} (failed/finished by hardware: ${hw}${concentrated}; reasons: ${reasons || 'none'})`;
 }
 
 function evaluate(st: Step): void {

@@ -1,0 +1,86 @@
+import type { JobStatus, RolloutPlan } from '@fleetwave/shared';
+import type { TargetDevice } from './assignment.js';
+
+/** The rollout's persisted state and the wave engine's inputs and outputs (a wire format: names never change). */
+export type RolloutStatus =
+  | 'running'
+  | 'awaiting-approval'
+  | 'paused'
+  | 'completed'
+  | 'aborted'
+  | 'rolling-back'
+  | 'rolled-back';
+export type WaveStatus = 'pending' | 'running' | 'baking' | 'succeeded' | 'failed' | 'accepted';
+
+export interface Member {
+  device: string;
+  wave: number;
+  hardware: string;
+  site: string;
+  /** The version the device ran when it joined the rollout: what a rollback sends it back to. */
+  fromVersion: string | null;
+}
+
+export interface WaveState {
+  status: WaveStatus;
+  startedAt?: number;
+  bakeUntil?: number;
+  finishedAt?: number;
+  reason?: string;
+}
+
+/** The persisted state of one rollout (a wire format: field and status names never change). */
+export interface RolloutState {
+  v: 1;
+  id: string;
+  plan: RolloutPlan;
+  status: RolloutStatus;
+  reason?: string;
+  createdAt: number;
+  wave: number;
+  waves: WaveState[];
+  members: Member[];
+  approvals: number[];
+  rate: { windowStart: number; sent: number };
+  rollbackStartedAt?: number;
+  /** Devices the rollback cannot send back (no earlier release known), reported once. */
+  rollbackSkipped?: string[];
+}
+
+/** The latest execution of a device's update (or rollback) job, as the jobs service keeps it. */
+export interface ExecutionView {
+  status: JobStatus;
+  executionNumber: number;
+  startedAt?: number;
+  reason?: string;
+}
+
+export interface TickInput {
+  now: number;
+  /** Devices matching the selector now (dynamic targeting). */
+  targets: readonly TargetDevice[];
+  updates: ReadonlyMap<string, ExecutionView>;
+  rollbacks: ReadonlyMap<string, ExecutionView>;
+  /** Whether a maintenance window of the plan is open now (no windows: always). */
+  windowOpen: boolean;
+  /** Versions of the plan's release that are registered (a rollback needs the previous one). */
+  knownVersions: ReadonlySet<string>;
+}
+
+export type Action =
+  | {
+      type: 'queue';
+      purpose: 'update' | 'rollback';
+      device: string;
+      executionNumber: number;
+      version: string;
+      wave: number;
+    }
+  | { type: 'cancel'; purpose: 'update' | 'rollback'; device: string; reason: string }
+  | { type: 'time-out'; device: string; reason: string }
+  | { type: 'event'; kind: string; details: Record<string, unknown> };
+
+export type Command = 'pause' | 'resume' | 'approve' | 'abort' | 'rollback';
+
+const TERMINAL: readonly RolloutStatus[] = ['completed', 'aborted', 'rolled-back'];
+export const isTerminal = (s: RolloutStatus) => TERMINAL.includes(s);
