@@ -9,7 +9,7 @@ import { mosquittoFiles } from './broker/mosquitto-config.js';
 import { runAwsCommand } from './cli-aws.js';
 import { resolveToken } from './cli-client.js';
 import { runClientCommand } from './cli-commands.js';
-import { createController, defaultControllerConfig } from './controller.js';
+import { type ControllerConfig, createController, defaultControllerConfig } from './controller.js';
 import { runDemo } from './demo.js';
 import { releaseTool } from './release-tool.js';
 import { SqliteFleetStore } from './store/sqlite-fleet-store.js';
@@ -61,6 +61,10 @@ serve options:
   --webhook <url>         POST every rollout event here as JSON (repeatable)
   --public-http-url <url> the controller's HTTP address as devices reach it (artifact downloads)
   --jobs-root <root>      the jobs protocol's topic root (default fleetwave/jobs; $aws/things as on AWS IoT Core)
+  --jobs-backend local|aws-iot   where rollouts run their jobs (default local: the controller's own jobs service;
+                          aws-iot: each wave is an AWS IoT Job on a thing group, needs --fleet and --region or
+                          AWS_REGION; credentials from the standard AWS chain; --endpoint-url overrides the endpoint)
+  --aws-poll-interval <d> how often AWS IoT Jobs executions are read back (default 5s)
   --log-level <level>     default info
 
 Client options (all other commands):
@@ -69,6 +73,34 @@ Client options (all other commands):
   --json           machine-readable output
   -h, --help       this help
 `;
+
+/** `--jobs-backend aws-iot` and its flags as the controller's configuration (checked before anything starts). */
+function jobsBackend(v: {
+  'jobs-backend'?: string | undefined;
+  fleet?: string | undefined;
+  region?: string | undefined;
+  'endpoint-url'?: string | undefined;
+  'aws-poll-interval'?: string | undefined;
+}): Pick<ControllerConfig, 'awsJobs'> {
+  const kind = v['jobs-backend'] ?? 'local';
+  if (kind === 'local') return {};
+  if (kind !== 'aws-iot') {
+    throw new FleetwaveError('E_CONFIG_INVALID', `--jobs-backend must be local or aws-iot, got "${kind}"`);
+  }
+  const region = v.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+  if (!region) throw new FleetwaveError('E_CONFIG_INVALID', '--jobs-backend aws-iot: pass --region or set AWS_REGION');
+  if (!v.fleet) {
+    throw new FleetwaveError('E_CONFIG_INVALID', '--jobs-backend aws-iot needs --fleet <thing group of the fleet>');
+  }
+  return {
+    awsJobs: {
+      fleet: v.fleet,
+      region,
+      ...(v['endpoint-url'] && { endpointUrl: v['endpoint-url'] }),
+      ...(v['aws-poll-interval'] && { pollMs: parseDurationMs(v['aws-poll-interval']) }),
+    },
+  };
+}
 
 function requireFlag(value: string | undefined, flag: string): string {
   if (!value) throw new FleetwaveError('E_CONFIG_INVALID', `--mqtts-port needs ${flag} <file>`);
@@ -113,6 +145,8 @@ async function main(argv: string[]): Promise<number> {
       webhook: { type: 'string', multiple: true },
       'public-http-url': { type: 'string' },
       'jobs-root': { type: 'string' },
+      'jobs-backend': { type: 'string' },
+      'aws-poll-interval': { type: 'string' },
       artifact: { type: 'string', multiple: true },
       key: { type: 'string' },
       fleet: { type: 'string' },
@@ -165,6 +199,7 @@ async function main(argv: string[]): Promise<number> {
       ...(v.webhook && { webhooks: v.webhook }),
       ...(v['jobs-root'] && { jobsRoot: v['jobs-root'] }),
       ...(v['public-http-url'] && { publicHttpUrl: v['public-http-url'].replace(/\/$/, '') }),
+      ...jobsBackend(v),
     };
     const log = pino({ level: v['log-level'] ?? 'info' });
     const controller = createController({ config, log });

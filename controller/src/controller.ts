@@ -1,11 +1,13 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { IoTClient } from '@aws-sdk/client-iot';
 import { cleanTelemetryTopic, FleetwaveError } from '@fleetwave/shared';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApi } from './api/app.js';
 import { TelemetryHub } from './api/telemetry-hub.js';
 import { Authenticator } from './auth/authenticator.js';
+import { AwsIotJobs } from './aws/jobs.js';
 import { EmbeddedBroker } from './broker/embedded-broker.js';
 import { ExternalBrokerLink } from './broker/external-link.js';
 import { ConfigService } from './config/service.js';
@@ -41,6 +43,8 @@ export interface ControllerConfig {
   publicHttpUrl?: string;
   /** How often the wave engine evaluates active rollouts (it also runs on every execution change). */
   rolloutTickMs?: number;
+  /** Run rollouts' jobs on AWS IoT Jobs instead of the controller's own jobs service. */
+  awsJobs?: { fleet: string; region: string; endpointUrl?: string; pollMs?: number };
 }
 
 function readPem(file: string): Buffer {
@@ -74,6 +78,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
   let pruner: NodeJS.Timeout | undefined;
   let rollouts: RolloutService | undefined;
   let jobs: JobsService | undefined;
+  let awsJobs: AwsIotJobs | undefined;
   const addresses = {
     http: 0,
     mqtt: 0 as number | undefined,
@@ -96,6 +101,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
     if (pruner) clearInterval(pruner);
     rollouts?.stop();
     jobs?.flush();
+    await awsJobs?.idle();
     await api?.close();
     await broker?.stop();
     await link?.stop();
@@ -172,6 +178,17 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       onChange: (e) => r.executionChanged(e),
     });
     jobs = j;
+    awsJobs =
+      config.awsJobs &&
+      new AwsIotJobs({
+        client: new IoTClient({
+          region: config.awsJobs.region,
+          ...(config.awsJobs.endpointUrl && { endpoint: config.awsJobs.endpointUrl }),
+        }),
+        fleet: config.awsJobs.fleet,
+        log: log.child({ part: 'aws-jobs' }),
+        onChange: (e) => r.executionChanged(e),
+      });
     const r = new RolloutService({
       store: rolloutStore,
       fleet: s,
@@ -181,6 +198,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       now,
       log: log.child({ part: 'rollouts' }),
       audit: (...args) => a.audit(...args),
+      ...(awsJobs && { backend: awsJobs, pollMs: config.awsJobs?.pollMs ?? 5000 }),
       artifactBaseUrl: () => `${config.publicHttpUrl ?? `http://${config.host}:${addresses.http}`}/api/releases/`,
       onEvent: (e) => {
         webhooks.send(e);

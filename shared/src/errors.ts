@@ -55,6 +55,7 @@ export const errorCatalogue = {
   E_RELEASE_EXISTS: { transient: false, summary: 'a different release with this name and version is registered' },
   E_ROLLOUT_EXISTS: { transient: false, summary: 'a rollout with this name is already active' },
   E_ROLLOUT_STATE: { transient: false, summary: 'the rollout is not in a state that allows this' },
+  E_ROLLOUT_BACKEND: { transient: false, summary: 'the jobs backend cannot run this plan' },
 } as const satisfies Record<string, { transient: boolean; summary: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

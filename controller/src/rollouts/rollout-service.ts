@@ -1,16 +1,22 @@
 import { anyWindowAt, FleetwaveError, type RolloutPlan, UpdateJobDocument } from '@fleetwave/shared';
 import type { Logger } from 'pino';
 import type { JobsService } from '../jobs/jobs-service.js';
-import type { ExecutionStateRow, JobsStore, StoredExecution } from '../jobs/jobs-store.js';
+import type { JobsStore } from '../jobs/jobs-store.js';
 import type { DeviceRecord, FleetStore } from '../store/fleet-store.js';
 import type { TargetDevice } from './assignment.js';
+import {
+  type DocumentFor,
+  type ExecutionChange,
+  type ExecutionViews,
+  LocalRolloutJobs,
+  type RolloutJobs,
+} from './jobs-port.js';
 import type { ReleaseService } from './releases.js';
 import type { RolloutEvent, RolloutStore } from './rollout-store.js';
 import {
   type Action,
   type Command,
   command,
-  type ExecutionView,
   isTerminal,
   type RolloutState,
   startRollout,
@@ -30,6 +36,10 @@ export interface RolloutServiceOptions {
   /** Where devices download artifacts the controller stores (`…/api/v1/releases/`). */
   artifactBaseUrl: () => string;
   onEvent?: (e: RolloutEvent) => void;
+  /** Where executions run: the controller's jobs service (default) or another backend (AWS IoT Jobs). */
+  backend?: RolloutJobs;
+  /** How often a remote backend is polled for executions (default 5 s). */
+  pollMs?: number;
 }
 
 /** Whether a device matches a plan's selector (groups are the device's `group` tag). */
@@ -43,8 +53,6 @@ export function matches(d: DeviceRecord, plan: RolloutPlan): boolean {
   return true;
 }
 
-const rollbackJob = (id: string) => `${id}-rb`;
-
 /**
  * The thin adapter around the wave engine: it builds the engine's input from the registry and the jobs store,
  * persists the new state and its events in one transaction, then acts (queue, cancel, time out) through the jobs
@@ -53,9 +61,13 @@ const rollbackJob = (id: string) => `${id}-rb`;
 export class RolloutService {
   private timer: NodeJS.Timeout | undefined;
   private kickTimer: NodeJS.Timeout | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
   private ticking = false;
+  readonly backend: RolloutJobs;
 
-  constructor(private readonly o: RolloutServiceOptions) {}
+  constructor(private readonly o: RolloutServiceOptions) {
+    this.backend = o.backend ?? new LocalRolloutJobs(o.jobs, o.jobsStore);
+  }
 
   targets(plan: RolloutPlan): TargetDevice[] {
     return this.o.fleet
@@ -72,6 +84,13 @@ export class RolloutService {
   /** Starts a rollout from a validated plan. */
   apply(plan: RolloutPlan, actor: string): RolloutState {
     this.o.releases.get(plan.release.name, plan.release.version);
+    const problems = this.backend.problems(plan);
+    if (problems.length) {
+      throw new FleetwaveError(
+        'E_ROLLOUT_BACKEND',
+        `the plan cannot run on ${this.backend.name} jobs: ${problems.join('; ')}`,
+      );
+    }
     if (this.o.store.activeByName(plan.name)) {
       throw new FleetwaveError('E_ROLLOUT_EXISTS', `rollout ${plan.name} is active: abort it or wait until it ends`);
     }
@@ -99,9 +118,13 @@ export class RolloutService {
   command(id: string, cmd: Command, actor: string, wave?: number): RolloutState {
     const state = this.o.store.getRollout(id);
     if (!state) throw new FleetwaveError('E_NOT_FOUND', `no rollout ${id}: fleetwave rollout status lists them`);
+    const views = this.backend.views(state);
+    if (!views) {
+      throw new FleetwaveError('E_ROLLOUT_STATE', `the executions of ${id} are not read back yet: try again shortly`);
+    }
     let result: ReturnType<typeof command>;
     try {
-      result = command(state, cmd, this.input(state), wave);
+      result = command(state, cmd, this.input(state, views), wave);
     } catch (err) {
       this.o.audit(actor, `rollout.${cmd}`, id, 'denied', (err as Error).message);
       throw new FleetwaveError('E_ROLLOUT_STATE', (err as Error).message);
@@ -120,34 +143,20 @@ export class RolloutService {
   }
 
   /** Per-device execution views of a rollout (update and rollback jobs). */
-  executions(state: RolloutState): { updates: Map<string, ExecutionView>; rollbacks: Map<string, ExecutionView> } {
-    const updates = new Map<string, ExecutionView>();
-    const rollbacks = new Map<string, ExecutionView>();
-    const view = (e: ExecutionStateRow): ExecutionView => ({
-      status: e.status,
-      executionNumber: e.executionNumber,
-      ...(e.startedAt !== undefined && { startedAt: e.startedAt }),
-      // the coded reason when the device gave one (what failure rules group by), else its message
-      ...((e.statusDetails?.code || e.statusDetails?.reason) && {
-        reason: e.statusDetails.code ?? e.statusDetails.reason,
-      }),
-    });
-    for (const e of this.o.jobsStore.statesByRollout(state.id)) {
-      const map = e.jobId === state.id ? updates : rollbacks;
-      const prev = map.get(e.thing);
-      if (!prev || prev.executionNumber < e.executionNumber) map.set(e.thing, view(e));
-    }
-    return { updates, rollbacks };
+  /** The executions as far as they are known (empty while a remote backend has not been read yet). */
+  executions(state: RolloutState): ExecutionViews {
+    return this.backend.views(state) ?? { updates: new Map(), rollbacks: new Map() };
   }
 
-  private input(state: RolloutState): TickInput {
+  private input(state: RolloutState, views: ExecutionViews): TickInput {
     const now = this.o.now();
     return {
       now,
       targets: isTerminal(state.status) ? [] : this.targets(state.plan),
-      ...this.executions(state),
+      ...views,
       windowOpen: anyWindowAt(state.plan.maintenanceWindows, now).open,
       knownVersions: this.o.store.versionsOf(state.plan.release.name),
+      ...(this.backend.selfPaced && { selfPaced: true }),
     };
   }
 
@@ -166,8 +175,9 @@ export class RolloutService {
 
   private tickOne(id: string): void {
     const state = this.o.store.getRollout(id);
-    if (!state) return;
-    const input = this.input(state);
+    const views = state && this.backend.views(state);
+    if (!state || !views) return;
+    const input = this.input(state, views);
     const { state: next, actions } = tick(state, input);
     // level-triggered clean-up: a rollout that ended cancels what is still queued of its update job
     if (isTerminal(next.status) || next.status === 'rolling-back') {
@@ -178,7 +188,7 @@ export class RolloutService {
       }
     }
     if (actions.length === 0 && JSON.stringify(next) === JSON.stringify(state)) {
-      if (isTerminal(next.status)) this.o.store.saveRollout(next, false, this.o.now());
+      if (isTerminal(next.status)) this.finished(next);
       return;
     }
     this.commit(next, actions);
@@ -203,7 +213,7 @@ export class RolloutService {
           break;
         }
       }
-      if (done && isTerminal(state.status)) this.o.store.saveRollout(state, false, this.o.now());
+      if (done && isTerminal(state.status)) this.finished(state);
       return events;
     });
     for (const e of written) this.o.onEvent?.(e);
@@ -224,23 +234,26 @@ export class RolloutService {
     for (const e of written) this.o.onEvent?.(e);
   }
 
+  /** A rollout that ended is no longer active, and its backend lets go of what it held for it. */
+  private finished(state: RolloutState): void {
+    this.o.store.saveRollout(state, false, this.o.now());
+    this.backend.finish(state);
+  }
+
+  private readonly documentFor: DocumentFor = (state, a) => {
+    const manifest = this.o.releases.get(state.plan.release.name, a.version);
+    return UpdateJobDocument.parse({
+      operation: 'fleetwave.update',
+      purpose: a.purpose,
+      manifest,
+      artifactBaseUrl: `${this.o.artifactBaseUrl()}${manifest.name}/${manifest.version}/artifacts/`,
+      rollout: state.id,
+      wave: a.wave,
+    });
+  };
+
   private act(state: RolloutState, a: Action): void {
-    if (a.type === 'event') return;
-    const jobId = a.type !== 'time-out' && a.purpose === 'rollback' ? rollbackJob(state.id) : state.id;
-    if (a.type === 'cancel') this.o.jobs.end(jobId, a.device, 'CANCELED', a.reason);
-    else if (a.type === 'time-out') this.o.jobs.end(jobId, a.device, 'TIMED_OUT', a.reason);
-    else {
-      const manifest = this.o.releases.get(state.plan.release.name, a.version);
-      const document = UpdateJobDocument.parse({
-        operation: 'fleetwave.update',
-        purpose: a.purpose,
-        manifest,
-        artifactBaseUrl: `${this.o.artifactBaseUrl()}${manifest.name}/${manifest.version}/artifacts/`,
-        rollout: state.id,
-        wave: a.wave,
-      });
-      this.o.jobs.queue({ jobId, thing: a.device, executionNumber: a.executionNumber, document, rollout: state.id });
-    }
+    if (a.type !== 'event') this.backend.act(state, a, this.documentFor);
   }
 
   /** Buffers an event; it is written with the next commit (or flush) and announced after it. */
@@ -249,7 +262,18 @@ export class RolloutService {
   }
 
   /** A device's execution changed: record it as an event and evaluate the rollout soon. */
-  executionChanged(e: StoredExecution): void {
+  executionChanged(
+    e:
+      | ExecutionChange
+      | {
+          rollout: string | undefined;
+          thing: string;
+          jobId: string;
+          status: string;
+          executionNumber: number;
+          statusDetails: Record<string, string> | undefined;
+        },
+  ): void {
     if (!e.rollout) return;
     this.emit(e.rollout, 'execution.changed', {
       device: e.thing,
@@ -273,12 +297,32 @@ export class RolloutService {
   start(intervalMs = 1000): void {
     this.timer = setInterval(() => this.tickAll(), intervalMs);
     this.tickAll();
+    if (this.backend.refresh) {
+      const poll = () => {
+        this.pollTimer = setTimeout(async () => {
+          await this.poll();
+          if (this.pollTimer) poll();
+        }, this.o.pollMs ?? 5000);
+      };
+      poll();
+    }
+  }
+
+  /** Brings a remote backend's executions up to date and evaluates (errors are logged; the next poll retries). */
+  async poll(): Promise<void> {
+    try {
+      if (await this.backend.refresh?.(this.o.store.listRollouts({ active: true }))) this.tickAll();
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message, backend: this.backend.name }, 'polling executions failed');
+    }
   }
 
   stop(): void {
     this.flushEvents();
     if (this.timer) clearInterval(this.timer);
     if (this.kickTimer) clearTimeout(this.kickTimer);
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = undefined;
     this.timer = undefined;
     this.kickTimer = undefined;
   }

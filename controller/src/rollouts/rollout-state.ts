@@ -65,6 +65,8 @@ export interface TickInput {
   windowOpen: boolean;
   /** Versions of the plan's release that are registered (a rollback needs the previous one). */
   knownVersions: ReadonlySet<string>;
+  /** The jobs backend paces, retries and times out executions itself (AWS IoT Jobs): queue whole waves at once. */
+  selfPaced?: boolean;
 }
 
 export type Action =

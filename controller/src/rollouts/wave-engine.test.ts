@@ -285,3 +285,32 @@ describe('wave engine', () => {
     expect(sim.updates.size).toBe(100);
   });
 });
+
+describe('a self-paced jobs backend (AWS IoT Jobs paces, retries and times out itself)', () => {
+  it('queues a whole wave at once, leaves retries and timeouts to the backend, and still gates the waves', () => {
+    const p = plan({
+      waves: [{ name: 'canary', count: 4, retries: 2, deviceTimeout: '1m' }, { percent: 100 }],
+      rate: { maxPerMinute: 1 },
+    });
+    const sim = new Sim(p, fleet(10));
+    const input = sim.input.bind(sim);
+    sim.input = () => ({ ...input(), selfPaced: true });
+    sim.tick();
+    // the rate is the backend's (jobExecutionsRolloutConfig): all four canaries at once, nothing of wave 2 yet
+    expect(sim.queuedFor(0)).toBe(4);
+    expect(sim.queuedFor(1)).toBe(0);
+    const [a, b] = [...sim.updates.keys()];
+    sim.updates.set(a!, { status: 'IN_PROGRESS', executionNumber: 1, startedAt: sim.now });
+    sim.updates.set(b!, { status: 'FAILED', executionNumber: 1, reason: 'E_DOWNLOAD' });
+    sim.now += 120_000;
+    const actions = sim.tick();
+    // no time-out (the job's timeoutConfig does it) and no re-queue of the failed attempt (its retry config does)
+    expect(actions.filter((x) => x.type === 'time-out' || x.type === 'queue')).toEqual([]);
+    // a failed attempt with retries left is not a failed device: the canary still waits
+    expect(sim.state.waves[0]!.status).toBe('running');
+    for (const id of sim.updates.keys()) sim.updates.set(id, { status: 'SUCCEEDED', executionNumber: 2 });
+    sim.tick();
+    expect(sim.state.waves[0]!.status).toBe('succeeded');
+    expect(sim.queuedFor(1)).toBe(6);
+  });
+});

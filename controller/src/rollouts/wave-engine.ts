@@ -89,7 +89,7 @@ function advance(st: Step): void {
 
 function limit(st: Step): number {
   const rate = st.s.plan.rate;
-  if (!rate) return Number.POSITIVE_INFINITY;
+  if (!rate || st.input.selfPaced) return Number.POSITIVE_INFINITY;
   const { now } = st.input;
   const r = st.s.rate;
   if (now - r.windowStart >= 60_000) {
@@ -117,14 +117,14 @@ function dispatch(st: Step): void {
     if (m.wave > s.wave) continue;
     const e = updates.get(m.device);
     const retries = s.plan.waves[m.wave]!.retries;
-    if (e?.status === 'IN_PROGRESS' && e.startedAt !== undefined) {
+    if (e?.status === 'IN_PROGRESS' && e.startedAt !== undefined && !st.input.selfPaced) {
       if (now - e.startedAt >= s.plan.waves[m.wave]!.deviceTimeout) {
         st.actions.push({ type: 'time-out', device: m.device, reason: 'device timeout of the wave' });
       }
       continue;
     }
     const retry = e && (e.status === 'FAILED' || e.status === 'TIMED_OUT') && e.executionNumber <= retries;
-    if (e && !retry) continue;
+    if (e && (!retry || st.input.selfPaced)) continue;
     if (!windowOpen || budget <= 0) continue;
     budget--;
     s.rate.sent++;
