@@ -13,7 +13,21 @@ export interface ClientFlags extends RolloutFlags {
   after?: string | undefined;
   follow?: boolean | undefined;
   limit?: string | undefined;
+  mode?: string | undefined;
+  replaced?: boolean | undefined;
+  note?: string | undefined;
 }
+
+interface RiskCell {
+  risk: number;
+  mode: string | null;
+  signals: { metric: string; contribution: number }[];
+}
+
+const riskCell = (r: RiskCell | undefined) =>
+  r
+    ? `${r.risk.toFixed(2)}${r.mode ? ` ${r.mode}` : ''}${r.signals.length ? ` (${r.signals.map((s) => s.metric).join(', ')})` : ''}`
+    : '-';
 
 function tags(list: string[] | undefined): Record<string, string> {
   return Object.fromEntries(
@@ -65,6 +79,7 @@ export async function runClientCommand(
             : (Number(d.appliedConfigVersion) || 0) >= Number(d.desiredVersion)
               ? `v${d.desiredVersion}`
               : `lagging (v${d.appliedConfigVersion ?? 0} of v${d.desiredVersion})`,
+        risk: riskCell(d.risk as RiskCell | undefined),
       }));
       out(r, () =>
         table(withConfig, [
@@ -73,6 +88,7 @@ export async function runClientCommand(
           'hardware',
           'agentVersion',
           'config',
+          'risk',
           'lastSeen',
           'revokedAt',
           'tags',
@@ -84,6 +100,56 @@ export async function runClientCommand(
     case 'device show': {
       const r = await call(client, 'GET', `/api/devices/${encodeURIComponent(arg ?? '')}`);
       out(r, () => `${JSON.stringify(r, null, 2)}\n`);
+      return 0;
+    }
+    case 'device mark-failed': {
+      if (!arg) throw new FleetwaveError('E_CONFIG_INVALID', 'usage: fleetwave device mark-failed <id> [--mode m] [--replaced]');
+      const r = await call(client, 'POST', `/api/devices/${encodeURIComponent(arg)}/failure`, {
+        status: v.replaced ? 'replaced' : 'failed',
+        ...(v.mode && { mode: v.mode }),
+        ...(v.note && { note: v.note }),
+      });
+      out(r, () => `device ${arg} labelled ${v.replaced ? 'replaced' : 'failed'} (${v.mode ?? 'failure'}); the next learning uses it\n`);
+      return 0;
+    }
+    case 'device unmark-failed': {
+      const r = await call(client, 'DELETE', `/api/devices/${encodeURIComponent(arg ?? '')}/failure`);
+      out(r, () => `device ${arg}: failure label removed\n`);
+      return 0;
+    }
+    case 'predict status': {
+      const r = (await call(client, 'GET', '/api/predict')) as {
+        model: { horizon: number; classes: string[]; trainedOn: { devices: number; at: string } } | null;
+        threshold: number;
+        scores: { device: string; risk: number; mode: string | null; signals: { metric: string; contribution: number }[] }[];
+        labels: { device: string; status: string; mode: string }[];
+        candidates: { device: string; lastSeen: number }[];
+      };
+      out(r, () => {
+        const lines = [
+          r.model
+            ? `model: failure within ${r.model.horizon / 86_400_000} days (${r.model.classes.slice(1).join(', ')}), trained on ${r.model.trainedOn.devices} devices at ${r.model.trainedOn.at}; alerts at risk ≥ ${r.threshold}`
+            : 'model: none (fleetwave predict train --out <file>, then --model; or fleetwave predict learn)',
+          `at risk: ${r.scores.filter((s) => s.risk >= r.threshold).length} of ${r.scores.length} scored devices`,
+          ...r.scores
+            .filter((s) => s.risk >= r.threshold)
+            .map((s) => `  ${s.device}  ${riskCell(s)}`),
+          `labelled: ${r.labels.map((l) => `${l.device} (${l.status}, ${l.mode})`).join(', ') || 'none'}`,
+          `silent, unlabelled (confirm with fleetwave device mark-failed): ${r.candidates.map((c) => c.device).join(', ') || 'none'}`,
+        ];
+        return `${lines.join('\n')}\n`;
+      });
+      return 0;
+    }
+    case 'predict learn': {
+      const r = (await call(client, 'POST', '/api/predict/learn', {})) as { model: { trainedOn: { devices: number } } };
+      out(r, () => `model trained on the fleet's history (${r.model.trainedOn.devices} devices) and in use\n`);
+      return 0;
+    }
+    case 'predict install': {
+      if (!arg) throw new FleetwaveError('E_CONFIG_INVALID', 'usage: fleetwave predict install <model.json>');
+      const r = await call(client, 'PUT', '/api/predict/model', JSON.parse(readFileSync(arg, 'utf8')));
+      out(r, () => `model ${arg} installed; devices rescored\n`);
       return 0;
     }
     case 'device revoke': {

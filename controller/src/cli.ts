@@ -9,6 +9,7 @@ import { mosquittoFiles } from './broker/mosquitto-config.js';
 import { runAwsCommand } from './cli-aws.js';
 import { resolveToken } from './cli-client.js';
 import { runClientCommand } from './cli-commands.js';
+import { runPredictCommand } from './cli-predict.js';
 import { type ControllerConfig, createController, defaultControllerConfig } from './controller.js';
 import { runDemo } from './demo.js';
 import { releaseTool } from './release-tool.js';
@@ -43,6 +44,15 @@ Usage:
                                             the registry's devices onto AWS IoT Core: thing group, least-privilege
                                             policy, things, certificates (keys to files only), agent configs
   fleetwave aws sync --fleet <name>         things of the fleet's group on AWS that the registry lacks are registered
+  fleetwave predict simulate --out <dir> [--devices n] [--days n]   a gateway fleet's health history with failures
+  fleetwave predict train --history <csv> --failures <csv> --out <model.json> [--rul]
+  fleetwave predict backtest --history <csv> --failures <csv> [--rul] [--folds 5] [--threshold 0.8,0.9]
+                                            cross-validated precision, recall and lead time at --horizon (default
+                                            7d), or with --rul the remaining-life RMSE (run-to-failure data)
+  fleetwave predict score --model <model.json> --history <csv>   each device's risk, likely mode and signals
+  fleetwave predict status | learn | install <model.json>   the controller's model, devices at risk, labels;
+                                            learn: train on the fleet's own labelled history
+  fleetwave device mark-failed <id> [--mode m] [--replaced] [--note t] | unmark-failed <id>   failure labels
   fleetwave broker mosquitto-config --out <dir>   password file, ACL and config lines for an external Mosquitto
 
 serve options:
@@ -65,6 +75,8 @@ serve options:
                           aws-iot: each wave is an AWS IoT Job on a thing group, needs --fleet and --region or
                           AWS_REGION; credentials from the standard AWS chain; --endpoint-url overrides the endpoint)
   --aws-poll-interval <d> how often AWS IoT Jobs executions are read back (default 5s)
+  --model <file>          the failure-risk model (default <data-dir>/model.json when it exists)
+  --risk-threshold <p>    raise a device.at-risk event (webhook) at this predicted risk (default 0.8)
   --log-level <level>     default info
 
 Client options (all other commands):
@@ -100,6 +112,12 @@ function jobsBackend(v: {
       ...(v['aws-poll-interval'] && { pollMs: parseDurationMs(v['aws-poll-interval']) }),
     },
   };
+}
+
+function probability(s: string, flag: string): number {
+  const n = Number(s);
+  if (!(n > 0 && n < 1)) throw new FleetwaveError('E_CONFIG_INVALID', `${flag} must be a probability between 0 and 1`);
+  return n;
 }
 
 function requireFlag(value: string | undefined, flag: string): string {
@@ -154,6 +172,24 @@ async function main(argv: string[]): Promise<number> {
       'endpoint-url': { type: 'string' },
       'ca-file': { type: 'string' },
       wave: { type: 'string' },
+      history: { type: 'string' },
+      failures: { type: 'string' },
+      model: { type: 'string' },
+      horizon: { type: 'string' },
+      step: { type: 'string' },
+      windows: { type: 'string' },
+      folds: { type: 'string' },
+      threshold: { type: 'string' },
+      rul: { type: 'boolean' },
+      'rul-cap': { type: 'string' },
+      epochs: { type: 'string' },
+      devices: { type: 'string' },
+      days: { type: 'string' },
+      seed: { type: 'string' },
+      mode: { type: 'string' },
+      replaced: { type: 'boolean' },
+      note: { type: 'string' },
+      'risk-threshold': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -200,6 +236,8 @@ async function main(argv: string[]): Promise<number> {
       ...(v['jobs-root'] && { jobsRoot: v['jobs-root'] }),
       ...(v['public-http-url'] && { publicHttpUrl: v['public-http-url'].replace(/\/$/, '') }),
       ...jobsBackend(v),
+      ...(v.model && { modelFile: v.model }),
+      ...(v['risk-threshold'] && { riskThreshold: probability(v['risk-threshold'], '--risk-threshold') }),
     };
     const log = pino({ level: v['log-level'] ?? 'info' });
     const controller = createController({ config, log });
@@ -227,6 +265,9 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (cmd === 'release' && (sub === 'keygen' || sub === 'sign')) return releaseTool(sub, arg, v);
+  if (cmd === 'predict' && ['simulate', 'train', 'backtest', 'score'].includes(sub ?? '')) {
+    return runPredictCommand(sub, v);
+  }
   if (cmd === 'broker' && sub === 'mosquitto-config') {
     if (!v.out) throw new FleetwaveError('E_CONFIG_INVALID', 'usage: fleetwave broker mosquitto-config --out <dir>');
     const store = new SqliteFleetStore(join(dataDir, 'fleet.db'));

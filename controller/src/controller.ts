@@ -18,6 +18,8 @@ import { loadTrustedKeys, ReleaseService } from './rollouts/releases.js';
 import { RolloutService } from './rollouts/rollout-service.js';
 import { type RolloutEvent, RolloutStore } from './rollouts/rollout-store.js';
 import { Webhooks } from './rollouts/webhooks.js';
+import { HealthStore, healthMetrics } from './predict/health-store.js';
+import { PredictionService } from './predict/service.js';
 import { SqliteFleetStore } from './store/sqlite-fleet-store.js';
 
 export interface ControllerConfig {
@@ -45,6 +47,14 @@ export interface ControllerConfig {
   rolloutTickMs?: number;
   /** Run rollouts' jobs on AWS IoT Jobs instead of the controller's own jobs service. */
   awsJobs?: { fleet: string; region: string; endpointUrl?: string; pollMs?: number };
+  /** The failure-risk model (default `<dataDir>/model.json` when it exists; `fleetwave predict train` writes one). */
+  modelFile?: string;
+  /** Alert when a device's predicted risk reaches this (default 0.8). */
+  riskThreshold?: number;
+  /** How long the health history is kept (default 30 days). */
+  healthRetentionMs?: number;
+  /** How often devices are scored (default 10 minutes). */
+  scoreIntervalMs?: number;
 }
 
 function readPem(file: string): Buffer {
@@ -75,6 +85,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
   let link: ExternalBrokerLink | undefined;
   let auth: Authenticator | undefined;
   let ingest: TelemetryIngest | undefined;
+  let prediction: PredictionService | undefined;
   let pruner: NodeJS.Timeout | undefined;
   let rollouts: RolloutService | undefined;
   let jobs: JobsService | undefined;
@@ -100,6 +111,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
   async function stop(): Promise<void> {
     if (pruner) clearInterval(pruner);
     rollouts?.stop();
+    prediction?.stop();
     jobs?.flush();
     await awsJobs?.idle();
     await api?.close();
@@ -141,6 +153,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
   async function start() {
     mkdirSync(config.dataDir, { recursive: true });
     const s = new SqliteFleetStore(join(config.dataDir, 'fleet.db'));
+    const healthStore = new HealthStore(s.db);
     store = s;
     const a = new Authenticator(s, now, log.child({ part: 'auth' }));
     auth = a;
@@ -151,6 +164,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       store: s,
       now,
       log: log.child({ part: 'ingest' }),
+      onHealth: (device, report) => healthStore.add(device, report.ts, healthMetrics(report)),
       onClean: (device, records) => {
         hub.publish(records);
         publishClean(cleanTelemetryTopic(config.root, device), JSON.stringify({ v: 1, device, records })).catch((err) =>
@@ -166,6 +180,21 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
     const releases = new ReleaseService({ store: rolloutStore, dataDir: config.dataDir, trusted: () => trusted, now });
     const eventListeners = new Set<(e: RolloutEvent) => void>();
     const webhooks = new Webhooks({ urls: config.webhooks ?? [], log: log.child({ part: 'webhooks' }) });
+    const announce = (e: RolloutEvent) => {
+      webhooks.send(e);
+      for (const fn of eventListeners) fn(e);
+    };
+    const p = new PredictionService({
+      health: healthStore,
+      fleet: s,
+      modelFile: config.modelFile ?? join(config.dataDir, 'model.json'),
+      ...(config.riskThreshold !== undefined && { threshold: config.riskThreshold }),
+      now,
+      log: log.child({ part: 'predict' }),
+      // fleet events (not of a rollout) share the event log, its API and the webhooks, with an empty rollout
+      onEvent: (kind, details) => announce(rolloutStore.addEvent({ ts: now(), rollout: '', kind, details })),
+    });
+    prediction = p;
     const j = new JobsService({
       store: jobsStore,
       jobsRoot: config.jobsRoot,
@@ -200,10 +229,8 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       audit: (...args) => a.audit(...args),
       ...(awsJobs && { backend: awsJobs, pollMs: config.awsJobs?.pollMs ?? 5000 }),
       artifactBaseUrl: () => `${config.publicHttpUrl ?? `http://${config.host}:${addresses.http}`}/api/releases/`,
-      onEvent: (e) => {
-        webhooks.send(e);
-        for (const fn of eventListeners) fn(e);
-      },
+      onEvent: announce,
+      health: p,
     });
     rollouts = r;
     if (config.external) {
@@ -258,6 +285,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       kick: (id) => broker?.kick(id),
       agentUplinkUrl: () => config.publicMqttUrl ?? config.external?.url ?? `mqtt://${config.host}:${addresses.mqtt}`,
       root: config.root,
+      prediction: p,
       rollouts: {
         releases,
         rollouts: r,
@@ -280,8 +308,13 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       throw err;
     }
     addresses.http = (api.server.address() as { port: number }).port;
-    s.pruneTelemetry(now() - config.retentionMs);
-    pruner = setInterval(() => s.pruneTelemetry(now() - config.retentionMs), 3_600_000);
+    const prune = () => {
+      s.pruneTelemetry(now() - config.retentionMs);
+      healthStore.prune(now() - (config.healthRetentionMs ?? 30 * 86_400_000));
+    };
+    prune();
+    pruner = setInterval(prune, 3_600_000);
+    p.start(config.scoreIntervalMs ?? 600_000);
     r.start(config.rolloutTickMs ?? 1000);
     return { ...addresses, adminTokenFile };
   }

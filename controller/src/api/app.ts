@@ -11,7 +11,9 @@ import { metricsRegistry } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { adminRoutes } from './routes-admin.js';
 import { configRoutes } from './routes-config.js';
+import type { PredictionService } from '../predict/service.js';
 import { deviceRoutes } from './routes-devices.js';
+import { predictRoutes } from './routes-predict.js';
 import { type RolloutApiDeps, rolloutRoutes } from './routes-rollouts.js';
 import { telemetryRoutes } from './routes-telemetry.js';
 import type { TelemetryHub } from './telemetry-hub.js';
@@ -31,6 +33,8 @@ export interface ApiDeps {
   root: string;
   /** Releases and rollouts (absent in API tests that need only the registry). */
   rollouts?: RolloutApiDeps;
+  /** Failure prediction (absent in API tests that need only the registry). */
+  prediction?: PredictionService;
 }
 
 declare module 'fastify' {
@@ -93,5 +97,6 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   telemetryRoutes(app, deps, guard);
   adminRoutes(app, deps, guard);
   if (deps.rollouts) rolloutRoutes(app, deps, deps.rollouts, guard);
+  if (deps.prediction) predictRoutes(app, deps, deps.prediction, guard);
   return app;
 }

@@ -61,7 +61,13 @@ export function deviceRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard):
   };
 
   app.get('/api/devices', { preHandler: guard('viewer', 'device.list') }, async () => ({
-    devices: store.listDevices().map(publicDevice),
+    devices: store.listDevices().map((d) => {
+      const risk = deps.prediction?.score(d.id);
+      return {
+        ...publicDevice(d),
+        ...(risk && { risk: { risk: risk.risk, mode: risk.mode, signals: risk.signals, at: risk.at } }),
+      };
+    }),
   }));
 
   app.post('/api/devices', { preHandler: guard('operator', 'device.add') }, async (req, reply) => {

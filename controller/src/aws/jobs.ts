@@ -15,7 +15,7 @@ import {
   type ListJobExecutionsForJobCommandOutput,
   ResourceNotFoundException,
 } from '@aws-sdk/client-iot';
-import type { JobStatus, RolloutPlan } from '@fleetwave/shared';
+import { type JobStatus, jobStatusRules, type RolloutPlan } from '@fleetwave/shared';
 import type { Logger } from 'pino';
 import type { DocumentFor, ExecutionChange, ExecutionViews, RolloutJobs } from '../rollouts/jobs-port.js';
 import type { Action, ExecutionView, RolloutState } from '../rollouts/rollout-state.js';
@@ -237,6 +237,7 @@ export class AwsIotJobs implements RolloutJobs {
           // the engine counts attempts: AWS's first try is retryAttempt 0
           executionNumber: (e.retryAttempt ?? 0) + 1,
           ...(e.startedAt && { startedAt: e.startedAt.getTime() }),
+          ...(e.lastUpdatedAt && jobStatusRules[e.status as JobStatus]?.terminal && { finishedAt: e.lastUpdatedAt.getTime() }),
         };
         if (view.status === 'FAILED' || view.status === 'REJECTED' || view.status === 'TIMED_OUT') {
           const reason = await this.reasonOf(jobId, thing, e.executionNumber);

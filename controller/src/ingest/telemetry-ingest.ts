@@ -39,6 +39,8 @@ export interface IngestOptions {
   log: Logger;
   /** New clean records, after they were committed (publish them to backends). */
   onClean: (device: string, records: CleanRecord[]) => void;
+  /** A valid health report arrived (the health history keeps it). */
+  onHealth?: (device: string, report: HealthReport) => void;
 }
 
 /** Decodes a batch payload: gzip when it starts with the gzip magic bytes, JSON otherwise. */
@@ -202,7 +204,10 @@ export class TelemetryIngest {
 
   health(device: string, payload: Buffer): void {
     try {
-      this.latestHealth.set(device, decodeMessage(HealthReport, payload, 'health report'));
+      const report = decodeMessage(HealthReport, payload, 'health report');
+      if (report.device !== device) throw new FleetwaveError('E_FORBIDDEN', `a report of ${report.device} on ${device}'s topic`);
+      this.latestHealth.set(device, report);
+      this.o.onHealth?.(device, report);
     } catch (err) {
       throw this.reject(device, err);
     }

@@ -36,7 +36,7 @@ interface Row {
 
 export type ExecutionStateRow = Pick<
   StoredExecution,
-  'jobId' | 'thing' | 'executionNumber' | 'status' | 'statusDetails' | 'startedAt'
+  'jobId' | 'thing' | 'executionNumber' | 'status' | 'statusDetails' | 'startedAt' | 'lastUpdatedAt'
 >;
 
 const toExecution = (r: Row): StoredExecution => ({
@@ -80,7 +80,7 @@ export class JobsStore {
       numbered: db.prepare('SELECT * FROM job_executions WHERE job_id = ? AND thing = ? AND execution_number = ?'),
       pending: db.prepare(`${LATEST} AND e.thing = ? AND e.status IN ('QUEUED', 'IN_PROGRESS')`),
       statesByRollout: db.prepare(
-        `SELECT job_id, thing, execution_number, status, status_details, started_at FROM job_executions
+        `SELECT job_id, thing, execution_number, status, status_details, started_at, last_updated_at FROM job_executions
          WHERE rollout = ? ORDER BY thing, job_id, execution_number`,
       ),
       due: db.prepare(
@@ -133,8 +133,10 @@ export class JobsStore {
         status: JobStatus;
         status_details: string | null;
         started_at: number | null;
+        last_updated_at: number;
       }[]
     ).map((r) => ({
+      lastUpdatedAt: r.last_updated_at,
       jobId: r.job_id,
       thing: r.thing,
       executionNumber: r.execution_number,

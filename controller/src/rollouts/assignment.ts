@@ -9,6 +9,8 @@ export interface TargetDevice {
   site: string;
   /** The version of the plan's release the device runs now, null when none. */
   version: string | null;
+  /** The predictor's failure risk (0–1), when one is known. */
+  risk?: number;
 }
 
 const rank = (salt: string, s: string) => createHash('sha256').update(`${salt}\0${s}`).digest('hex');
@@ -74,8 +76,17 @@ export function assignWaves(
   salt: string,
   waves: RolloutPlan['waves'],
   targets: readonly TargetDevice[],
+  deferAbove?: number,
 ): { device: TargetDevice; wave: number }[] {
-  const ordered = orderTargets(salt, targets);
+  // devices likely to fail come last: not in the canary, not among the first to get a new release
+  const risky = (t: TargetDevice) => deferAbove !== undefined && (t.risk ?? 0) >= deferAbove;
+  const ordered = [
+    ...orderTargets(
+      salt,
+      targets.filter((t) => !risky(t)),
+    ),
+    ...orderTargets(salt, targets.filter(risky)),
+  ];
   const sizes = waveSizes(waves, ordered.length);
   const out: { device: TargetDevice; wave: number }[] = [];
   let i = 0;

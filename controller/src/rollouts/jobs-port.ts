@@ -1,4 +1,4 @@
-import type { RolloutPlan, UpdateJobDocument } from '@fleetwave/shared';
+import { jobStatusRules, type RolloutPlan, type UpdateJobDocument } from '@fleetwave/shared';
 import type { JobsService } from '../jobs/jobs-service.js';
 import type { ExecutionStateRow, JobsStore } from '../jobs/jobs-store.js';
 import type { Action, ExecutionView, RolloutState } from './rollout-state.js';
@@ -92,13 +92,12 @@ export class LocalRolloutJobs implements RolloutJobs {
   finish(): void {}
 }
 
-export function executionView(
-  e: Pick<ExecutionStateRow, 'status' | 'executionNumber' | 'startedAt' | 'statusDetails'>,
-) {
+export function executionView(e: ExecutionStateRow) {
   return {
     status: e.status,
     executionNumber: e.executionNumber,
     ...(e.startedAt !== undefined && { startedAt: e.startedAt }),
+    ...(jobStatusRules[e.status].terminal && { finishedAt: e.lastUpdatedAt }),
     // the coded reason when the device gave one (what failure rules group by), else its message
     ...((e.statusDetails?.code || e.statusDetails?.reason) && {
       reason: e.statusDetails.code ?? e.statusDetails.reason,

@@ -40,6 +40,15 @@ export interface RolloutServiceOptions {
   backend?: RolloutJobs;
   /** How often a remote backend is polled for executions (default 5 s). */
   pollMs?: number;
+  /** Devices' health over time (the health gate) and their predicted failure risk (deferring risky devices). */
+  health?: HealthSource;
+}
+
+export interface HealthSource {
+  /** A device's value of a metric over [from, to]: the rate per hour for counters, the mean otherwise. */
+  statistic(device: string, metric: string, from: number, to: number): number | undefined;
+  /** The device's latest predicted failure risk (0–1), if it has one. */
+  risk(device: string): number | undefined;
 }
 
 /** Whether a device matches a plan's selector (groups are the device's `group` tag). */
@@ -78,6 +87,7 @@ export class RolloutService {
         hardware: d.hardware ?? 'unknown',
         site: d.tags.site ?? '',
         version: d.releases[plan.release.name] ?? null,
+        ...(this.o.health?.risk(d.id) !== undefined && { risk: this.o.health.risk(d.id)! }),
       }));
   }
 
@@ -98,6 +108,9 @@ export class RolloutService {
     const targets = this.targets(plan).filter((t) => t.version !== plan.release.version);
     const state = startRollout(id, plan, targets, this.o.now());
     this.emit(id, 'rollout.started', { release: plan.release, devices: state.members.length, actor });
+    for (const d of state.deferred ?? []) {
+      this.emit(id, 'rollout.device-deferred', { device: d.device, risk: d.risk, wave: plan.waves.length - 1 });
+    }
     const written = this.o.store.transaction(() => {
       this.o.store.saveRollout(state, true, this.o.now());
       return this.writeEvents();
@@ -157,6 +170,43 @@ export class RolloutService {
       windowOpen: anyWindowAt(state.plan.maintenanceWindows, now).open,
       knownVersions: this.o.store.versionsOf(state.plan.release.name),
       ...(this.backend.selfPaced && { selfPaced: true }),
+      ...this.healthInput(state, views, now),
+    };
+  }
+
+  /**
+   * The current wave's health cohorts, when the plan has a health gate and the wave's bake is over: its updated
+   * devices (each from when its update succeeded) against the rollout's devices not updated yet (from when the wave
+   * started), up to now.
+   */
+  private healthInput(state: RolloutState, views: ExecutionViews, now: number): Pick<TickInput, 'health'> {
+    const gate = state.plan.healthGate;
+    const wave = state.waves[state.wave];
+    if (!gate || wave?.status !== 'baking' || now < (wave.bakeUntil ?? 0) || !this.o.health) return {};
+    const source = this.o.health;
+    const updated = state.members.filter(
+      (m) => m.wave <= state.wave && views.updates.get(m.device)?.status === 'SUCCEEDED',
+    );
+    const notUpdated = state.members.filter((m) => {
+      const e = views.updates.get(m.device);
+      return m.wave > state.wave && (!e || e.status === 'QUEUED');
+    });
+    const collect = (list: typeof updated, from: (device: string) => number, metric: string) =>
+      list.flatMap((m) => {
+        const v = source.statistic(m.device, metric, from(m.device), now);
+        return v === undefined ? [] : [v];
+      });
+    const waveStart = wave.startedAt ?? now;
+    return {
+      health: gate.metrics.map((g) => {
+        const { metric, worse } = typeof g === 'string' ? { metric: g, worse: 'higher' as const } : g;
+        return {
+          metric,
+          worse,
+          updated: collect(updated, (d) => views.updates.get(d)?.finishedAt ?? waveStart, metric),
+          notUpdated: collect(notUpdated, () => waveStart, metric),
+        };
+      }),
     };
   }
 

@@ -21,8 +21,30 @@ export interface Member {
   fromVersion: string | null;
 }
 
+/** One metric of the health comparison of a wave: updated devices against devices not updated yet. */
+export interface HealthCohorts {
+  metric: string;
+  worse: 'higher' | 'lower';
+  updated: number[];
+  notUpdated: number[];
+}
+
+export interface HealthVerdict {
+  metric: string;
+  worse: 'higher' | 'lower';
+  updated: number;
+  notUpdated: number;
+  medianUpdated: number | null;
+  medianNotUpdated: number | null;
+  /** One-sided Mann-Whitney U p-value (null: a cohort was below the minimum sample, not compared). */
+  p: number | null;
+  degraded: boolean;
+}
+
 export interface WaveState {
   status: WaveStatus;
+  /** The health comparison made before the wave was declared a success (plans with a health gate). */
+  health?: HealthVerdict[];
   startedAt?: number;
   bakeUntil?: number;
   finishedAt?: number;
@@ -45,6 +67,8 @@ export interface RolloutState {
   rollbackStartedAt?: number;
   /** Devices the rollback cannot send back (no earlier release known), reported once. */
   rollbackSkipped?: string[];
+  /** Devices put in the last wave because of their predicted failure risk. */
+  deferred?: { device: string; risk: number }[];
 }
 
 /** The latest execution of a device's update (or rollback) job, as the jobs service keeps it. */
@@ -52,6 +76,8 @@ export interface ExecutionView {
   status: JobStatus;
   executionNumber: number;
   startedAt?: number;
+  /** When it reached its terminal status. */
+  finishedAt?: number;
   reason?: string;
 }
 
@@ -67,6 +93,8 @@ export interface TickInput {
   knownVersions: ReadonlySet<string>;
   /** The jobs backend paces, retries and times out executions itself (AWS IoT Jobs): queue whole waves at once. */
   selfPaced?: boolean;
+  /** The health comparison of the current wave (given when the plan has a health gate and the bake is over). */
+  health?: HealthCohorts[];
 }
 
 export type Action =

@@ -1,6 +1,15 @@
 import { jobStatusRules, type RolloutPlan } from '@fleetwave/shared';
 import { assignWaves, type TargetDevice } from './assignment.js';
-import { type Action, type Command, isTerminal, type RolloutState, type TickInput } from './rollout-state.js';
+import { mannWhitneyGreater } from './mann-whitney.js';
+import {
+  type Action,
+  type Command,
+  type HealthCohorts,
+  type HealthVerdict,
+  isTerminal,
+  type RolloutState,
+  type TickInput,
+} from './rollout-state.js';
 import { failureReason, tally } from './wave-tally.js';
 
 export * from './rollout-state.js';
@@ -13,7 +22,7 @@ export function startRollout(
   targets: readonly TargetDevice[],
   now: number,
 ): RolloutState {
-  const members = assignWaves(plan.name, plan.waves, targets).map(({ device, wave }) => ({
+  const members = assignWaves(plan.name, plan.waves, targets, plan.risk?.deferAbove).map(({ device, wave }) => ({
     device: device.id,
     wave,
     hardware: device.hardware,
@@ -31,6 +40,11 @@ export function startRollout(
     members,
     approvals: [],
     rate: { windowStart: now, sent: 0 },
+    ...(plan.risk && {
+      deferred: targets
+        .filter((t) => (t.risk ?? 0) >= plan.risk!.deferAbove)
+        .map((t) => ({ device: t.id, risk: t.risk! })),
+    }),
   };
 }
 
@@ -173,10 +187,64 @@ function evaluate(st: Step): void {
     event(st, 'wave.baking', { wave: w, until: wave.bakeUntil });
   }
   if (wave.status === 'baking' && st.input.now >= (wave.bakeUntil ?? 0)) {
+    const gate = s.plan.healthGate;
+    if (gate) {
+      // judged once, when the wave would succeed: is the health of its updated devices worse than of the others?
+      if (!st.input.health) return;
+      wave.health = healthVerdicts(st.input.health, gate.minSample, gate.alpha);
+      const bad = wave.health.filter((h) => h.degraded);
+      if (bad.length) {
+        const why = bad
+          .map(
+            (h) =>
+              `${h.metric} ${h.worse} on updated devices (median ${fmt(h.medianUpdated)} vs ${fmt(h.medianNotUpdated)}, n ${h.updated}/${h.notUpdated}, Mann-Whitney p=${h.p!.toPrecision(2)})`,
+          )
+          .join('; ');
+        const reason = `wave ${name} failed: health of updated devices is worse: ${why}`;
+        Object.assign(wave, { status: 'failed', finishedAt: st.input.now, reason });
+        event(st, 'wave.failed', { wave: w, reason, health: wave.health });
+        onFailure(st, reason);
+        return;
+      }
+      event(st, 'wave.health-checked', { wave: w, health: wave.health });
+    }
     Object.assign(wave, { status: 'succeeded', finishedAt: st.input.now });
     event(st, 'wave.succeeded', { wave: w, succeeded: t.succeeded, total: t.total });
     nextWave(st);
   }
+}
+
+const fmt = (v: number | null) => (v === null ? 'n/a' : String(Math.round(v * 100) / 100));
+
+function median(v: readonly number[]): number | null {
+  if (v.length === 0) return null;
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/**
+ * The health gate's verdict per metric: a one-sided Mann-Whitney U test (updated worse than not updated), at
+ * alpha divided by the number of metrics compared (Bonferroni); a metric with a cohort below the minimum sample is
+ * not compared (reported with p null).
+ */
+export function healthVerdicts(cohorts: readonly HealthCohorts[], minSample: number, alpha: number): HealthVerdict[] {
+  const compared = cohorts.filter((c) => c.updated.length >= minSample && c.notUpdated.length >= minSample).length;
+  return cohorts.map((c) => {
+    const enough = c.updated.length >= minSample && c.notUpdated.length >= minSample;
+    const flip = (v: number[]) => (c.worse === 'higher' ? v : v.map((x) => -x));
+    const p = enough ? mannWhitneyGreater(flip(c.updated), flip(c.notUpdated)).p : null;
+    return {
+      metric: c.metric,
+      worse: c.worse,
+      updated: c.updated.length,
+      notUpdated: c.notUpdated.length,
+      medianUpdated: median(c.updated),
+      medianNotUpdated: median(c.notUpdated),
+      p,
+      degraded: p !== null && p < alpha / Math.max(1, compared),
+    };
+  });
 }
 
 function nextWave(st: Step): void {

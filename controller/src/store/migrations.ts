@@ -112,4 +112,28 @@ export const migrations: readonly string[] = Object.freeze([
      kind TEXT NOT NULL,
      details TEXT NOT NULL
    );`,
+  // 5: the fleet's health history, failure labels (failed, replaced, candidates) and the latest risk scores
+  `CREATE TABLE health_samples (
+     device TEXT NOT NULL,
+     ts INTEGER NOT NULL,
+     metrics TEXT NOT NULL,
+     PRIMARY KEY (device, ts)
+   ) WITHOUT ROWID;
+   CREATE INDEX health_samples_ts ON health_samples(ts);
+   CREATE TABLE device_failures (
+     device TEXT PRIMARY KEY,
+     ts INTEGER NOT NULL,
+     mode TEXT NOT NULL,
+     status TEXT NOT NULL,
+     actor TEXT NOT NULL,
+     note TEXT
+   );
+   CREATE TABLE risk_scores (
+     device TEXT PRIMARY KEY,
+     ts INTEGER NOT NULL,
+     risk REAL NOT NULL,
+     mode TEXT,
+     signals TEXT NOT NULL,
+     alerted INTEGER NOT NULL DEFAULT 0
+   );`,
 ]);

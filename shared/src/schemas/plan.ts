@@ -65,5 +65,27 @@ export const RolloutPlan = z.strictObject({
     .optional(),
   maintenanceWindows: z.array(MaintenanceWindow).max(32).default([]),
   onFailure: z.enum(['pause', 'abort', 'rollback']).default('pause'),
+  /**
+   * Before a wave is declared a success, the health of its updated devices is compared with the devices of the rollout
+   * not updated yet (one-sided Mann-Whitney U per metric, Bonferroni-corrected); a significant degradation fails it.
+   */
+  healthGate: z
+    .strictObject({
+      metrics: z
+        .array(
+          z.union([
+            ShortText,
+            z.strictObject({ metric: ShortText, worse: z.enum(['higher', 'lower']).default('higher') }),
+          ]),
+        )
+        .min(1)
+        .max(16)
+        .default(['agentRestarts', 'reconnects']),
+      minSample: z.number().int().min(5).max(100_000).default(8),
+      alpha: z.number().gt(0).max(0.2).default(0.01),
+    })
+    .optional(),
+  /** Devices the predictor gives at least this failure risk go to the last wave, not the canary or early waves. */
+  risk: z.strictObject({ deferAbove: z.number().gt(0).max(1) }).optional(),
 });
 export type RolloutPlan = z.infer<typeof RolloutPlan>;

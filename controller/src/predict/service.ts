@@ -1,0 +1,200 @@
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { FleetwaveError } from '@fleetwave/shared';
+import type { Logger } from 'pino';
+import type { HealthSource } from '../rollouts/rollout-service.js';
+import type { FleetStore } from '../store/fleet-store.js';
+import { scoreSeries, trainRisk } from './evaluate.js';
+import type { FailureLabel, HealthStore, StoredScore } from './health-store.js';
+import { type ModelFile, parseModel, Predictor } from './model.js';
+
+/** Health report fields that count events (their rate per hour is compared; the others are levels, averaged). */
+export const COUNTER_METRICS = new Set([
+  'agentRestarts',
+  'reconnects',
+  'mmcErrors',
+  'linkChanges',
+  'underVoltageEvents',
+]);
+
+const DAY = 86_400_000;
+
+export interface PredictionServiceOptions {
+  health: HealthStore;
+  fleet: FleetStore;
+  /** Where the model is read from and written to when the fleet's own history trains one. */
+  modelFile: string;
+  /** Alert (webhook event `device.at-risk`) when a device's risk reaches this (default 0.8). */
+  threshold?: number;
+  /** A device silent this long without a label is a candidate failure an operator confirms (default 3 days). */
+  silentAfterMs?: number;
+  now: () => number;
+  log: Logger;
+  onEvent: (kind: string, details: Record<string, unknown>) => void;
+}
+
+/**
+ * The controller's side of failure prediction: scores every device from its health history with the loaded model,
+ * keeps the scores, raises and clears at-risk alerts (with hysteresis), learns a new model from the fleet's own
+ * labelled history, and answers the wave engine's questions about health and risk.
+ */
+export class PredictionService implements HealthSource {
+  private predictor: Predictor | undefined;
+  private scores = new Map<string, StoredScore>();
+  private timer: NodeJS.Timeout | undefined;
+  readonly threshold: number;
+
+  constructor(private readonly o: PredictionServiceOptions) {
+    this.threshold = o.threshold ?? 0.8;
+    this.scores = o.health.scores();
+    if (existsSync(o.modelFile)) this.load(parseModel(readFileSync(o.modelFile, 'utf8'), o.modelFile));
+  }
+
+  get model(): ModelFile | undefined {
+    return this.predictor?.file;
+  }
+
+  private load(m: ModelFile): void {
+    if (m.kind !== 'risk') {
+      throw new FleetwaveError('E_CONFIG_INVALID', `${this.o.modelFile} is a remaining-life model; scoring needs a risk model`);
+    }
+    this.predictor?.dispose();
+    this.predictor = new Predictor(m);
+  }
+
+  /** Uses a model file (validated) from now on, and keeps it as the controller's model. */
+  install(json: string, source: string): ModelFile {
+    const m = parseModel(json, source);
+    this.load(m);
+    const tmp = `${this.o.modelFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify(m));
+    renameSync(tmp, this.o.modelFile);
+    return m;
+  }
+
+  risk(device: string): number | undefined {
+    return this.scores.get(device)?.risk;
+  }
+
+  score(device: string): StoredScore | undefined {
+    return this.scores.get(device);
+  }
+
+  allScores(): StoredScore[] {
+    return [...this.scores.values()].sort((a, b) => b.risk - a.risk);
+  }
+
+  statistic(device: string, metric: string, from: number, to: number): number | undefined {
+    const s = this.o.health.series(device, from, [metric]);
+    const t = s.t.filter((x) => x <= to);
+    const v = s.metrics[metric]!.slice(0, t.length);
+    if (t.length === 0) return undefined;
+    if (!COUNTER_METRICS.has(metric)) return v.reduce((a, b) => a + b, 0) / v.length;
+    if (t.length < 2) return undefined;
+    // events per hour; a counter that went back (the agent restarted) counts from zero again
+    let events = 0;
+    for (let i = 1; i < v.length; i++) events += v[i]! >= v[i - 1]! ? v[i]! - v[i - 1]! : v[i]!;
+    return events / Math.max(1, (t[t.length - 1]! - t[0]!) / 3_600_000);
+  }
+
+  /** Scores every registered device now; raises `device.at-risk` and `device.risk-cleared` events. */
+  scoreAll(): StoredScore[] {
+    const p = this.predictor;
+    if (!p) return [];
+    const now = this.o.now();
+    const longest = p.file.spec.windows[p.file.spec.windows.length - 1]!;
+    const from = now - Math.max(2 * longest, 14 * DAY);
+    const series = this.o.fleet
+      .listDevices()
+      .filter((d) => d.revokedAt === null)
+      .map((d) => this.o.health.series(d.id, from, p.file.spec.metrics))
+      .filter((s) => s.t.length >= 2);
+    const out: StoredScore[] = [];
+    this.o.health.transaction(() => {
+      for (const sc of scoreSeries(p, series)) {
+        const before = this.scores.get(sc.device);
+        let alerted = before?.alerted ?? false;
+        if (!alerted && sc.risk >= this.threshold) {
+          alerted = true;
+          this.o.onEvent('device.at-risk', { device: sc.device, risk: sc.risk, mode: sc.mode, signals: sc.signals });
+        } else if (alerted && sc.risk < this.threshold - 0.15) {
+          alerted = false;
+          this.o.onEvent('device.risk-cleared', { device: sc.device, risk: sc.risk });
+        }
+        const stored = { ...sc, alerted };
+        this.o.health.putScore(stored);
+        this.scores.set(sc.device, stored);
+        out.push(stored);
+      }
+    });
+    return out;
+  }
+
+  labels(): FailureLabel[] {
+    return this.o.health.labels();
+  }
+
+  setLabel(l: FailureLabel): void {
+    this.o.health.setLabel(l);
+  }
+
+  removeLabel(device: string): boolean {
+    return this.o.health.removeLabel(device);
+  }
+
+  /** Devices silent beyond the threshold without a label: candidate failures for an operator to confirm. */
+  candidates(): { device: string; lastSeen: number | null }[] {
+    const labelled = new Set(this.labels().map((l) => l.device));
+    const cutoff = this.o.now() - (this.o.silentAfterMs ?? 3 * DAY);
+    return this.o.fleet
+      .listDevices()
+      .filter((d) => d.revokedAt === null && !labelled.has(d.id) && d.lastSeen !== null && d.lastSeen < cutoff)
+      .map((d) => ({ device: d.id, lastSeen: d.lastSeen }));
+  }
+
+  /**
+   * Trains a risk model on the fleet's own history: every device's retained health history, the devices labelled
+   * failed or replaced as failures (at their label's time, with its mode).
+   */
+  async learn(opts: { horizonMs?: number; epochs?: number } = {}): Promise<ModelFile> {
+    const failures = this.labels()
+      .filter((l) => l.status !== 'candidate')
+      .map((l) => ({ device: l.device, time: l.ts, mode: l.mode }));
+    if (failures.length < 2) {
+      throw new FleetwaveError(
+        'E_CONFIG_INVALID',
+        `the fleet has ${failures.length} labelled failure(s): mark failed or replaced devices first (fleetwave device mark-failed)`,
+      );
+    }
+    const metrics = [...COUNTER_METRICS, 'cpuTempC', 'load1', 'memUsedPct', 'diskUsedPct', 'flashWearPct', 'wifiSignalDbm'];
+    const series = this.o.fleet.listDevices().map((d) => this.o.health.series(d.id, 0, metrics));
+    const model = await trainRisk(
+      { metrics, series: series.filter((s) => s.t.length >= 2), cycles: false },
+      failures,
+      {
+        horizon: opts.horizonMs ?? 7 * DAY,
+        step: 12 * 3_600_000,
+        spec: { metrics, windows: [DAY, 3 * DAY, 7 * DAY], unit: DAY, withAge: false },
+        train: { epochs: opts.epochs ?? 20 },
+      },
+    );
+    this.install(JSON.stringify(model), 'the fleet history');
+    this.scoreAll();
+    return model;
+  }
+
+  start(intervalMs = 600_000): void {
+    this.timer = setInterval(() => {
+      try {
+        this.scoreAll();
+      } catch (err) {
+        this.o.log.warn({ err: (err as Error).message }, 'scoring failed');
+      }
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.predictor?.dispose();
+  }
+}
