@@ -103,13 +103,21 @@ export async function runClientCommand(
       return 0;
     }
     case 'device mark-failed': {
-      if (!arg) throw new FleetwaveError('E_CONFIG_INVALID', 'usage: fleetwave device mark-failed <id> [--mode m] [--replaced]');
+      if (!arg)
+        throw new FleetwaveError(
+          'E_CONFIG_INVALID',
+          'usage: fleetwave device mark-failed <id> [--mode m] [--replaced]',
+        );
       const r = await call(client, 'POST', `/api/devices/${encodeURIComponent(arg)}/failure`, {
         status: v.replaced ? 'replaced' : 'failed',
         ...(v.mode && { mode: v.mode }),
         ...(v.note && { note: v.note }),
       });
-      out(r, () => `device ${arg} labelled ${v.replaced ? 'replaced' : 'failed'} (${v.mode ?? 'failure'}); the next learning uses it\n`);
+      out(
+        r,
+        () =>
+          `device ${arg} labelled ${v.replaced ? 'replaced' : 'failed'} (${v.mode ?? 'failure'}); the next learning uses it\n`,
+      );
       return 0;
     }
     case 'device unmark-failed': {
@@ -121,7 +129,12 @@ export async function runClientCommand(
       const r = (await call(client, 'GET', '/api/predict')) as {
         model: { horizon: number; classes: string[]; trainedOn: { devices: number; at: string } } | null;
         threshold: number;
-        scores: { device: string; risk: number; mode: string | null; signals: { metric: string; contribution: number }[] }[];
+        scores: {
+          device: string;
+          risk: number;
+          mode: string | null;
+          signals: { metric: string; contribution: number }[];
+        }[];
         labels: { device: string; status: string; mode: string }[];
         candidates: { device: string; lastSeen: number }[];
       };
@@ -131,9 +144,7 @@ export async function runClientCommand(
             ? `model: failure within ${r.model.horizon / 86_400_000} days (${r.model.classes.slice(1).join(', ')}), trained on ${r.model.trainedOn.devices} devices at ${r.model.trainedOn.at}; alerts at risk ≥ ${r.threshold}`
             : 'model: none (fleetwave predict train --out <file>, then --model; or fleetwave predict learn)',
           `at risk: ${r.scores.filter((s) => s.risk >= r.threshold).length} of ${r.scores.length} scored devices`,
-          ...r.scores
-            .filter((s) => s.risk >= r.threshold)
-            .map((s) => `  ${s.device}  ${riskCell(s)}`),
+          ...r.scores.filter((s) => s.risk >= r.threshold).map((s) => `  ${s.device}  ${riskCell(s)}`),
           `labelled: ${r.labels.map((l) => `${l.device} (${l.status}, ${l.mode})`).join(', ') || 'none'}`,
           `silent, unlabelled (confirm with fleetwave device mark-failed): ${r.candidates.map((c) => c.device).join(', ') || 'none'}`,
         ];

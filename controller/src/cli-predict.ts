@@ -4,7 +4,7 @@ import { FleetwaveError, parseDurationMs } from '@fleetwave/shared';
 import { backtestRisk, backtestRul, scoreSeries, trainRisk, trainRul } from './predict/evaluate.js';
 import type { FeatureSpec } from './predict/features.js';
 import { failuresCsv, type History, historyCsv, readFailures, readHistory } from './predict/history.js';
-import { parseModel, Predictor } from './predict/model.js';
+import { Predictor, parseModel } from './predict/model.js';
 import { simulateFleet } from './predict/simulator.js';
 
 export interface PredictFlags {
@@ -54,7 +54,8 @@ function span(value: string, cycles: boolean, flag: string): number {
 function int(value: string | undefined, dflt: number, flag: string, min = 1): number {
   if (value === undefined) return dflt;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new FleetwaveError('E_CONFIG_INVALID', `${flag} must be an integer ≥ ${min}`);
+  if (!Number.isInteger(n) || n < min)
+    throw new FleetwaveError('E_CONFIG_INVALID', `${flag} must be an integer ≥ ${min}`);
   return n;
 }
 

@@ -14,12 +14,12 @@ import { ConfigService } from './config/service.js';
 import { TelemetryIngest } from './ingest/telemetry-ingest.js';
 import { JobsService } from './jobs/jobs-service.js';
 import { JobsStore } from './jobs/jobs-store.js';
+import { HealthStore, healthMetrics } from './predict/health-store.js';
+import { PredictionService } from './predict/service.js';
 import { loadTrustedKeys, ReleaseService } from './rollouts/releases.js';
 import { RolloutService } from './rollouts/rollout-service.js';
 import { type RolloutEvent, RolloutStore } from './rollouts/rollout-store.js';
 import { Webhooks } from './rollouts/webhooks.js';
-import { HealthStore, healthMetrics } from './predict/health-store.js';
-import { PredictionService } from './predict/service.js';
 import { SqliteFleetStore } from './store/sqlite-fleet-store.js';
 
 export interface ControllerConfig {

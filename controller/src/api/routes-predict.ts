@@ -14,7 +14,13 @@ const Label = z.strictObject({
   note: z.string().max(500).optional(),
 });
 
-const Learn = z.strictObject({ horizon: z.string().regex(/^\d+[hd]$/).optional(), epochs: z.number().int().min(1).max(500).optional() });
+const Learn = z.strictObject({
+  horizon: z
+    .string()
+    .regex(/^\d+[hd]$/)
+    .optional(),
+  epochs: z.number().int().min(1).max(500).optional(),
+});
 
 /** Failure prediction: scores, labels (failed, replaced, candidates), the model, learning from the fleet. */
 export function predictRoutes(app: FastifyInstance, deps: ApiDeps, p: PredictionService, guard: Guard): void {

@@ -237,7 +237,8 @@ export class AwsIotJobs implements RolloutJobs {
           // the engine counts attempts: AWS's first try is retryAttempt 0
           executionNumber: (e.retryAttempt ?? 0) + 1,
           ...(e.startedAt && { startedAt: e.startedAt.getTime() }),
-          ...(e.lastUpdatedAt && jobStatusRules[e.status as JobStatus]?.terminal && { finishedAt: e.lastUpdatedAt.getTime() }),
+          ...(e.lastUpdatedAt &&
+            jobStatusRules[e.status as JobStatus]?.terminal && { finishedAt: e.lastUpdatedAt.getTime() }),
         };
         if (view.status === 'FAILED' || view.status === 'REJECTED' || view.status === 'TIMED_OUT') {
           const reason = await this.reasonOf(jobId, thing, e.executionNumber);

@@ -205,7 +205,8 @@ export class TelemetryIngest {
   health(device: string, payload: Buffer): void {
     try {
       const report = decodeMessage(HealthReport, payload, 'health report');
-      if (report.device !== device) throw new FleetwaveError('E_FORBIDDEN', `a report of ${report.device} on ${device}'s topic`);
+      if (report.device !== device)
+        throw new FleetwaveError('E_FORBIDDEN', `a report of ${report.device} on ${device}'s topic`);
       this.latestHealth.set(device, report);
       this.o.onHealth?.(device, report);
     } catch (err) {

@@ -16,7 +16,9 @@ export function cmapssHistory(text: string): { history: History; failures: Failu
     const device = `unit-${cells[0]}`;
     const s = units.get(device) ?? { device, t: [], metrics: Object.fromEntries(metrics.map((m) => [m, []])) };
     s.t.push(cells[1]!);
-    CMAPSS_SENSORS.forEach((sensor, j) => s.metrics[metrics[j]!]!.push(cells[4 + sensor]!));
+    CMAPSS_SENSORS.forEach((sensor, j) => {
+      s.metrics[metrics[j]!]!.push(cells[4 + sensor]!);
+    });
     units.set(device, s);
   }
   const series = [...units.values()];

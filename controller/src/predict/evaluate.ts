@@ -60,10 +60,17 @@ export async function trainRisk(h: History, failures: readonly Failure[], o: Ris
   const classWeight = Object.fromEntries(
     counts.map((n, c) => [c, n === 0 ? 1 : Math.min(20, y.length / classes.length / n)]),
   );
-  return train('risk', o.spec, x, y, { classes, horizon: o.horizon, devices: h.series.length }, {
-    classWeight,
-    ...o.train,
-  });
+  return train(
+    'risk',
+    o.spec,
+    x,
+    y,
+    { classes, horizon: o.horizon, devices: h.series.length },
+    {
+      classWeight,
+      ...o.train,
+    },
+  );
 }
 
 /** A device's risk now (at its last sample): probability of failing within the horizon, likely mode, signals. */
@@ -77,8 +84,9 @@ export interface RiskScore {
 }
 
 /**
- * Scores rows of features: the risk, the likeliest mode, and — by occlusion — which metrics drove it (each metric's
- * features set to the fleet's mean in turn; the drop in risk is its contribution).
+ * Scores rows of features: the risk, the likeliest mode, and which metrics drove it — each metric's own evidence:
+ * the risk with every feature at the fleet's mean except that metric's, less the risk with all at the mean (so two
+ * signals that tell the same story, heat and load, are both named rather than each hiding the other).
  */
 export function scoreRows(p: Predictor, rows: number[][], devices: string[], at: number[]): RiskScore[] {
   const file = p.file;
@@ -86,10 +94,11 @@ export function scoreRows(p: Predictor, rows: number[][], devices: string[], at:
   const risk = (probs: number[]) => 1 - probs[0]!;
   const base = p.predict(rows);
   const metrics = file.spec.metrics;
-  const drops = metrics.map((m) => {
-    const cols = file.features.map((f, j) => (f.startsWith(`${m}.`) ? j : -1)).filter((j) => j >= 0);
-    const masked = rows.map((r) => r.map((v, j) => (cols.includes(j) ? file.norm.mean[j]! : v)));
-    return p.predict(masked).map((probs, k) => risk(base[k]!) - risk(probs));
+  const neutral = risk(p.predict([file.norm.mean])[0]!);
+  const solo = metrics.map((m) => {
+    const cols = new Set(file.features.flatMap((f, j) => (f.startsWith(`${m}.`) ? [j] : [])));
+    const only = rows.map((r) => r.map((v, j) => (cols.has(j) ? v : file.norm.mean[j]!)));
+    return p.predict(only).map((probs) => risk(probs) - neutral);
   });
   return rows.map((_, k) => {
     const probs = base[k]!;
@@ -102,8 +111,8 @@ export function scoreRows(p: Predictor, rows: number[][], devices: string[], at:
       risk: r,
       mode: classes.length > 1 ? classes[best]! : null,
       signals: metrics
-        .map((metric, j) => ({ metric, contribution: drops[j]![k]! }))
-        .filter((s) => s.contribution > 0.01)
+        .map((metric, j) => ({ metric, contribution: solo[j]![k]! }))
+        .filter((s) => s.contribution > 0.05)
         .sort((a, b) => b.contribution - a.contribution)
         .slice(0, 3),
     };
@@ -126,7 +135,9 @@ export function scoreSeries(p: Predictor, series: readonly Series[]): RiskScore[
 export function folds<T extends { device: string }>(items: readonly T[], k: number): T[][] {
   const out: T[][] = Array.from({ length: k }, () => []);
   const sorted = [...items].sort((a, b) => hash(a.device) - hash(b.device));
-  sorted.forEach((s, i) => out[i % k]!.push(s));
+  sorted.forEach((s, i) => {
+    out[i % k]!.push(s);
+  });
   return out;
 }
 
@@ -221,9 +232,7 @@ export async function backtestRisk(
       const raised = alerts(scores, threshold);
       nAlerts += raised.length;
       // right if the device failed while the alert was raised, or within the horizon after it was raised
-      const hits = raised.filter(
-        (a) => f && f.time >= a.start.at && f.time <= Math.max(a.start.at + o.horizon, a.end),
-      );
+      const hits = raised.filter((a) => f && f.time >= a.start.at && f.time <= Math.max(a.start.at + o.horizon, a.end));
       tp += hits.length;
       if (f && hits[0]) {
         detected++;

@@ -1,7 +1,7 @@
-import type Database from 'better-sqlite3';
 import type { HealthReport } from '@fleetwave/shared';
-import type { Series } from './history.js';
+import type Database from 'better-sqlite3';
 import type { RiskScore } from './evaluate.js';
+import type { Series } from './history.js';
 
 /** A health report as flat numeric metrics (booleans as 0/1, nested fields dotted): what history keeps. */
 export function healthMetrics(r: HealthReport): Record<string, number> {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import * as tfl from '@tensorflow/tfjs-layers';
 import { FleetwaveError } from '@fleetwave/shared';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { type FeatureSpec, featureNames } from './features.js';
 
 // no banner about the native backend (we use the pure-JS CPU backend on purpose: nothing to download or build)
@@ -89,12 +89,23 @@ export async function train(
     optimizer: tf.train.adam(o.learningRate ?? 0.003),
     loss: kind === 'risk' ? 'categoricalCrossentropy' : 'meanSquaredError',
   });
+  // one seeded shuffle instead of tfjs' Math.random per epoch: the same data and seed train the same model
+  const order = x.map((_, i) => i);
+  let a = (o.seed ?? 1) >>> 0;
+  for (let i = order.length - 1; i > 0; i--) {
+    a = (Math.imul(a, 1_664_525) + 1_013_904_223) >>> 0;
+    const j = a % (i + 1);
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  x = order.map((i) => x[i]!);
+  y = order.map((i) => y[i]!);
   const xs = tf.tensor2d(normalise(x, norm));
-  const ys = kind === 'risk' ? tf.cast(tf.oneHot(tf.tensor1d(y, 'int32'), outputs), 'float32') : tf.tensor2d(y, [y.length, 1]);
+  const ys =
+    kind === 'risk' ? tf.cast(tf.oneHot(tf.tensor1d(y, 'int32'), outputs), 'float32') : tf.tensor2d(y, [y.length, 1]);
   await m.fit(xs, ys, {
     epochs: o.epochs ?? 30,
     batchSize: 256,
-    shuffle: true,
+    shuffle: false,
     verbose: 0,
     ...(o.classWeight && { classWeight: o.classWeight }),
   });
@@ -151,7 +162,10 @@ export function parseModel(json: string, file: string): ModelFile {
     throw new FleetwaveError('E_CONFIG_INVALID', `${file} is not JSON: ${(err as Error).message}`);
   }
   if (m?.v !== 1 || (m.kind !== 'risk' && m.kind !== 'rul') || !Array.isArray(m.weights) || !m.spec) {
-    throw new FleetwaveError('E_CONFIG_INVALID', `${file} is not a Fleetwave model (fleetwave predict train writes one)`);
+    throw new FleetwaveError(
+      'E_CONFIG_INVALID',
+      `${file} is not a Fleetwave model (fleetwave predict train writes one)`,
+    );
   }
   return m;
 }

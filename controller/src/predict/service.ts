@@ -5,7 +5,7 @@ import type { HealthSource } from '../rollouts/rollout-service.js';
 import type { FleetStore } from '../store/fleet-store.js';
 import { scoreSeries, trainRisk } from './evaluate.js';
 import type { FailureLabel, HealthStore, StoredScore } from './health-store.js';
-import { type ModelFile, parseModel, Predictor } from './model.js';
+import { type ModelFile, Predictor, parseModel } from './model.js';
 
 /** Health report fields that count events (their rate per hour is compared; the others are levels, averaged). */
 export const COUNTER_METRICS = new Set([
@@ -55,7 +55,10 @@ export class PredictionService implements HealthSource {
 
   private load(m: ModelFile): void {
     if (m.kind !== 'risk') {
-      throw new FleetwaveError('E_CONFIG_INVALID', `${this.o.modelFile} is a remaining-life model; scoring needs a risk model`);
+      throw new FleetwaveError(
+        'E_CONFIG_INVALID',
+        `${this.o.modelFile} is a remaining-life model; scoring needs a risk model`,
+      );
     }
     this.predictor?.dispose();
     this.predictor = new Predictor(m);
@@ -165,18 +168,22 @@ export class PredictionService implements HealthSource {
         `the fleet has ${failures.length} labelled failure(s): mark failed or replaced devices first (fleetwave device mark-failed)`,
       );
     }
-    const metrics = [...COUNTER_METRICS, 'cpuTempC', 'load1', 'memUsedPct', 'diskUsedPct', 'flashWearPct', 'wifiSignalDbm'];
+    const metrics = [
+      ...COUNTER_METRICS,
+      'cpuTempC',
+      'load1',
+      'memUsedPct',
+      'diskUsedPct',
+      'flashWearPct',
+      'wifiSignalDbm',
+    ];
     const series = this.o.fleet.listDevices().map((d) => this.o.health.series(d.id, 0, metrics));
-    const model = await trainRisk(
-      { metrics, series: series.filter((s) => s.t.length >= 2), cycles: false },
-      failures,
-      {
-        horizon: opts.horizonMs ?? 7 * DAY,
-        step: 12 * 3_600_000,
-        spec: { metrics, windows: [DAY, 3 * DAY, 7 * DAY], unit: DAY, withAge: false },
-        train: { epochs: opts.epochs ?? 20 },
-      },
-    );
+    const model = await trainRisk({ metrics, series: series.filter((s) => s.t.length >= 2), cycles: false }, failures, {
+      horizon: opts.horizonMs ?? 7 * DAY,
+      step: 12 * 3_600_000,
+      spec: { metrics, windows: [DAY, 3 * DAY, 7 * DAY], unit: DAY, withAge: false },
+      train: { epochs: opts.epochs ?? 20 },
+    });
     this.install(JSON.stringify(model), 'the fleet history');
     this.scoreAll();
     return model;

@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseYamlWith, RolloutPlan, signManifest, trustedKeyFromPem } from '@fleetwave/shared';
@@ -7,13 +7,22 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { JobsService } from '../jobs/jobs-service.js';
 import { JobsStore } from '../jobs/jobs-store.js';
+import { trainRisk } from '../predict/evaluate.js';
+import { HealthStore } from '../predict/health-store.js';
+import { PredictionService } from '../predict/service.js';
+import { simulateFleet } from '../predict/simulator.js';
 import { SqliteFleetStore } from '../store/sqlite-fleet-store.js';
+import { orderTargets } from './assignment.js';
 import { ReleaseService } from './releases.js';
-import { RolloutService } from './rollout-service.js';
+import { type HealthSource, RolloutService } from './rollout-service.js';
 import { RolloutStore } from './rollout-store.js';
 
 /** The rollout service over a real SQLite file, the jobs service recording what it publishes, and a clock of the test. */
-function setup(devices: number, start = Date.parse('2026-03-02T00:58:00Z')) {
+function setup(
+  devices: number,
+  start = Date.parse('2026-03-02T00:58:00Z'),
+  withHealth?: (o: { fleet: SqliteFleetStore; dir: string; now: () => number }) => HealthSource,
+) {
   const dir = mkdtempSync(join(tmpdir(), 'fw-rs-'));
   const fleet = new SqliteFleetStore(join(dir, 'fleet.db'));
   let clock = start;
@@ -40,6 +49,7 @@ function setup(devices: number, start = Date.parse('2026-03-02T00:58:00Z')) {
     ),
   );
   let service: RolloutService;
+  const health = withHealth?.({ fleet, dir, now });
   const jobs = new JobsService({
     store: jobsStore,
     jobsRoot: 'fleetwave/jobs',
@@ -58,6 +68,7 @@ function setup(devices: number, start = Date.parse('2026-03-02T00:58:00Z')) {
     log,
     audit: () => {},
     artifactBaseUrl: () => 'http://127.0.0.1:1/api/releases/',
+    ...(health && { health }),
   });
   for (let i = 0; i < devices; i++) {
     fleet.addDevice({
@@ -80,7 +91,7 @@ function setup(devices: number, start = Date.parse('2026-03-02T00:58:00Z')) {
     }
   };
   const plan = (yaml: string) => parseYamlWith(RolloutPlan, yaml, 'plan.yaml') as RolloutPlan;
-  return { service, jobs, published, devicesSucceed, plan, advance: (ms: number) => (clock += ms), now };
+  return { service, jobs, published, devicesSucceed, plan, advance: (ms: number) => (clock += ms), now, store, health };
 }
 
 const HEAD = `apiVersion: fleetwave/v1
@@ -162,4 +173,93 @@ describe('rollout service (SQLite, jobs service, a clock of the test)', () => {
     expect([...ex.updates.values()].every((e) => e.status === 'SUCCEEDED' && e.executionNumber === 1)).toBe(true);
     expect(ex.updates.size).toBe(30);
   });
+});
+
+describe('rollouts and failure prediction (the prediction service over the same SQLite file)', () => {
+  it('keeps a device about to fail out of the canary, and the rollout proceeds through a health-gated wave', async () => {
+    const DAY = 86_400_000;
+    const sim = simulateFleet({ devices: 100, days: 60, seed: 11 });
+    const spec = { metrics: sim.history.metrics, windows: [DAY, 3 * DAY, 7 * DAY], unit: DAY, withAge: false };
+    const model = await trainRisk(sim.history, sim.failures, {
+      horizon: 7 * DAY,
+      step: 12 * 3_600_000,
+      spec,
+      train: { epochs: 15 },
+    });
+    let prediction: PredictionService | undefined;
+    let healthStore: HealthStore | undefined;
+    const t = setup(12, Date.parse('2026-03-02T00:58:00Z'), ({ fleet, dir, now }) => {
+      writeFileSync(join(dir, 'model.json'), JSON.stringify(model));
+      healthStore = new HealthStore(fleet.db);
+      prediction = new PredictionService({
+        health: healthStore,
+        fleet,
+        modelFile: join(dir, 'model.json'),
+        now,
+        log: pino({ level: 'silent' }),
+        onEvent: () => {},
+      });
+      return prediction;
+    });
+    // without the risk section, this device would be the canary
+    const targets = Array.from({ length: 12 }, (_, i) => ({
+      id: `gw-${i}`,
+      hardware: 'rpi4',
+      site: '',
+      version: null,
+    }));
+    const canary = orderTargets('app-two', targets)[0]!.id;
+    // the last 14 days of health: the would-be canary is a simulated gateway overheating a day before it fails
+    const thermal = sim.failures.find((f) => f.mode === 'thermal')!;
+    const sick = sim.history.series.find((s) => s.device === thermal.device)!;
+    const healthy = sim.history.series.filter((s) => !sim.failures.some((f) => f.device === s.device));
+    const replay = (device: string, s: typeof sick) => {
+      const shift = t.now() - s.t[s.t.length - 1]!;
+      s.t.forEach((ts, i) => {
+        if (ts + shift < t.now() - 14 * DAY) return;
+        healthStore!.add(
+          device,
+          ts + shift,
+          Object.fromEntries(sim.history.metrics.map((m) => [m, s.metrics[m]![i]!])),
+        );
+      });
+    };
+    targets.forEach((d, i) => {
+      replay(d.id, d.id === canary ? sick : healthy[i]!);
+    });
+    prediction!.scoreAll();
+    expect(prediction!.risk(canary)).toBeGreaterThan(0.8);
+    expect(targets.filter((d) => d.id !== canary).every((d) => prediction!.risk(d.id)! < 0.5)).toBe(true);
+
+    const r = t.service.apply(
+      t.plan(
+        `${HEAD}waves: [{ name: canary, count: 2, bake: 1h }, { percent: 50, bake: 1h }, { percent: 100 }]\nrisk: { deferAbove: 0.8 }\nhealthGate: { metrics: [agentRestarts, reconnects], minSample: 5 }\n`,
+      ),
+      'test',
+    );
+    const member = (id: string) => r.members.find((m) => m.device === id)!;
+    expect(member(canary).wave).toBe(2);
+    expect(r.members.filter((m) => m.wave === 0).map((m) => m.device)).not.toContain(canary);
+    expect(t.store.events({ rollout: r.id }).filter((e) => e.kind === 'rollout.device-deferred')).toMatchObject([
+      { details: { device: canary, wave: 2 } },
+    ]);
+    // devices update; their health keeps coming (nothing changes with the update): every wave passes the gate
+    for (let step = 0; step < 40 && t.service.get(r.id)!.status !== 'completed'; step++) {
+      t.service.tickAll();
+      t.devicesSucceed();
+      for (const d of targets) {
+        healthStore!.add(d.id, t.now(), { agentRestarts: 1, reconnects: 3 + (step % 2), cpuTempC: 50 });
+      }
+      t.advance(10 * 60_000);
+    }
+    const done = t.service.get(r.id)!;
+    expect(done.status).toBe('completed');
+    // the canary (2 devices) was too small a sample to compare; the second wave was compared and passed
+    expect(done.waves[0]!.health!.every((h) => h.p === null)).toBe(true);
+    expect(done.waves[1]!.health).toMatchObject([
+      { metric: 'agentRestarts', updated: 6, notUpdated: 6, degraded: false },
+      { metric: 'reconnects', updated: 6, notUpdated: 6, degraded: false },
+    ]);
+    expect(done.waves[1]!.health![1]!.p).not.toBeNull();
+  }, 120_000);
 });

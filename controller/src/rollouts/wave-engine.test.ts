@@ -1,7 +1,15 @@
 import { RolloutPlan } from '@fleetwave/shared';
 import { describe, expect, it } from 'vitest';
 import { assignWaves, type TargetDevice, waveSizes } from './assignment.js';
-import { type Action, command, type ExecutionView, type RolloutState, startRollout, tick } from './wave-engine.js';
+import {
+  type Action,
+  command,
+  type ExecutionView,
+  healthVerdicts,
+  type RolloutState,
+  startRollout,
+  tick,
+} from './wave-engine.js';
 
 const fleet = (n: number, hw = (i: number) => (i % 2 ? 'rpi4' : 'rpi3')): TargetDevice[] =>
   Array.from({ length: n }, (_, i) => ({ id: `gw-${i}`, hardware: hw(i), site: `s${i % 3}`, version: '1.0.0' }));
@@ -312,5 +320,150 @@ describe('a self-paced jobs backend (AWS IoT Jobs paces, retries and times out i
     sim.tick();
     expect(sim.state.waves[0]!.status).toBe('succeeded');
     expect(sim.queuedFor(1)).toBe(6);
+  });
+});
+
+describe('the health gate (updated devices against devices not updated yet)', () => {
+  /** Poisson counts per device (a seeded generator): reboots or reconnects per hour of a cohort. */
+  const cohort = (n: number, lambda: number, seed: number) => {
+    let a = seed >>> 0;
+    const next = () => {
+      a = (Math.imul(a, 1_664_525) + 1_013_904_223) >>> 0;
+      return a / 2 ** 32;
+    };
+    return Array.from({ length: n }, () => {
+      const l = Math.exp(-lambda);
+      let k = 0;
+      let p = 1;
+      do {
+        k++;
+        p *= next();
+      } while (p > l);
+      return k - 1;
+    });
+  };
+
+  it('a real degradation stops the wave; noise of the same size as normal variation does not', () => {
+    // 200 comparisons of two cohorts from the same distribution: the gate (alpha 0.01, two metrics) rarely fires
+    let falseAlarms = 0;
+    for (let seed = 1; seed <= 200; seed++) {
+      const v = healthVerdicts(
+        [
+          {
+            metric: 'agentRestarts',
+            worse: 'higher',
+            updated: cohort(20, 2, seed),
+            notUpdated: cohort(60, 2, seed + 1000),
+          },
+          {
+            metric: 'reconnects',
+            worse: 'higher',
+            updated: cohort(20, 4, seed + 2000),
+            notUpdated: cohort(60, 4, seed + 3000),
+          },
+        ],
+        8,
+        0.01,
+      );
+      if (v.some((x) => x.degraded)) falseAlarms++;
+    }
+    expect(falseAlarms).toBeLessThanOrEqual(4);
+    // twice the restarts after the update: caught every time
+    for (let seed = 1; seed <= 50; seed++) {
+      const [v] = healthVerdicts(
+        [
+          {
+            metric: 'agentRestarts',
+            worse: 'higher',
+            updated: cohort(20, 4, seed),
+            notUpdated: cohort(60, 2, seed + 1000),
+          },
+        ],
+        8,
+        0.01,
+      );
+      expect(v!.degraded).toBe(true);
+    }
+    // a metric where lower is worse (signal strength), and too small a cohort is not judged
+    const [signal] = healthVerdicts(
+      [
+        {
+          metric: 'wifiSignalDbm',
+          worse: 'lower',
+          updated: [-80, -82, -79, -85, -81, -83, -80, -84],
+          notUpdated: [-60, -62, -58, -61, -63, -59, -60, -64],
+        },
+      ],
+      8,
+      0.01,
+    );
+    expect(signal!.degraded).toBe(true);
+    const [small] = healthVerdicts(
+      [{ metric: 'agentRestarts', worse: 'higher', updated: [9, 9, 9], notUpdated: [0, 0, 0] }],
+      8,
+      0.01,
+    );
+    expect(small).toMatchObject({ p: null, degraded: false });
+  });
+
+  it('fails the wave like a failed install when the updated devices are worse, and lets it succeed when they are not', () => {
+    const p = plan({
+      waves: [{ name: 'canary', count: 10, bake: '1h' }, { percent: 100 }],
+      healthGate: { metrics: ['agentRestarts'], minSample: 8, alpha: 0.01 },
+      onFailure: 'rollback',
+    });
+    const run = (updatedRate: number) => {
+      const sim = new Sim(p, fleet(40));
+      const input = sim.input.bind(sim);
+      sim.input = () => ({
+        ...input(),
+        health: [
+          {
+            metric: 'agentRestarts',
+            worse: 'higher' as const,
+            updated: cohort(10, updatedRate, 7),
+            notUpdated: cohort(30, 1, 8),
+          },
+        ],
+      });
+      sim.tick();
+      sim.finish();
+      sim.tick(); // baking
+      sim.now += 3_600_000;
+      sim.tick(); // the bake is over: judged
+      return sim;
+    };
+    const healthy = run(1);
+    expect(healthy.state.waves[0]!.status).toBe('succeeded');
+    expect(healthy.state.waves[0]!.health![0]).toMatchObject({
+      metric: 'agentRestarts',
+      updated: 10,
+      notUpdated: 30,
+      degraded: false,
+    });
+    const sick = run(6);
+    expect(sick.state.waves[0]!.status).toBe('failed');
+    expect(sick.state.status).toBe('rolling-back');
+    expect(sick.state.reason).toMatch(
+      /health of updated devices is worse: agentRestarts higher on updated devices \(median [\d.]+ vs [\d.]+, n 10\/30, Mann-Whitney p=/,
+    );
+  });
+
+  it('keeps devices with a high predicted failure risk out of the early waves', () => {
+    const targets = fleet(30).map((t, i) => ({ ...t, risk: i < 3 ? 0.95 : 0.05 }));
+    const p = plan({
+      waves: [{ name: 'canary', count: 2 }, { percent: 50 }, { percent: 100 }],
+      risk: { deferAbove: 0.8 },
+    });
+    const s = startRollout('r-1', p, targets, 0);
+    const waveOf = (id: string) => s.members.find((m) => m.device === id)!.wave;
+    for (const id of ['gw-0', 'gw-1', 'gw-2']) expect(waveOf(id)).toBe(2);
+    expect(s.deferred).toEqual([
+      { device: 'gw-0', risk: 0.95 },
+      { device: 'gw-1', risk: 0.95 },
+      { device: 'gw-2', risk: 0.95 },
+    ]);
+    // without the risk section, the same devices may land anywhere (the canary is two of the others here)
+    expect(startRollout('r-1', plan({ waves: p.waves }), targets, 0).deferred).toBeUndefined();
   });
 });
