@@ -17,6 +17,7 @@ import { benchController } from './controller.mjs';
 import { benchExe } from './exe.mjs';
 import { benchCmapss, benchFilterThroughput } from './filters.mjs';
 import { benchHealth } from './health.mjs';
+import { benchPredict } from './predict.mjs';
 import { benchRollout } from './rollout.mjs';
 import { benchUpdate } from './update.mjs';
 
@@ -364,6 +365,7 @@ if (!only || only === 'health') benchHealth();
 if (!only || only === 'controller') await benchController();
 if (!only || only === 'rollout') await benchRollout();
 if (!only || only === 'exe') await benchExe();
+if (!only || only === 'predict') await benchPredict();
 if (!only || only === 'update') await benchUpdate();
 if (!only || only === 'drain') {
   console.log(`\n# drain: a backlog of ${fmt(DRAIN)} readings, batches of 500, in-flight window 8`);

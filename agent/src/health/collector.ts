@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import type { HealthReport } from '@fleetwave/shared';
 import {
   parseBootId,
+  parseCount,
+  parseErrStats,
   parseLifeTime,
   parseLoad1,
   parseMeminfo,
@@ -24,6 +26,10 @@ export const HEALTH_FILES = {
   emmcLifeTime: 'sys/block/mmcblk0/device/life_time',
   wireless: 'proc/net/wireless',
   watchdogBootstatus: 'sys/class/watchdog/watchdog0/bootstatus',
+  /** SD/MMC error counters (Linux ≥ 6.0, debugfs: readable by root). */
+  mmcErrStats: 'sys/kernel/debug/mmc0/err_stats',
+  /** Link up/down changes since boot, per interface (summed over those present). */
+  carrierChanges: ['sys/class/net/eth0/carrier_changes', 'sys/class/net/wlan0/carrier_changes'],
 } as const;
 
 export interface HealthContext {
@@ -103,6 +109,17 @@ export function collectHealth(src: HealthSource, ctx: HealthContext): HealthRepo
   set('uptimeS', take('uptime', HEALTH_FILES.uptime, parseUptime));
   set('bootId', take('bootId', HEALTH_FILES.bootId, parseBootId));
   set('wifiSignalDbm', take('wifi', HEALTH_FILES.wireless, parseWirelessDbm));
+  set('mmcErrors', take('mmcErrors', HEALTH_FILES.mmcErrStats, parseErrStats));
+  const links = HEALTH_FILES.carrierChanges.map((f) => {
+    const t = read(f);
+    return t === undefined ? undefined : parseCount(t);
+  });
+  if (links.every((v) => v === undefined)) unreadable.push('linkChanges');
+  else
+    set(
+      'linkChanges',
+      links.reduce<number>((a, v) => a + (v ?? 0), 0),
+    );
   return report;
 }
 

@@ -92,3 +92,22 @@ export function parseWirelessDbm(text: string): number | undefined {
 function round1(x: number): number {
   return Math.round(x * 10) / 10;
 }
+
+/** A single non-negative integer (sysfs counters such as carrier_changes). */
+export function parseCount(t: string): number | undefined {
+  const s = t.trim();
+  return /^\d{1,15}$/.test(s) ? Number(s) : undefined;
+}
+
+/** The sum of the SD/MMC host's error counters in debugfs `err_stats` ("# Data CRC Errors Occurred:\t 0" lines). */
+export function parseErrStats(t: string): number | undefined {
+  let sum = 0;
+  let lines = 0;
+  for (const line of t.split('\n')) {
+    const m = /^#?[^:]+:\s*(\d{1,15})\s*$/.exec(line);
+    if (!m) continue;
+    sum += Number(m[1]);
+    lines++;
+  }
+  return lines === 0 ? undefined : sum;
+}

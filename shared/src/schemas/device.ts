@@ -40,6 +40,10 @@ export const HealthReport = z.strictObject({
   diskUsedPct: z.number().min(0).max(100).optional(),
   flashWearPct: z.number().min(0).max(100).optional(),
   wifiSignalDbm: z.number().min(-150).max(0).optional(),
+  /** SD/MMC errors the host controller counted since boot (debugfs err_stats, summed). */
+  mmcErrors: Count.optional(),
+  /** Network link up/down changes since boot (carrier_changes of eth0 and wlan0). */
+  linkChanges: Count.optional(),
   agentRestarts: Count.optional(),
   reconnects: Count.optional(),
   backlogDepth: Count.optional(),
