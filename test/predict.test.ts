@@ -252,6 +252,8 @@ describe('risk scores in the controller', () => {
     const status = await cli('predict', 'status', ...base);
     expect(status.stdout).toMatch(/at risk: 1 of 6 scored devices\n {2}gw-hot {2}[01]\.\d\d thermal/);
 
+    expect(hooks.filter((h) => h.kind === 'device.at-risk')).toHaveLength(1);
+
     // labels: the operator confirms failures; learning needs at least two
     const marked = await cli('device', 'mark-failed', 'gw-hot', '--mode', 'thermal', ...base);
     expect(marked.status, marked.stderr).toBe(0);
@@ -260,7 +262,15 @@ describe('risk scores in the controller', () => {
     expect(learn.status).toBe(1);
     expect(learn.stderr).toMatch(/1 labelled failure\(s\): mark failed or replaced devices first/);
     expect((await cli('device', 'mark-failed', 'nope', ...base)).stderr).toMatch(/no device nope/);
+    // with two labels the controller learns from the fleet's own history (six devices here: a toy model, it rescores
+    // the fleet with it at once)
+    expect((await cli('device', 'mark-failed', 'gw-0', '--mode', 'flash-wear', '--replaced', ...base)).status).toBe(0);
+    const learned = await cli('predict', 'learn', ...base);
+    expect(learned.status, learned.stderr).toBe(0);
+    expect(learned.stdout).toMatch(/model trained on the fleet's history \(6 devices\) and in use/);
+    expect((await cli('predict', 'status', ...base)).stdout).toMatch(
+      /model: failure within 7 days \(flash-wear, thermal\), trained on 6 devices/,
+    );
     expect((await call('POST', '/api/devices/gw-0/failure', { mode: 'Bad Mode' })).status).toBe(400);
-    expect(hooks.filter((h) => h.kind === 'device.at-risk')).toHaveLength(1);
   }, 240_000);
 });

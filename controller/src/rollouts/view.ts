@@ -46,6 +46,7 @@ export function rolloutView(
         ...(w.bakeUntil !== undefined && { bakeUntil: w.bakeUntil }),
         ...(w.finishedAt !== undefined && { finishedAt: w.finishedAt }),
         ...(w.reason && { reason: w.reason }),
+        ...(w.health && { health: w.health }),
         ...(opts.devices && {
           members: members.map((m) => ({
             device: m.device,
@@ -59,6 +60,8 @@ export function rolloutView(
         }),
       };
     }),
+    ...(s.plan.healthGate && { healthGate: s.plan.healthGate }),
+    ...(s.deferred?.length && { deferred: s.deferred }),
     ...(s.rollbackStartedAt !== undefined && {
       rollback: { startedAt: s.rollbackStartedAt, devices: rolledBack.length, counts: count(rolledBack, ex.rollbacks) },
     }),
