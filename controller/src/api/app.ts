@@ -12,6 +12,7 @@ import { metricsRegistry } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { adminRoutes } from './routes-admin.js';
 import { configRoutes } from './routes-config.js';
+import { dashboardRoutes } from './routes-dashboard.js';
 import { deviceRoutes } from './routes-devices.js';
 import { predictRoutes } from './routes-predict.js';
 import { type RolloutApiDeps, rolloutRoutes } from './routes-rollouts.js';
@@ -98,5 +99,6 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   adminRoutes(app, deps, guard);
   if (deps.rollouts) rolloutRoutes(app, deps, deps.rollouts, guard);
   if (deps.prediction) predictRoutes(app, deps, deps.prediction, guard);
+  dashboardRoutes(app);
   return app;
 }

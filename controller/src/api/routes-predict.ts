@@ -60,6 +60,14 @@ export function predictRoutes(app: FastifyInstance, deps: ApiDeps, p: Prediction
     return { model: modelView(), scores: p.allScores() };
   });
 
+  app.get('/api/devices/:id/health', { preHandler: guard('viewer', 'device.health') }, async (req) => {
+    const { id } = req.params as { id: string };
+    known(id);
+    const since = Number((req.query as { since?: string }).since ?? deps.now() - 7 * 86_400_000);
+    if (!Number.isFinite(since)) throw new FleetwaveError('E_CONFIG_INVALID', 'since must be epoch milliseconds');
+    return { device: id, samples: p.history(id, since), score: p.score(id) ?? null };
+  });
+
   app.post('/api/devices/:id/failure', { preHandler: guard('operator', 'device.mark-failed') }, async (req) => {
     const { id } = req.params as { id: string };
     known(id);

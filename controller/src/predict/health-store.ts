@@ -71,6 +71,11 @@ export class HealthStore {
     return s;
   }
 
+  samples(device: string, from: number, limit = 5000): { ts: number; metrics: Record<string, number> }[] {
+    const rows = this.s.since.all(device, from) as { ts: number; metrics: string }[];
+    return rows.slice(-limit).map((r) => ({ ts: r.ts, metrics: JSON.parse(r.metrics) }));
+  }
+
   prune(before: number): number {
     return this.s.prune.run(before).changes;
   }

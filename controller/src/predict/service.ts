@@ -132,6 +132,11 @@ export class PredictionService implements HealthSource {
     return out;
   }
 
+  /** A device's health samples since `from` (for charts). */
+  history(device: string, from: number): { ts: number; metrics: Record<string, number> }[] {
+    return this.o.health.samples(device, from);
+  }
+
   labels(): FailureLabel[] {
     return this.o.health.labels();
   }

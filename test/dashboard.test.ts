@@ -1,0 +1,220 @@
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { api, cleanupAfterEach, freePort, spawnController, tmp } from './helpers.js';
+import { appArchive, filesRelease, publishRelease, signingKey } from './release-helpers.js';
+
+const cleanups = cleanupAfterEach();
+const CHROMIUM = '/usr/bin/chromium';
+const SCREENSHOTS = join(import.meta.dirname, 'screenshots');
+const required = process.env.FLEETWAVE_REQUIRE_SERVICES === '1';
+if (!existsSync(CHROMIUM)) {
+  const msg = `${CHROMIUM} not found (apt-get install chromium): the dashboard's browser tests ${required ? 'cannot run' : 'are skipped'}`;
+  if (required) throw new Error(msg);
+  console.warn(msg);
+}
+
+/**
+ * A gateway that speaks the jobs protocol and reports what it runs (presence) and its health: it installs any release
+ * except 3.x, which fails its health check (the device rolls itself back and reports FAILED).
+ */
+async function gateway(mqttUrl: string, id: string, token: string): Promise<MqttClient> {
+  const c = await mqtt.connectAsync(mqttUrl, { clientId: id, username: id, password: token, reconnectPeriod: 0 });
+  const base = `fleetwave/jobs/${id}/jobs`;
+  const presence = (version: string) =>
+    c.publish(
+      `fleetwave/devices/${id}/presence`,
+      JSON.stringify({ v: 1, device: id, state: 'online', ts: Date.now(), releases: { 'gateway-app': version } }),
+      { qos: 1 },
+    );
+  c.on('message', (topic, payload) => {
+    const body = JSON.parse(payload.toString());
+    if (topic === `${base}/notify-next` && body.execution) c.publish(`${base}/start-next`, '{}', { qos: 1 });
+    else if (topic === `${base}/start-next/accepted` && body.execution) {
+      const version = body.execution.jobDocument.manifest.version as string;
+      const ok = !version.startsWith('3.');
+      setTimeout(() => {
+        c.publish(
+          `${base}/${body.execution.jobId}/update`,
+          JSON.stringify({
+            status: ok ? 'SUCCEEDED' : 'FAILED',
+            expectedVersion: body.execution.versionNumber,
+            statusDetails: ok ? { stage: 'succeeded' } : { stage: 'failed', code: 'E_HEALTH_CHECK' },
+          }),
+          { qos: 1 },
+        );
+        if (ok) presence(version);
+        c.publish(`${base}/start-next`, '{}', { qos: 1 });
+      }, 200);
+    }
+  });
+  await c.subscribeAsync([`${base}/notify-next`, `${base}/start-next/accepted`], { qos: 1 });
+  presence('1.0.0');
+  // six hours of health, one report every 10 minutes
+  for (let i = 36; i >= 0; i--) {
+    const ts = Date.now() - i * 600_000;
+    c.publish(
+      `fleetwave/devices/${id}/health`,
+      JSON.stringify({
+        v: 1,
+        device: id,
+        ts,
+        cpuTempC: 48 + 6 * Math.sin(i / 6),
+        memUsedPct: 40 + (i % 5),
+        load1: 0.4,
+        wifiSignalDbm: -60,
+        reconnects: 0,
+        backlogDepth: 0,
+      }),
+      { qos: 1 },
+    );
+  }
+  c.publish(`${base}/start-next`, '{}', { qos: 1 });
+  return c;
+}
+
+const plan = (version: string, waves: string, extra = '') => `apiVersion: fleetwave/v1
+kind: RolloutPlan
+name: app-${version.replaceAll('.', '-')}
+release: { name: gateway-app, version: ${version} }
+waves:
+${waves}
+${extra}`;
+
+async function shot(page: Page, name: string) {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+describe.skipIf(!existsSync(CHROMIUM))('the dashboard in Chromium (playwright-core)', () => {
+  it('signs in, shows the fleet, starts a rollout, pauses and resumes it, watches the waves complete, and shows a failed canary rolled back', async () => {
+    const dir = tmp('dashboard');
+    const ctlDir = join(dir, 'ctl');
+    const key = signingKey();
+    mkdirSync(join(ctlDir, 'trusted-keys'), { recursive: true });
+    writeFileSync(join(ctlDir, 'trusted-keys', 'k.pem'), key.publicPem);
+    const mqttPort = await freePort();
+    const ctl = await spawnController(ctlDir, ['--mqtt-port', String(mqttPort), '--http-port', '0']);
+    cleanups.push(() => ctl.kill('SIGKILL'));
+    for (const v of ['1.0.0', '2.0.0', '3.0.0']) {
+      const archive = await appArchive(dir, v, { 'app.txt': v });
+      await publishRelease(ctl.url, ctl.adminToken, filesRelease(key, v, archive), archive);
+    }
+    const devices = Array.from({ length: 8 }, (_, i) => `gw-${i}`);
+    for (const [i, id] of devices.entries()) {
+      const r = await api(ctl.url, ctl.adminToken, 'POST', '/api/devices', {
+        id,
+        tags: { site: i % 2 ? 'north' : 'south' },
+        hardware: 'rpi4',
+      });
+      const c = await gateway(`mqtt://127.0.0.1:${mqttPort}`, id, r.body.token);
+      cleanups.push(() => c.endAsync());
+    }
+
+    const browser: Browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
+    cleanups.push(() => browser.close());
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('dialog', (d) => d.accept());
+
+    // sign in: a wrong token is refused with a message, the admin token works
+    await page.goto(`${ctl.url}/`);
+    await page.getByLabel('API token').fill('wrong');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Sign-in failed' }).waitFor();
+    await page.getByLabel('API token').fill(ctl.adminToken);
+    await page.keyboard.press('Enter');
+
+    // the fleet: every device, online, running 1.0.0, filterable by tag
+    await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+    await page.getByText('8 devices · 8 online').waitFor({ timeout: 15_000 });
+    await page.getByRole('cell', { name: 'gateway-app 1.0.0' }).first().waitFor();
+    await page.getByLabel('Filter by tag').fill('site=north');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.getByText('4 of 8 devices').waitFor();
+    await shot(page, 'fleet');
+    await page.getByLabel('Filter by tag').fill('');
+    await page.getByRole('button', { name: 'Filter' }).click();
+
+    // a device: its health charts (uPlot canvases)
+    await page.getByRole('link', { name: 'gw-3' }).click();
+    await page.getByRole('heading', { name: 'Device gw-3' }).waitFor();
+    await page.locator('figure.chart canvas').first().waitFor();
+    expect(await page.locator('figure.chart').count()).toBeGreaterThanOrEqual(3);
+    await shot(page, 'device');
+
+    // a rollout from the dashboard: preview, start; the canary completes, the second wave waits for approval
+    await page.getByRole('link', { name: 'Rollouts' }).click();
+    await page
+      .getByLabel('Rollout plan (YAML)')
+      .fill(plan('2.0.0', '  - { name: canary, count: 2 }\n  - { percent: 100, approval: true }'));
+    await page.getByRole('button', { name: 'Preview' }).click();
+    await page.getByText('8 devices in 2 waves: canary 2, wave-2 6').waitFor();
+    await page.getByRole('button', { name: 'Start rollout' }).click();
+    await page.getByRole('heading', { name: /^Rollout app-2-0-0-1/ }).waitFor();
+    await page.locator('.wave-status[data-wave="0"]', { hasText: 'succeeded' }).waitFor({ timeout: 20_000 });
+    await page.locator('#rollout-status', { hasText: 'awaiting-approval' }).waitFor();
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await page.locator('#rollout-status', { hasText: 'paused' }).waitFor();
+    await shot(page, 'rollout-paused');
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await page.locator('#rollout-status', { hasText: 'awaiting-approval' }).waitFor();
+    await page.getByRole('button', { name: 'Approve wave 2' }).click();
+    await page.locator('#rollout-status', { hasText: 'completed' }).waitFor({ timeout: 20_000 });
+    await page.getByText('6 succeeded').waitFor();
+    await shot(page, 'rollout-completed');
+
+    // a bad release: its canary fails, the rollout rolls the canary back by itself
+    await page.getByRole('link', { name: '← Rollouts' }).click();
+    await page
+      .getByLabel('Rollout plan (YAML)')
+      .fill(
+        plan(
+          '3.0.0',
+          '  - { name: canary, count: 2, failureThreshold: { percent: 50, minFinished: 1 } }\n  - { percent: 100 }',
+          'onFailure: rollback\n',
+        ),
+      );
+    await page.getByRole('button', { name: 'Start rollout' }).click();
+    await page.getByRole('heading', { name: /^Rollout app-3-0-0-1/ }).waitFor();
+    await page.locator('#rollout-status', { hasText: /rolling-back|rolled-back/ }).waitFor({ timeout: 20_000 });
+    await page.getByText(/wave canary failed: .*E_HEALTH_CHECK/).waitFor();
+    await shot(page, 'rollout-failed-canary');
+
+    // the other pages render, with their controls labelled; no script errors anywhere
+    await page.getByRole('link', { name: 'Telemetry' }).click();
+    await page.getByRole('heading', { name: 'Telemetry' }).waitFor();
+    await page.getByRole('link', { name: 'Events' }).click();
+    await page.getByRole('cell', { name: 'wave.failed' }).first().waitFor();
+    await shot(page, 'events');
+    for (const path of ['#/fleet', '#/rollouts', '#/telemetry']) {
+      await page.goto(`${ctl.url}/ui/${path}`);
+      await page.locator('main h1').waitFor();
+      const unlabelled = await page.$$eval('main input, main textarea, main select', (els) =>
+        els.filter((e) => (e as unknown as { labels: unknown[] | null }).labels?.length === 0).map((e) => e.id),
+      );
+      expect(unlabelled, path).toEqual([]);
+    }
+    // keyboard: from the top of the page the skip link comes first, then the navigation; Enter follows a link
+    await page.reload();
+    await page.locator('main h1').waitFor();
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate('document.activeElement?.textContent')).toBe('Skip to content');
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate('document.activeElement?.textContent')).toBe('Fleet');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+    // a phone-sized screen
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${ctl.url}/ui/#/fleet`);
+    await page.getByText('8 devices · 8 online').waitFor();
+    await shot(page, 'fleet-phone');
+    expect(errors).toEqual([]);
+  }, 120_000);
+});
