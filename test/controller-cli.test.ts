@@ -83,6 +83,10 @@ describe('fleetwave command line', () => {
     let out = '';
     demo.stdout.on('data', (d) => (out += d));
     await waitFor('the story to end', () => /story: every gateway runs demo-app 1\.0\.0 again/.test(out), 150_000);
+    // the dashboard's address, and devices at risk flagged (simulated health with injected faults, a trained model)
+    expect(out).toMatch(/dashboard: http:\/\/127\.0\.0\.1:\d+\/ui\//);
+    expect(out).toMatch(/health: 14 days of simulated history per gateway .* 2 gateways at risk: demo-gw-\d+ \(/);
+    expect(out).toMatch(/story: 2 gateways are flagged at risk .*; the rollouts keep them out of the early waves/);
     expect(out).toMatch(/story: 3 gateways lose their network/);
     expect(out).toMatch(/story: the 3 gateways are back/);
     expect(out).toMatch(/story: release demo-app 1\.0\.0 completed/);

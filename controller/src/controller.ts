@@ -146,6 +146,9 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
     get jobs() {
       return jobs;
     },
+    get prediction() {
+      return prediction;
+    },
 
     stop,
   };

@@ -11,6 +11,8 @@ export interface StoryOptions {
   key: KeyObject;
   /** Gateways that drop off the network during the first rollout and come back later. */
   flaky: { stop(): Promise<void>; start(): Promise<void> };
+  /** The gateways the predictor flags as likely to fail (ready once the risk model is trained). */
+  atRisk: Promise<{ device: string; risk: number; mode: string | null }[]>;
   say: (line: string) => void;
   stopped: () => boolean;
   delayMs: number;
@@ -74,6 +76,7 @@ waves:
   - { name: early, percent: 30 }
   - { name: everyone, percent: 100 }
 onFailure: rollback
+risk: { deferAbove: 0.8 }
 `;
 
 type View = {
@@ -109,6 +112,12 @@ async function follow(o: StoryOptions, id: string, onTick?: (v: View) => Promise
 export async function rolloutStory(o: StoryOptions): Promise<void> {
   for (const until = Date.now() + o.delayMs; Date.now() < until && !o.stopped(); ) await sleep(200);
   if (o.stopped()) return;
+  const risky = await o.atRisk;
+  if (risky.length) {
+    o.say(
+      `story: ${risky.length} gateways are flagged at risk (${risky.map((r) => `${r.device}: ${r.mode}`).join(', ')}); the rollouts keep them out of the early waves`,
+    );
+  }
   o.say(
     'story: publishing demo-app 1.0.0 (signed, verified by the controller) and rolling it out: canary of 5, then 30%, then everyone',
   );

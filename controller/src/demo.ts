@@ -8,6 +8,9 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { pino } from 'pino';
 import { createController, defaultControllerConfig } from './controller.js';
 import { rolloutStory } from './demo-story.js';
+import { type RiskScore, trainRisk } from './predict/evaluate.js';
+import type { PredictionService } from './predict/service.js';
+import { simulateFleet } from './predict/simulator.js';
 
 /** Start on the preferred port; if it is taken, on a free one (and say so). */
 async function startWithFallback(make: (http: number, mqttPort: number) => ReturnType<typeof createController>) {
@@ -87,6 +90,8 @@ export async function runDemo(opts: { gateways: number; story?: boolean; storyDe
         downloadBackoffMs: 200,
       },
       log: { level: 'warn' },
+      // the demo's health history is simulated (with injected faults, below): this machine's own would blur it
+      health: { enabled: false },
     });
     const make = () =>
       createAgent({
@@ -123,6 +128,23 @@ export async function runDemo(opts: { gateways: number; story?: boolean; storyDe
       }
     },
   };
+  // health: 14 days of simulated history per gateway, a few with injected faults about to fail, and a risk model
+  // trained on another simulated fleet; the controller scores the gateways and flags those at risk
+  const atRisk = simulatedHealth(
+    controller.prediction!,
+    store.listDevices().map((d) => d.id),
+  )
+    .then((risky) => {
+      console.log(
+        `health: 14 days of simulated history per gateway (some with injected faults); risk model trained; ${risky.length} gateways at risk: ${risky.map((r) => `${r.device} (${r.mode}, ${r.risk.toFixed(2)})`).join(', ') || 'none'}`,
+      );
+      return risky;
+    })
+    .catch((err) => {
+      if (!stopping) console.log(`health: the risk model could not be set up: ${(err as Error).message}`);
+      return [];
+    });
+  console.log(`dashboard: http://127.0.0.1:${addresses.http}/ui/ (sign in with the admin token above)`);
   const story =
     opts.story === false
       ? Promise.resolve()
@@ -132,6 +154,7 @@ export async function runDemo(opts: { gateways: number; story?: boolean; storyDe
           token: readFileSync(addresses.adminTokenFile ?? join(dir, 'controller', 'admin-token'), 'utf8').trim(),
           key: releaseKey.privateKey,
           flaky,
+          atRisk,
           say: (line) => console.log(line),
           stopped: () => stopping,
           delayMs: opts.storyDelayMs ?? 8000,
@@ -178,4 +201,35 @@ export async function runDemo(opts: { gateways: number; story?: boolean; storyDe
   await Promise.all(agents.map((a) => a.stop(2000)));
   await controller.stop();
   console.log(`stopped. data in ${dir}`);
+}
+
+/**
+ * The demo's health: each gateway gets 14 days of simulated hourly health ending now (the simulator's failing devices
+ * end at their failure, so theirs look about to fail), a risk model is trained on another simulated fleet, and the
+ * controller scores the gateways with it. Returns the gateways at risk.
+ */
+async function simulatedHealth(prediction: PredictionService, devices: string[]): Promise<RiskScore[]> {
+  const DAY = 86_400_000;
+  const now = Date.now();
+  const { history } = simulateFleet({
+    devices: devices.length,
+    days: 14,
+    failing: Math.max(0.05, 1.5 / Math.max(1, devices.length)),
+    seed: 42,
+  });
+  history.series.forEach((s, i) => {
+    const shift = now - s.t[s.t.length - 1]!;
+    s.t.forEach((t, k) => {
+      prediction.record(devices[i]!, t + shift, Object.fromEntries(history.metrics.map((m) => [m, s.metrics[m]![k]!])));
+    });
+  });
+  const training = simulateFleet({ devices: 80, days: 45, seed: 7 });
+  const model = await trainRisk(training.history, training.failures, {
+    horizon: 7 * DAY,
+    step: 12 * 3_600_000,
+    spec: { metrics: training.history.metrics, windows: [DAY, 3 * DAY, 7 * DAY], unit: DAY, withAge: false },
+    train: { epochs: 10 },
+  });
+  prediction.install(JSON.stringify(model), 'the demo');
+  return prediction.scoreAll().filter((s) => s.risk >= prediction.threshold);
 }

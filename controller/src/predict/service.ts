@@ -141,6 +141,11 @@ export class PredictionService implements HealthSource {
     return this.o.health.labels();
   }
 
+  /** Adds a health sample as if the device had reported it (imports, the demo's simulated history). */
+  record(device: string, ts: number, metrics: Record<string, number>): void {
+    this.o.health.add(device, ts, metrics);
+  }
+
   setLabel(l: FailureLabel): void {
     this.o.health.setLabel(l);
   }
