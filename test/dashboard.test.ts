@@ -75,6 +75,23 @@ async function gateway(mqttUrl: string, id: string, token: string): Promise<Mqtt
   return c;
 }
 
+/** What an agent sends for a stream whose filter rule has mirrorRaw: 20 raw readings, of which its deadband kept 5. */
+function telemetryWithRaw(c: MqttClient, id: string) {
+  const t0 = Date.now() - 60_000;
+  const raw = Array.from({ length: 20 }, (_, i) => ({
+    stream: '_raw/sensors/t',
+    ts: t0 + i * 1000,
+    value: 20 + i * 0.1,
+  }));
+  const kept = raw.filter((_, i) => i % 4 === 0).map((r) => ({ ...r, stream: 'sensors/t' }));
+  const records = [...raw, ...kept].map((r, i) => ({ kind: 'reading', seq: i + 1, ...r }));
+  c.publish(
+    `fleetwave/devices/${id}/telemetry`,
+    JSON.stringify({ v: 1, device: id, seqFrom: 1, seqTo: records.length, sentAt: Date.now(), records }),
+    { qos: 1 },
+  );
+}
+
 const plan = (version: string, waves: string, extra = '') => `apiVersion: fleetwave/v1
 kind: RolloutPlan
 name: app-${version.replaceAll('.', '-')}
@@ -110,6 +127,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in Chromium (playwright-co
         hardware: 'rpi4',
       });
       const c = await gateway(`mqtt://127.0.0.1:${mqttPort}`, id, r.body.token);
+      if (i === 0) telemetryWithRaw(c, id);
       cleanups.push(() => c.endAsync());
     }
 
@@ -188,8 +206,12 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in Chromium (playwright-co
     await shot(page, 'rollout-failed-canary');
 
     // the other pages render, with their controls labelled; no script errors anywhere
+    // telemetry: a stream's raw readings against what the edge kept
     await page.getByRole('link', { name: 'Telemetry' }).click();
     await page.getByRole('heading', { name: 'Telemetry' }).waitFor();
+    await page.getByText('20 raw readings, 5 kept by the edge filters (75% not sent)').waitFor();
+    await page.getByText('sensors/t: raw and kept').waitFor();
+    await shot(page, 'telemetry');
     await page.getByRole('link', { name: 'Events' }).click();
     await page.getByRole('cell', { name: 'wave.failed' }).first().waitFor();
     await shot(page, 'events');

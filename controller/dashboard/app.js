@@ -191,7 +191,7 @@ document.getElementById('signout').addEventListener('click', () => signOut('Sign
 window.addEventListener('hashchange', () => route());
 // presence and health change without rollout events: the fleet and device pages also refresh every 5 s
 setInterval(() => {
-  if (token() && /^#\/(fleet|device)/.test(location.hash || '#/fleet')) soon();
+  if (token() && /^#\/(fleet|device|telemetry)/.test(location.hash || '#/fleet')) soon();
 }, 5000);
 if (token()) start();
 else renderLogin();

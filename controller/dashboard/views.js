@@ -92,6 +92,27 @@ function chart(h, title, xs, ys, unit = '') {
   return box;
 }
 
+/** The raw readings (a thin grey line) and what the edge kept (blue points joined), on one time axis. */
+function rawVersusKept(h, title, raw, kept) {
+  const box = h('figure', { class: 'chart' }, h('figcaption', {}, raw.length ? `${title}: raw and kept` : title));
+  const ts = [...new Set([...raw, ...kept].map((r) => r.ts))].sort((a, b) => a - b);
+  const at = (list) => {
+    const m = new Map(list.map((r) => [r.ts, r.value]));
+    return ts.map((t) => m.get(t) ?? null);
+  };
+  const series = [{}];
+  const data = [ts.map((t) => t / 1000)];
+  if (raw.length) {
+    series.push({ label: 'raw', stroke: '#8c959f', width: 1, spanGaps: true });
+    data.push(at(raw));
+  }
+  series.push({ label: 'kept', stroke: '#0b5cad', width: 2, spanGaps: true, points: { show: true, size: 5 } });
+  data.push(at(kept));
+  const width = Math.max(300, Math.min(900, (document.getElementById('view')?.clientWidth ?? 700) - 40));
+  new uPlot({ width, height: 260, series }, data, box);
+  return box;
+}
+
 export const views = {
   async fleet(_arg, { h, api, refresh }) {
     const { devices } = await api('GET', '/api/devices');
@@ -172,7 +193,9 @@ export const views = {
     const updates = events.events.filter((e) => e.kind === 'execution.changed' && e.details.device === id).slice(-20);
     let telemetry = [];
     try {
-      telemetry = (await api('GET', `/api/telemetry?device=${encodeURIComponent(id)}&limit=1000`)).records.slice(-20);
+      telemetry = (await api('GET', `/api/telemetry?device=${encodeURIComponent(id)}&limit=1000`)).records
+        .map((c) => c.record)
+        .slice(-20);
     } catch {}
     return h(
       'section',
@@ -421,10 +444,15 @@ export const views = {
     const { devices } = await api('GET', '/api/devices');
     const [device = devices[0]?.id ?? '', stream = ''] = arg ? arg.split('|') : [];
     let records = [];
-    if (device) records = (await api('GET', `/api/telemetry?device=${encodeURIComponent(device)}&limit=5000`)).records;
-    const streams = [...new Set(records.map((r) => r.stream))].sort();
+    if (device) {
+      records = (await api('GET', `/api/telemetry?device=${encodeURIComponent(device)}&limit=5000`)).records.map(
+        (c) => c.record,
+      );
+    }
+    const streams = [...new Set(records.map((r) => r.stream))].filter((s) => !s.startsWith('_raw/')).sort();
     const chosen = stream || streams.find((s) => !s.startsWith('_health/')) || streams[0] || '';
     const points = records.filter((r) => r.stream === chosen && typeof r.value === 'number');
+    const raw = records.filter((r) => r.stream === `_raw/${chosen}` && typeof r.value === 'number');
     const pick = h(
       'select',
       { id: 'device-pick' },
@@ -453,17 +481,14 @@ export const views = {
         pickStream,
       ),
       points.length
-        ? chart(
-            h,
-            chosen,
-            points.map((r) => r.ts),
-            points.map((r) => r.value),
-          )
+        ? rawVersusKept(h, chosen, raw, points)
         : h('p', { class: 'muted' }, 'No numeric readings of this stream in retention.'),
       h(
         'p',
-        { class: 'muted' },
-        `${points.length} readings the edge filters kept and sent (the controller never sees the dropped ones).`,
+        { id: 'reduction' },
+        raw.length
+          ? `${raw.length} raw readings, ${points.length} kept by the edge filters (${Math.round((1 - points.length / raw.length) * 100)}% not sent)`
+          : `${points.length} readings the edge filters kept; the raw ones are not sent (set mirrorRaw on the stream's filter rule to see them here)`,
       ),
     );
   },

@@ -79,7 +79,15 @@ export async function runDemo(opts: { gateways: number; story?: boolean; storyDe
       dataDir: join(dir, id),
       ingest: { port: 0 },
       uplink: { url: mqttUrl, username: id, backlogInterval: '5s' },
-      filters: [{ match: '*/temperature', deadband: { absolute: 0.2 }, heartbeat: { maxInterval: '30s' } }],
+      // the first gateway also sends its raw temperature, so the dashboard can show raw against kept
+      filters: [
+        {
+          match: '*/temperature',
+          deadband: { absolute: 0.2 },
+          heartbeat: { maxInterval: '30s' },
+          ...(g === 0 && { mirrorRaw: true }),
+        },
+      ],
       updates: {
         enabled: true,
         hardware: g % 3 === 2 ? 'rpi3' : 'rpi4',

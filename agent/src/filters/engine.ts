@@ -76,7 +76,12 @@ export class FilterEngine {
     const r = applyRule(e.rule, e.state, reading);
     this.update(route.stream, e, r.state);
     if (r.dropped) this.dropped[r.dropped] = (this.dropped[r.dropped] ?? 0) + 1;
-    return this.rows(route, r.out);
+    const rows = this.rows(route, r.out);
+    if (e.rule.mirrorRaw) {
+      const raw: StreamRoute = { stream: `_raw/${route.stream}`, priority: 'bulk', rank: 3, ttlMs: route.ttlMs };
+      rows.push(emissionRow(raw, { kind: 'reading', sample: reading, alert: false }));
+    }
+    return rows;
   }
 
   /** Rows that time alone produces: closed windows, held readings archived after maxInterval. */

@@ -59,6 +59,11 @@ export const FilterRule = z
         keepReadings: z.boolean().default(false),
       })
       .optional(),
+    /**
+     * Also send every raw reading of the stream, unfiltered, as `_raw/<stream>` at bulk priority (the first to go when
+     * the outbox is full): to see, on the dashboard, what the filters keep against what they were given. For tuning.
+     */
+    mirrorRaw: z.boolean().default(false),
   })
   .refine((r) => !(r.deadband && r.swingingDoor), { message: 'a rule has deadband or swingingDoor, not both' })
   .refine((r) => !(r.heartbeat && r.swingingDoor), {
