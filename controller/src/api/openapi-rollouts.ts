@@ -168,3 +168,72 @@ export function rolloutPaths() {
     },
   };
 }
+
+const ok = (description: string) => ({ '200': { description }, ...errors });
+const FailureLabel = z.object({
+  status: z.enum(['failed', 'replaced']).optional(),
+  mode: z.string().optional(),
+  at: z.number().int().optional(),
+  note: z.string().optional(),
+});
+
+/** The OpenAPI paths of failure prediction and the dashboard. */
+export function predictPaths() {
+  return {
+    '/api/predict': {
+      get: {
+        summary:
+          "The risk model, the alert threshold, every device's score, failure labels, silent candidates (viewer)",
+        security: bearer,
+        responses: ok('model, threshold, scores, labels, candidates'),
+      },
+    },
+    '/api/predict/score': {
+      post: { summary: 'Score every device now (operator)', security: bearer, responses: ok('scores') },
+    },
+    '/api/predict/model': {
+      put: {
+        summary: 'Install a model written by `fleetwave predict train` and rescore (admin)',
+        security: bearer,
+        responses: ok('the installed model'),
+      },
+    },
+    '/api/predict/learn': {
+      post: {
+        summary: "Train a model on the fleet's own labelled health history and use it (operator)",
+        security: bearer,
+        requestBody: json(z.object({ horizon: z.string().optional(), epochs: z.number().int().optional() })),
+        responses: ok('model, scores'),
+      },
+    },
+    '/api/devices/{id}/health': {
+      get: {
+        summary: "A device's health samples since `since` (epoch ms, default 7 days ago) and its risk score (viewer)",
+        security: bearer,
+        parameters: [path('id'), { name: 'since', in: 'query', required: false, schema: { type: 'integer' } }],
+        responses: ok('samples, score'),
+      },
+    },
+    '/api/devices/{id}/failure': {
+      post: {
+        summary: 'Label a device failed or replaced, with a mode (operator): what learning uses',
+        security: bearer,
+        parameters: [path('id')],
+        requestBody: json(FailureLabel),
+        responses: ok('labels of the device'),
+      },
+      delete: {
+        summary: "Remove a device's failure label (operator)",
+        security: bearer,
+        parameters: [path('id')],
+        responses: ok('removed'),
+      },
+    },
+    '/ui/': {
+      get: {
+        summary: 'The operator dashboard (static; signs in with an API token)',
+        responses: { '200': { description: 'HTML' } },
+      },
+    },
+  };
+}

@@ -7,7 +7,7 @@ import {
   TelemetryQueryParams,
 } from '@fleetwave/shared';
 import { z } from 'zod';
-import { rolloutPaths } from './openapi-rollouts.js';
+import { predictPaths, rolloutPaths } from './openapi-rollouts.js';
 
 const schema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any', target: 'openapi-3.0' });
 const bearer = [{ bearer: [] }];
@@ -139,6 +139,7 @@ export function openApiDocument() {
       },
       '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
       ...rolloutPaths(),
+      ...predictPaths(),
     },
   };
 }
