@@ -157,6 +157,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
     mkdirSync(config.dataDir, { recursive: true });
     const s = new SqliteFleetStore(join(config.dataDir, 'fleet.db'));
     const healthStore = new HealthStore(s.db);
+    const lastHealth = new Map<string, number>();
     store = s;
     const a = new Authenticator(s, now, log.child({ part: 'auth' }));
     auth = a;
@@ -167,7 +168,13 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       store: s,
       now,
       log: log.child({ part: 'ingest' }),
-      onHealth: (device, report) => healthStore.add(device, report.ts, healthMetrics(report)),
+      // the history keeps at most one sample per device every 5 minutes (a report a minute is more than trends need)
+      onHealth: (device, report) => {
+        const last = lastHealth.get(device);
+        if (last !== undefined && report.ts >= last && report.ts - last < 300_000) return;
+        lastHealth.set(device, report.ts);
+        healthStore.add(device, report.ts, healthMetrics(report));
+      },
       onClean: (device, records) => {
         hub.publish(records);
         publishClean(cleanTelemetryTopic(config.root, device), JSON.stringify({ v: 1, device, records })).catch((err) =>
