@@ -10,7 +10,7 @@ export interface ExecutionViews {
 
 /** What a device's execution changed to, as a backend reports it (an event and a reason to evaluate soon). */
 export interface ExecutionChange {
-  rollout: string | null;
+  rollout: string | null | undefined;
   thing: string;
   jobId: string;
   status: string;

@@ -155,8 +155,8 @@ export class RolloutService {
     return this.o.store.listRollouts();
   }
 
-  /** Per-device execution views of a rollout (update and rollback jobs). */
-  /** The executions as far as they are known (empty while a remote backend has not been read yet). */
+  /** Per-device executions of a rollout's update and rollback jobs, as far as they are known (empty while a remote
+   *  backend has not been read back yet). */
   executions(state: RolloutState): ExecutionViews {
     return this.backend.views(state) ?? { updates: new Map(), rollbacks: new Map() };
   }
@@ -312,18 +312,7 @@ export class RolloutService {
   }
 
   /** A device's execution changed: record it as an event and evaluate the rollout soon. */
-  executionChanged(
-    e:
-      | ExecutionChange
-      | {
-          rollout: string | undefined;
-          thing: string;
-          jobId: string;
-          status: string;
-          executionNumber: number;
-          statusDetails: Record<string, string> | undefined;
-        },
-  ): void {
+  executionChanged(e: ExecutionChange): void {
     if (!e.rollout) return;
     this.emit(e.rollout, 'execution.changed', {
       device: e.thing,
