@@ -166,6 +166,12 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in Chromium (playwright-co
     await page.locator('figure.chart canvas').first().waitFor();
     expect(await page.locator('figure.chart').count()).toBeGreaterThanOrEqual(3);
     await shot(page, 'device');
+    // an operator confirms a failure (what the predictor learns from), and takes it back
+    await page.getByLabel('Failure mode').selectOption('thermal');
+    await page.getByRole('button', { name: 'Mark failed' }).click();
+    await page.locator('#failure-label', { hasText: 'Labelled failed (thermal)' }).waitFor();
+    await page.getByRole('button', { name: 'Remove label' }).click();
+    await page.getByRole('button', { name: 'Mark failed' }).waitFor();
 
     // a rollout from the dashboard: preview, start; the canary completes, the second wave waits for approval
     await page.getByRole('link', { name: 'Rollouts' }).click();

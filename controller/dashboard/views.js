@@ -92,6 +92,58 @@ function chart(h, title, xs, ys, unit = '') {
   return box;
 }
 
+/** A device's failure label, and the form an operator confirms a failure with (what the predictor learns from). */
+function labelForm(h, api, refresh, id, label) {
+  if (label) {
+    return h(
+      'p',
+      { id: 'failure-label' },
+      `Labelled ${label.status} (${label.mode}) by ${label.actor} on ${time(label.ts)}. `,
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'secondary',
+          onclick: async () => {
+            if (!window.confirm(`Remove the failure label of ${id}?`)) return;
+            await api('DELETE', `/api/devices/${encodeURIComponent(id)}/failure`);
+            refresh();
+          },
+        },
+        'Remove label',
+      ),
+    );
+  }
+  const modes = ['failure', 'flash-wear', 'thermal', 'power-supply', 'memory-leak', 'flaky-link'];
+  const mode = h(
+    'select',
+    { id: 'failure-mode' },
+    modes.map((m) => h('option', { value: m }, m)),
+  );
+  const replaced = h('input', { id: 'failure-replaced', type: 'checkbox' });
+  return h(
+    'form',
+    {
+      class: 'row',
+      'aria-label': 'Failure label',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        if (!window.confirm(`Label ${id} as ${replaced.checked ? 'replaced' : 'failed'} (${mode.value})?`)) return;
+        await api('POST', `/api/devices/${encodeURIComponent(id)}/failure`, {
+          mode: mode.value,
+          status: replaced.checked ? 'replaced' : 'failed',
+        });
+        refresh();
+      },
+    },
+    h('label', { for: 'failure-mode' }, 'Failure mode'),
+    mode,
+    h('label', { for: 'failure-replaced' }, 'Replaced'),
+    replaced,
+    h('button', { type: 'submit', class: 'danger' }, 'Mark failed'),
+  );
+}
+
 /** The raw readings (a thin grey line) and what the edge kept (blue points joined), on one time axis. */
 function rawVersusKept(h, title, raw, kept) {
   const box = h('figure', { class: 'chart' }, h('figcaption', {}, raw.length ? `${title}: raw and kept` : title));
@@ -172,7 +224,7 @@ export const views = {
     );
   },
 
-  async device(id, { h, api }) {
+  async device(id, { h, api, refresh }) {
     const [info, health, events] = await Promise.all([
       api('GET', `/api/devices/${encodeURIComponent(id)}`),
       api('GET', `/api/devices/${encodeURIComponent(id)}/health`).catch(() => ({ samples: [], score: null })),
@@ -193,7 +245,7 @@ export const views = {
     const updates = events.events.filter((e) => e.kind === 'execution.changed' && e.details.device === id).slice(-20);
     let telemetry = [];
     try {
-      telemetry = (await api('GET', `/api/telemetry?device=${encodeURIComponent(id)}&limit=1000`)).records
+      telemetry = (await api('GET', `/api/telemetry?device=${encodeURIComponent(id)}&limit=20&pick=newest`)).records
         .map((c) => c.record)
         .slice(-20);
     } catch {}
@@ -220,6 +272,7 @@ export const views = {
           ],
         ],
       ),
+      labelForm(h, api, refresh, id, health.label),
       h('h2', {}, 'Health'),
       charts.length ? h('div', { class: 'charts' }, charts) : h('p', { class: 'muted' }, 'No health reports yet.'),
       h('h2', {}, 'Update history'),
@@ -445,9 +498,9 @@ export const views = {
     const [device = devices[0]?.id ?? '', stream = ''] = arg ? arg.split('|') : [];
     let records = [];
     if (device) {
-      records = (await api('GET', `/api/telemetry?device=${encodeURIComponent(device)}&limit=5000`)).records.map(
-        (c) => c.record,
-      );
+      records = (
+        await api('GET', `/api/telemetry?device=${encodeURIComponent(device)}&limit=5000&pick=newest`)
+      ).records.map((c) => c.record);
     }
     const streams = [...new Set(records.map((r) => r.stream))].filter((s) => !s.startsWith('_raw/')).sort();
     const chosen = stream || streams.find((s) => !s.startsWith('_health/')) || streams[0] || '';

@@ -65,7 +65,12 @@ export function predictRoutes(app: FastifyInstance, deps: ApiDeps, p: Prediction
     known(id);
     const since = Number((req.query as { since?: string }).since ?? deps.now() - 7 * 86_400_000);
     if (!Number.isFinite(since)) throw new FleetwaveError('E_CONFIG_INVALID', 'since must be epoch milliseconds');
-    return { device: id, samples: p.history(id, since), score: p.score(id) ?? null };
+    return {
+      device: id,
+      samples: p.history(id, since),
+      score: p.score(id) ?? null,
+      label: p.labels().find((l) => l.device === id) ?? null,
+    };
   });
 
   app.post('/api/devices/:id/failure', { preHandler: guard('operator', 'device.mark-failed') }, async (req) => {

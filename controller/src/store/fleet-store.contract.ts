@@ -50,6 +50,12 @@ export function fleetStoreContract(name: string, make: () => FleetStore) {
       const c = first[1]!.cursor;
       expect(s.telemetry({ after: c, limit: 10, device: 'a' }).map((r) => r.seq)).toEqual([5]);
       expect(s.telemetry({ after: 0, limit: 1 })).toHaveLength(1);
+      // the newest records, still in cursor order
+      expect(s.telemetry({ after: 0, limit: 2, pick: 'newest' }).map((r) => `${r.device}${r.seq}`)).toEqual([
+        'b1',
+        'a5',
+      ]);
+      expect(s.telemetry({ after: 0, limit: 2, device: 'a', pick: 'newest' }).map((r) => r.seq)).toEqual([2, 5]);
       expect(s.missingRanges('a')).toEqual([[3, 4]]);
       expect(s.missingRanges('b')).toEqual([]);
       expect(s.pruneTelemetry(150)).toBe(3);

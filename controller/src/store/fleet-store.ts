@@ -112,6 +112,8 @@ export interface TelemetryQuery {
   limit: number;
   device?: string;
   stream?: string;
+  /** The last `limit` records after the cursor instead of the first (returned in cursor order all the same). */
+  pick?: 'oldest' | 'newest';
 }
 
 export interface FleetStore {

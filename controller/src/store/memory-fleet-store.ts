@@ -107,9 +107,10 @@ export class MemoryFleetStore implements FleetStore {
   }
 
   telemetry(q: TelemetryQuery): TelemetryRow[] {
-    return this.rows
-      .filter((r) => r.cursor > q.after && (!q.device || r.device === q.device) && (!q.stream || r.stream === q.stream))
-      .slice(0, q.limit);
+    const rows = this.rows.filter(
+      (r) => r.cursor > q.after && (!q.device || r.device === q.device) && (!q.stream || r.stream === q.stream),
+    );
+    return q.pick === 'newest' ? rows.slice(-q.limit) : rows.slice(0, q.limit);
   }
 
   missingRanges(device: string): [number, number][] {

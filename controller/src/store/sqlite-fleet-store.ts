@@ -105,6 +105,10 @@ export class SqliteFleetStore implements FleetStore {
         `SELECT * FROM telemetry WHERE cursor > @after AND (@device IS NULL OR device = @device)
          AND (@stream IS NULL OR stream = @stream) ORDER BY cursor LIMIT @limit`,
       ),
+      telemetryNewest: db.prepare(
+        `SELECT * FROM telemetry WHERE cursor > @after AND (@device IS NULL OR device = @device)
+         AND (@stream IS NULL OR stream = @stream) ORDER BY cursor DESC LIMIT @limit`,
+      ),
       getDevice: db.prepare('SELECT * FROM devices WHERE id = ?'),
     };
   }
@@ -161,13 +165,15 @@ export class SqliteFleetStore implements FleetStore {
   }
 
   telemetry(q: TelemetryQuery): TelemetryRow[] {
-    const rows = this.s.telemetryAfter.all({
+    const stmt = q.pick === 'newest' ? this.s.telemetryNewest : this.s.telemetryAfter;
+    const rows = stmt.all({
       after: q.after,
       limit: q.limit,
       device: q.device ?? null,
       stream: q.stream ?? null,
     }) as (Omit<TelemetryRow, 'receivedAt'> & { received_at: number })[];
-    return rows.map(({ received_at, ...r }) => ({ ...r, receivedAt: received_at }));
+    const out = rows.map(({ received_at, ...r }) => ({ ...r, receivedAt: received_at }));
+    return q.pick === 'newest' ? out.reverse() : out;
   }
 
   missingRanges(device: string): [number, number][] {

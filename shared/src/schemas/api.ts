@@ -47,4 +47,6 @@ export const TelemetryQueryParams = z.strictObject({
   limit: z.coerce.number().int().min(1).max(10_000).default(1000),
   device: DeviceId.optional(),
   stream: z.string().max(200).optional(),
+  /** `newest`: the last `limit` records after the cursor (still in cursor order) instead of the first. */
+  pick: z.enum(['oldest', 'newest']).default('oldest'),
 });
