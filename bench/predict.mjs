@@ -6,7 +6,7 @@
 // Sizes: BENCH_PREDICT_DEVICES (default 300), BENCH_PREDICT_DAYS (90), BENCH_PREDICT_FOLDS (5).
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { backtestRisk, backtestRul, cmapssHistory, simulateFleet } from '@fleetwave/controller';
+import { backtestRisk, backtestRul, cmapssHistory, riskDefaults, simulateFleet } from '@fleetwave/controller';
 
 const DAY = 86_400_000;
 const DEVICES = Number(process.env.BENCH_PREDICT_DEVICES ?? 300);
@@ -24,10 +24,7 @@ export async function benchPredict() {
   let t0 = Date.now();
   const { history, failures } = simulateFleet({ devices: DEVICES, days: DAYS, seed: 7 });
   const rs = await backtestRisk(history, failures, {
-    horizon: 7 * DAY,
-    step: 12 * 3_600_000,
-    spec: { metrics: history.metrics, windows: [DAY, 3 * DAY, 7 * DAY], unit: DAY, withAge: false },
-    train: { epochs: 20 },
+    ...riskDefaults(history.metrics, 20),
     folds: FOLDS,
     thresholds: [0.5, 0.7, 0.8, 0.9],
   });

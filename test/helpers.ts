@@ -1,5 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -362,4 +363,20 @@ export async function enrolDevice(
     `device: { id: ${id} }\ndataDir: ${dir}/${id}\ningest: { port: 0 }\nuplink: { url: '${mqttUrl}', username: ${id}, tokenFile: ${tokenFile}, backoffMinMs: 100, backoffMaxMs: 500 }\n`,
   );
   return { token: r.body.token as string, config };
+}
+
+/** An HTTP server on 127.0.0.1 that records every JSON body POSTed to it (a webhook receiver); closed after the test. */
+export async function webhookReceiver<T = unknown>(cleanups: (() => Promise<unknown>)[]) {
+  const hooks: T[] = [];
+  const server = createHttpServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      hooks.push(JSON.parse(body) as T);
+      res.end('ok');
+    });
+  }).listen(0, '127.0.0.1');
+  cleanups.push(() => new Promise((r) => server.close(r)));
+  await new Promise((r) => server.once('listening', r));
+  return { hooks, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/hook` };
 }

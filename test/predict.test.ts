@@ -1,11 +1,19 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { cmapssHistory, historyCsv, simulateFleet } from '@fleetwave/controller';
 import mqtt from 'mqtt';
 import { describe, expect, it } from 'vitest';
-import { api, CONTROLLER_CLI, cleanupAfterEach, freePort, spawnController, tmp, waitFor } from './helpers.js';
+import {
+  api,
+  CONTROLLER_CLI,
+  cleanupAfterEach,
+  freePort,
+  spawnController,
+  tmp,
+  waitFor,
+  webhookReceiver,
+} from './helpers.js';
 
 const cleanups = cleanupAfterEach();
 const CMAPSS = join(import.meta.dirname, '../../shared/data/cmapss/train_FD001.txt');
@@ -175,17 +183,10 @@ describe('risk scores in the controller', () => {
       model,
     );
     expect(tr.status, tr.stderr).toBe(0);
-    const hooks: { kind: string; details: { device?: string; mode?: string } }[] = [];
-    const hookServer = createServer((req, res) => {
-      let body = '';
-      req.on('data', (d) => (body += d));
-      req.on('end', () => {
-        hooks.push(JSON.parse(body));
-        res.end('ok');
-      });
-    }).listen(0, '127.0.0.1');
-    cleanups.push(() => new Promise((r) => hookServer.close(r)));
-    await new Promise((r) => hookServer.once('listening', r));
+    const { hooks, url: hookUrl } = await webhookReceiver<{
+      kind: string;
+      details: { device?: string; mode?: string };
+    }>(cleanups);
     const mqttPort = await freePort();
     const ctl = await spawnController(ctlDir, [
       '--mqtt-port',
@@ -195,7 +196,7 @@ describe('risk scores in the controller', () => {
       '--model',
       model,
       '--webhook',
-      `http://127.0.0.1:${(hookServer.address() as { port: number }).port}/hook`,
+      hookUrl,
     ]);
     cleanups.push(() => ctl.kill('SIGKILL'));
     const call = (method: string, path: string, body?: unknown) => api(ctl.url, ctl.adminToken, method, path, body);
@@ -258,8 +259,14 @@ describe('risk scores in the controller', () => {
     expect(hooks.filter((h) => h.kind === 'device.at-risk')).toMatchObject([
       { details: { device: 'gw-hot', mode: 'thermal' } },
     ]);
-    // scoring again raises no second alert for the same device
-    await call('POST', '/api/predict/score');
+    // a model that does not load is refused, and the one in use stays in use
+    const broken = { ...JSON.parse(readFileSync(model, 'utf8')), weights: [{ shape: [1], values: [1] }] };
+    const refused = await call('PUT', '/api/predict/model', broken);
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.message).toMatch(/the model does not load/);
+    // scoring again (with the model still in use) raises no second alert for the same device
+    const again = await call('POST', '/api/predict/score');
+    expect(again.body.scores.find((s: { device: string }) => s.device === 'gw-hot').risk).toBeGreaterThan(0.8);
     const status = await cli('predict', 'status', ...base);
     expect(status.stdout).toMatch(/at risk: 1 of 6 scored devices\n {2}gw-hot {2}[01]\.\d\d thermal/);
 

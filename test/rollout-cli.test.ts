@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { api, CONTROLLER_CLI, cleanupAfterEach, freePort, spawnController, tmp } from './helpers.js';
+import { api, CONTROLLER_CLI, cleanupAfterEach, freePort, spawnController, tmp, webhookReceiver } from './helpers.js';
 import { appArchive, filesRelease, signingKey } from './release-helpers.js';
 
 const cleanups = cleanupAfterEach();
@@ -65,19 +64,7 @@ describe('releases and rollouts from the command line (controller process, devic
     const key = signingKey();
     mkdirSync(join(ctlDir, 'trusted-keys'), { recursive: true });
     writeFileSync(join(ctlDir, 'trusted-keys', 'k.pem'), key.publicPem);
-    // a webhook receiver
-    const hooks: { kind: string; rollout: string }[] = [];
-    const hookServer = createServer((req, res) => {
-      let body = '';
-      req.on('data', (d) => (body += d));
-      req.on('end', () => {
-        hooks.push(JSON.parse(body));
-        res.end('ok');
-      });
-    }).listen(0, '127.0.0.1');
-    cleanups.push(() => new Promise((r) => hookServer.close(r)));
-    await new Promise((r) => hookServer.once('listening', r));
-    const hookUrl = `http://127.0.0.1:${(hookServer.address() as { port: number }).port}/hook`;
+    const { hooks, url: hookUrl } = await webhookReceiver<{ kind: string; rollout: string }>(cleanups);
     const ctl = await spawnController(ctlDir, [
       '--mqtt-port',
       String(await freePort()),

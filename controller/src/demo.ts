@@ -8,7 +8,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { pino } from 'pino';
 import { createController, defaultControllerConfig } from './controller.js';
 import { rolloutStory } from './demo-story.js';
-import { type RiskScore, trainRisk } from './predict/evaluate.js';
+import { type RiskScore, riskDefaults, trainRisk } from './predict/evaluate.js';
 import type { PredictionService } from './predict/service.js';
 import { simulateFleet } from './predict/simulator.js';
 
@@ -217,7 +217,6 @@ export async function runDemo(opts: { gateways: number; story?: boolean; storyDe
  * controller scores the gateways with it. Returns the gateways at risk.
  */
 async function simulatedHealth(prediction: PredictionService, devices: string[]): Promise<RiskScore[]> {
-  const DAY = 86_400_000;
   const now = Date.now();
   const { history } = simulateFleet({
     devices: devices.length,
@@ -232,12 +231,7 @@ async function simulatedHealth(prediction: PredictionService, devices: string[])
     });
   });
   const training = simulateFleet({ devices: 80, days: 45, seed: 7 });
-  const model = await trainRisk(training.history, training.failures, {
-    horizon: 7 * DAY,
-    step: 12 * 3_600_000,
-    spec: { metrics: training.history.metrics, windows: [DAY, 3 * DAY, 7 * DAY], unit: DAY, withAge: false },
-    train: { epochs: 10 },
-  });
+  const model = await trainRisk(training.history, training.failures, riskDefaults(training.history.metrics, 10));
   prediction.install(JSON.stringify(model), 'the demo');
   return prediction.scoreAll().filter((s) => s.risk >= prediction.threshold);
 }

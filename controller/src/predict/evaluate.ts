@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { median } from '../rollouts/mann-whitney.js';
 import { type FeatureSpec, SeriesIndex } from './features.js';
 import type { Failure, History, Series } from './history.js';
 import { type ModelFile, Predictor, type TrainOptions, train } from './model.js';
@@ -12,6 +13,18 @@ export interface RiskOptions {
   train?: TrainOptions;
   /** Train on one in this many 'none' examples (default 3). */
   negativeEvery?: number;
+}
+
+const DAY = 86_400_000;
+
+/** The risk model's defaults for dated health histories: failure within 7 days, scored every 12 h, 1/3/7-day windows. */
+export function riskDefaults(metrics: string[], epochs = 20): RiskOptions {
+  return {
+    horizon: 7 * DAY,
+    step: 12 * 3_600_000,
+    spec: { metrics, windows: [DAY, 3 * DAY, 7 * DAY], unit: DAY, withAge: false },
+    train: { epochs },
+  };
 }
 
 /** Evaluation points of a series: every `step`, after the shortest window has filled, before the failure. */
@@ -350,11 +363,4 @@ export async function backtestRul(
     rmseCapped: Math.sqrt(seCapped / n),
     cap: o.cap,
   };
-}
-
-function median(v: number[]): number | null {
-  if (v.length === 0) return null;
-  const s = [...v].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }

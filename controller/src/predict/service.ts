@@ -3,7 +3,7 @@ import { FleetwaveError } from '@fleetwave/shared';
 import type { Logger } from 'pino';
 import type { HealthSource } from '../rollouts/rollout-service.js';
 import type { FleetStore } from '../store/fleet-store.js';
-import { scoreSeries, trainRisk } from './evaluate.js';
+import { riskDefaults, scoreSeries, trainRisk } from './evaluate.js';
 import type { FailureLabel, HealthStore, StoredScore } from './health-store.js';
 import { type ModelFile, Predictor, parseModel } from './model.js';
 
@@ -60,8 +60,15 @@ export class PredictionService implements HealthSource {
         `${this.o.modelFile} is a remaining-life model; scoring needs a risk model`,
       );
     }
+    let next: Predictor;
+    try {
+      next = new Predictor(m);
+    } catch (err) {
+      throw new FleetwaveError('E_CONFIG_INVALID', `the model does not load: ${(err as Error).message}`);
+    }
+    // the old model is let go only once the new one loaded: a bad model changes nothing
     this.predictor?.dispose();
-    this.predictor = new Predictor(m);
+    this.predictor = next;
   }
 
   /** Uses a model file (validated) from now on, and keeps it as the controller's model. */
@@ -189,10 +196,8 @@ export class PredictionService implements HealthSource {
     ];
     const series = this.o.fleet.listDevices().map((d) => this.o.health.series(d.id, 0, metrics));
     const model = await trainRisk({ metrics, series: series.filter((s) => s.t.length >= 2), cycles: false }, failures, {
-      horizon: opts.horizonMs ?? 7 * DAY,
-      step: 12 * 3_600_000,
-      spec: { metrics, windows: [DAY, 3 * DAY, 7 * DAY], unit: DAY, withAge: false },
-      train: { epochs: opts.epochs ?? 20 },
+      ...riskDefaults(metrics, opts.epochs),
+      ...(opts.horizonMs !== undefined && { horizon: opts.horizonMs }),
     });
     this.install(JSON.stringify(model), 'the fleet history');
     this.scoreAll();

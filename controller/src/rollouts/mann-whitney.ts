@@ -51,3 +51,11 @@ export function normalCdf(z: number): number {
     );
   return z >= 0 ? 1 - erfc / 2 : erfc / 2;
 }
+
+/** The median (the mean of the middle two for an even count); null for no values. */
+export function median(v: readonly number[]): number | null {
+  if (v.length === 0) return null;
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}

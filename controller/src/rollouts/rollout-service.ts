@@ -82,13 +82,16 @@ export class RolloutService {
     return this.o.fleet
       .listDevices()
       .filter((d) => matches(d, plan))
-      .map((d) => ({
-        id: d.id,
-        hardware: d.hardware ?? 'unknown',
-        site: d.tags.site ?? '',
-        version: d.releases[plan.release.name] ?? null,
-        ...(this.o.health?.risk(d.id) !== undefined && { risk: this.o.health.risk(d.id)! }),
-      }));
+      .map((d) => {
+        const risk = this.o.health?.risk(d.id);
+        return {
+          id: d.id,
+          hardware: d.hardware ?? 'unknown',
+          site: d.tags.site ?? '',
+          version: d.releases[plan.release.name] ?? null,
+          ...(risk !== undefined && { risk }),
+        };
+      });
   }
 
   /** Starts a rollout from a validated plan. */

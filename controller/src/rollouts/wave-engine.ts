@@ -1,6 +1,6 @@
 import { jobStatusRules, type RolloutPlan } from '@fleetwave/shared';
 import { assignWaves, type TargetDevice } from './assignment.js';
-import { mannWhitneyGreater } from './mann-whitney.js';
+import { mannWhitneyGreater, median } from './mann-whitney.js';
 import {
   type Action,
   type Command,
@@ -215,13 +215,6 @@ function evaluate(st: Step): void {
 }
 
 const fmt = (v: number | null) => (v === null ? 'n/a' : String(Math.round(v * 100) / 100));
-
-function median(v: readonly number[]): number | null {
-  if (v.length === 0) return null;
-  const s = [...v].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 /**
  * The health gate's verdict per metric: a one-sided Mann-Whitney U test (updated worse than not updated), at
