@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AGENT_CLI, tmp } from './helpers.js';
+import { AGENT_CLI, signalAtReady, tmp } from './helpers.js';
 
 const cli = (...args: string[]) => spawnSync(process.execPath, [AGENT_CLI, ...args], { encoding: 'utf8' });
 
@@ -53,6 +53,27 @@ describe('fleetwave-agent command line', () => {
     expect(json[0]).toMatchObject({ stream: 's/a', readingsIn: 100, readingsOut: 2 });
     expect(cli('filters', 'test', '--rules', rules).status).toBe(78);
   });
+
+  it('stops cleanly (exit 0) when signalled the instant it prints ready, as a supervisor may', async () => {
+    // the handlers were once installed after "ready": a SIGTERM in between ended the process by the signal
+    const once = (i: number) =>
+      signalAtReady([
+        AGENT_CLI,
+        'run',
+        '--device-id',
+        `gw-r${i}`,
+        '--uplink-url',
+        'mqtt://127.0.0.1:9',
+        '--data-dir',
+        tmp(`ready-${i}`),
+        '--listen',
+        '127.0.0.1:0',
+      ]);
+    for (let round = 0; round < 4; round++) {
+      const runs = await Promise.all([0, 1, 2].map((k) => once(round * 3 + k)));
+      for (const r of runs) expect(r, r.err).toMatchObject({ code: 0, signal: null });
+    }
+  }, 120_000);
 
   it('status reads the outbox of a stopped agent', () => {
     const r = cli('status', '--data-dir', tmp('nothing'));

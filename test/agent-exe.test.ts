@@ -96,7 +96,8 @@ describe('the x64 single executable, from a directory without node_modules and a
       expect(rx.gapFree()).toBe(true);
       expect(rx.conflicting).toBe(0);
       expect(existsSync(join(cwd, 'node_modules'))).toBe(false);
-      expect(await agent.kill('SIGTERM')).toBe(0);
+      const code = await agent.kill('SIGTERM');
+      expect(code, `signal ${agent.proc.signalCode}; stderr: ${agent.stderr()}`).toBe(0);
     },
     180_000,
   );

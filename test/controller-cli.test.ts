@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CONTROLLER_CLI, cleanupAfterEach, spawnController, tmp, waitFor } from './helpers.js';
+import { CONTROLLER_CLI, cleanupAfterEach, signalAtReady, spawnController, tmp, waitFor } from './helpers.js';
 
 const cleanups = cleanupAfterEach();
 
@@ -21,6 +21,26 @@ describe('fleetwave command line', () => {
     expect(nonsense.status).toBe(78);
     expect(nonsense.stderr).toMatch(/--http-port must be a port number/);
   });
+
+  it('serve stops cleanly (exit 0) when signalled the instant it prints ready', async () => {
+    for (let round = 0; round < 3; round++) {
+      const runs = await Promise.all(
+        [0, 1].map((k) =>
+          signalAtReady([
+            CONTROLLER_CLI,
+            'serve',
+            '--data-dir',
+            tmp(`ready-${round}-${k}`),
+            '--http-port',
+            '0',
+            '--mqtt-port',
+            '0',
+          ]),
+        ),
+      );
+      for (const r of runs) expect(r, r.err).toMatchObject({ code: 0, signal: null });
+    }
+  }, 120_000);
 
   it('manages devices and tokens with tables or --json, using the admin token of the data directory', async () => {
     const dir = tmp('cli-c');

@@ -198,6 +198,25 @@ export async function spawnAgent(
   };
 }
 
+/**
+ * Runs `node <args>` and sends it one SIGTERM the instant its stdout shows `"event":"ready"`, as a supervisor may;
+ * resolves with how it ended. One signal only: a second one while stopping ends a Fleetwave process at once.
+ */
+export function signalAtReady(args: string[]): Promise<{ code: number | null; signal: string | null; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH } });
+    let out = '';
+    let err = '';
+    let sent = false;
+    p.stderr!.on('data', (d) => (err += d));
+    p.stdout!.on('data', (d) => {
+      out += d;
+      if (!sent && out.includes('"event":"ready"')) sent = p.kill('SIGTERM');
+    });
+    p.on('exit', (code, signal) => resolve({ code, signal, err }));
+  });
+}
+
 /** Subscribes to a device's telemetry and keeps every record by sequence number, checking re-sends are identical. */
 export class Receiver {
   readonly bySeq = new Map<number, TelemetryBatch['records'][number]>();

@@ -191,20 +191,24 @@ async function main(argv: string[]): Promise<number> {
           agent.stop(5000).finally(() => process.exit(EXIT_RESTART));
         },
       });
+      // The handlers go in before anything is announced: a supervisor may signal the moment it reads "ready".
+      // A second signal while stopping takes the default action (ends the process at once).
+      const signalled = new Promise<void>((resolve) => {
+        const once = () => {
+          process.off('SIGTERM', once);
+          process.off('SIGINT', once);
+          resolve();
+        };
+        process.on('SIGTERM', once);
+        process.on('SIGINT', once);
+      });
       const { ingest } = await agent.start();
       // One machine-readable line for supervisors and tests: where sensors connect.
       process.stdout.write(`${JSON.stringify({ event: 'ready', ingest })}\n`);
       const notify = systemdNotify();
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off('SIGTERM', stop);
-          process.off('SIGINT', stop);
-          notify.stop();
-          agent.stop(5000).then(resolve, resolve);
-        };
-        process.on('SIGTERM', stop);
-        process.on('SIGINT', stop);
-      });
+      await signalled;
+      notify.stop();
+      await agent.stop(5000).catch(() => {});
       return 0;
     }
     default:

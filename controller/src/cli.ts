@@ -241,6 +241,11 @@ async function main(argv: string[]): Promise<number> {
     };
     const log = pino({ level: v['log-level'] ?? 'info' });
     const controller = createController({ config, log });
+    // Handlers before "ready": a supervisor may signal the moment it reads it.
+    const signalled = new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
     const a = await controller.start();
     process.stdout.write(
       `${JSON.stringify({ event: 'ready', http: a.http, mqtt: a.mqtt ?? null, ws: a.ws ?? null, mqtts: a.mqtts ?? null, external: config.external?.url ?? null })}\n`,
@@ -249,10 +254,7 @@ async function main(argv: string[]): Promise<number> {
       `fleetwave controller: API http://${config.host}:${a.http}, ${config.external ? `broker ${config.external.url}` : `MQTT mqtt://${config.host}:${a.mqtt}`}` +
         `${a.adminTokenFile ? `, admin token in ${a.adminTokenFile}` : ''}\n`,
     );
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
-    });
+    await signalled;
     await controller.stop();
     return 0;
   }

@@ -39,6 +39,17 @@ export async function runDemo(opts: { gateways: number; story?: boolean; storyDe
   // the gateways' own warnings (a failed health check of the broken release, say) would drown the story
   const agentLog = pino({ level: 'error' });
   let stopping = false;
+  // Ctrl-C from the first moment on: during start-up the demo finishes starting, then stops cleanly
+  const signalled = new Promise<void>((resolve) => {
+    const once = () => {
+      process.off('SIGINT', once);
+      process.off('SIGTERM', once);
+      console.log('stopping…');
+      resolve();
+    };
+    process.on('SIGINT', once);
+    process.on('SIGTERM', once);
+  });
   const { controller, addresses, fallback } = await startWithFallback((http, mqttPort) => {
     const partial = {
       ...defaultControllerConfig(join(dir, 'controller')),
@@ -196,10 +207,7 @@ export async function runDemo(opts: { gateways: number; story?: boolean; storyDe
     );
   }, 3000);
   console.log('Ctrl-C stops the demo.');
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await signalled;
   if (stopping) return;
   stopping = true;
   await story;
