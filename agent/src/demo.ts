@@ -13,6 +13,8 @@ import { createAgent } from './agent.js';
  * and a receiver that checks the per-device sequence numbers. Later issues grow it into the fleet demo.
  */
 export async function runDemo(opts: { sensors: number }): Promise<void> {
+  // Ctrl-C from the first moment on: during start-up the demo finishes starting, then stops cleanly
+  const signalled = new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
   const cloud = await Aedes.createBroker();
   const server = createServer(cloud.handle);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -62,7 +64,7 @@ export async function runDemo(opts: { sensors: number }): Promise<void> {
     );
   }, 2000);
   console.log('Ctrl-C stops the demo.');
-  await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
+  await signalled;
   clearInterval(tick);
   clearInterval(report);
   await Promise.all(sensors.map((s) => s.endAsync()));
