@@ -1,7 +1,7 @@
 import type { HealthReport } from '@fleetwave/shared';
 import type Database from 'better-sqlite3';
 import type { RiskScore } from './evaluate.js';
-import type { Series } from './history.js';
+import { COUNTER_METRICS, type Series, unwrapCounter } from './history.js';
 
 /** A health report as flat numeric metrics (booleans as 0/1, nested fields dotted): what history keeps. */
 export function healthMetrics(r: HealthReport): Record<string, number> {
@@ -54,7 +54,10 @@ export class HealthStore {
     this.s.add.run(device, ts, JSON.stringify(metrics));
   }
 
-  /** A device's history since `from` as a series over the given metrics (missing values carried forward, else 0). */
+  /**
+   * A device's history since `from` as a series over the given metrics (missing values carried forward, else 0;
+   * counters unwrapped across resets, from `from` on).
+   */
   series(device: string, from: number, metrics: readonly string[]): Series {
     const rows = this.s.since.all(device, from) as { ts: number; metrics: string }[];
     const s: Series = { device, t: [], metrics: Object.fromEntries(metrics.map((m) => [m, []])) };
@@ -68,6 +71,7 @@ export class HealthStore {
         s.metrics[k]!.push(v);
       }
     }
+    for (const k of metrics) if (COUNTER_METRICS.has(k)) s.metrics[k] = unwrapCounter(s.metrics[k]!);
     return s;
   }
 

@@ -8,6 +8,30 @@ export interface Series {
   metrics: Record<string, number[]>;
 }
 
+/**
+ * Health metrics that count events (cumulative in the agent's reports, starting again from zero when the agent or
+ * the machine restarts). History keeps them unwrapped — a drop is a reset and the count goes on from where it was —
+ * so windows over them count events and a reboot does not look like negative events.
+ */
+export const COUNTER_METRICS: ReadonlySet<string> = new Set([
+  'agentRestarts',
+  'reconnects',
+  'mmcErrors',
+  'linkChanges',
+  'underVoltageEvents',
+]);
+
+/** A cumulative counter made monotonic: after a drop (a reset), the count carries on from the last value before it. */
+export function unwrapCounter(values: readonly number[]): number[] {
+  let offset = 0;
+  let prev: number | undefined;
+  return values.map((v) => {
+    if (prev !== undefined && v < prev) offset += prev;
+    prev = v;
+    return v + offset;
+  });
+}
+
 export interface Failure {
   device: string;
   time: number;
@@ -52,7 +76,8 @@ function rowsOf(text: string, file: string): { header: string[]; rows: { cells: 
 
 /**
  * The generic history CSV: `device,time,<metric>,…` (one row per sample; empty cells are missing and carried forward).
- * Rows may come in any order; each device's samples are sorted by time.
+ * Rows may come in any order; each device's samples are sorted by time. Columns named like the agent's counters
+ * (COUNTER_METRICS) are unwrapped.
  */
 export function parseHistoryCsv(text: string, file = 'history.csv'): History {
   const { header, rows } = rowsOf(text, file);
@@ -83,7 +108,8 @@ export function parseHistoryCsv(text: string, file = 'history.csv'): History {
     metrics.forEach((m, j) => {
       const first = list.find((r) => r.values[j] !== undefined)?.values[j] ?? 0;
       let last = first;
-      s.metrics[m] = list.map((r) => (last = r.values[j] ?? last));
+      const values = list.map((r) => (last = r.values[j] ?? last));
+      s.metrics[m] = COUNTER_METRICS.has(m) ? unwrapCounter(values) : values;
     });
     series.push(s);
   }

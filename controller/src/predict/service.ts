@@ -5,16 +5,8 @@ import type { HealthSource } from '../rollouts/rollout-service.js';
 import type { FleetStore } from '../store/fleet-store.js';
 import { riskDefaults, scoreSeries, trainRisk } from './evaluate.js';
 import type { FailureLabel, HealthStore, StoredScore } from './health-store.js';
+import { COUNTER_METRICS } from './history.js';
 import { type ModelFile, Predictor, parseModel } from './model.js';
-
-/** Health report fields that count events (their rate per hour is compared; the others are levels, averaged). */
-export const COUNTER_METRICS = new Set([
-  'agentRestarts',
-  'reconnects',
-  'mmcErrors',
-  'linkChanges',
-  'underVoltageEvents',
-]);
 
 const DAY = 86_400_000;
 
@@ -100,10 +92,8 @@ export class PredictionService implements HealthSource {
     if (t.length === 0) return undefined;
     if (!COUNTER_METRICS.has(metric)) return v.reduce((a, b) => a + b, 0) / v.length;
     if (t.length < 2) return undefined;
-    // events per hour; a counter that went back (the agent restarted) counts from zero again
-    let events = 0;
-    for (let i = 1; i < v.length; i++) events += v[i]! >= v[i - 1]! ? v[i]! - v[i - 1]! : v[i]!;
-    return events / Math.max(1, (t[t.length - 1]! - t[0]!) / 3_600_000);
+    // events per hour (the series is unwrapped: a counter that started again from zero goes on counting)
+    return (v[v.length - 1]! - v[0]!) / Math.max(1, (t[t.length - 1]! - t[0]!) / 3_600_000);
   }
 
   /** Scores every registered device now; raises `device.at-risk` and `device.risk-cleared` events. */
