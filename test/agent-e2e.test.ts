@@ -284,6 +284,8 @@ describe('agent health (child process)', () => {
       await reasons(1);
       expect(rx.health()).toContainEqual({ stream: '_health/cpuTempC', value: 58.4 });
       expect(rx.health()).toContainEqual({ stream: '_health/throttled.underVoltage', value: 1 });
+      // the recorded tree's voltage monitor raises its alarm: one under-voltage episode
+      expect(rx.health()).toContainEqual({ stream: '_health/underVoltageEvents', value: 1 });
       await agent.kill('SIGKILL'); // a crash: the marker says unclean, same boot id
       agent = await spawnAgent(['--config', config]);
       await reasons(2);

@@ -39,6 +39,8 @@ export interface HealthContext {
   agentRestarts: number;
   reconnects: number;
   backlogDepth: number;
+  /** Under-voltage episodes since the agent started (undervoltage.ts); undefined where nothing tells. */
+  underVoltageEvents?: number | undefined;
   /** The directory whose file system's usage is reported (the agent's data directory). */
   diskPath: string;
 }
@@ -50,7 +52,7 @@ export interface HealthSource {
 }
 
 /** Reads one file under the root; undefined when it is missing or unreadable. */
-function reader(src: HealthSource) {
+export function reader(src: HealthSource) {
   const read = src.read ?? ((p: string) => readFileSync(p, 'utf8'));
   return (rel: string): string | undefined => {
     try {
@@ -110,6 +112,8 @@ export function collectHealth(src: HealthSource, ctx: HealthContext): HealthRepo
   set('bootId', take('bootId', HEALTH_FILES.bootId, parseBootId));
   set('wifiSignalDbm', take('wifi', HEALTH_FILES.wireless, parseWirelessDbm));
   set('mmcErrors', take('mmcErrors', HEALTH_FILES.mmcErrStats, parseErrStats));
+  if (ctx.underVoltageEvents === undefined) unreadable.push('underVoltageEvents');
+  else set('underVoltageEvents', ctx.underVoltageEvents);
   const links = HEALTH_FILES.carrierChanges.map((f) => {
     const t = read(f);
     return t === undefined ? undefined : parseCount(t);

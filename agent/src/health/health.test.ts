@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { collectHealth, healthReadings, watchdogFired } from './collector.js';
 import { parseLifeTime, parseMeminfo, parseTempMilliC, parseThrottled, parseWirelessDbm } from './parsers.js';
 import { deriveRestartReason } from './restart.js';
+import { underVoltageWatch } from './undervoltage.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}/`, import.meta.url));
 const ctx = {
@@ -20,9 +21,12 @@ const statfs = () => ({ blocks: 1000, bfree: 300, bavail: 250 });
 
 describe('health collector', () => {
   it('reads a Raspberry Pi tree', () => {
-    const r = collectHealth({ root: fixture('rpi4'), statfs }, ctx);
+    const uv = underVoltageWatch({ root: fixture('rpi4') });
+    uv.poll();
+    const r = collectHealth({ root: fixture('rpi4'), statfs }, { ...ctx, underVoltageEvents: uv.events });
     expect(HealthReport.parse(r)).toEqual(r);
     expect(r).toMatchObject({
+      underVoltageEvents: 1,
       cpuTempC: 58.4,
       throttled: { underVoltage: true, freqCapped: false, throttled: true, softTempLimit: false },
       load1: 0.52,
@@ -63,13 +67,48 @@ describe('health collector', () => {
       'memory',
       'mmcErrors',
       'throttled',
+      'underVoltageEvents',
       'uptime',
       'wifi',
     ]);
+    // a voltage monitor that says neither 0 nor 1 counts nothing
+    const uv = underVoltageWatch({ root: fixture('garbage') });
+    uv.poll();
+    expect(uv.events).toBe(0);
     expect(r.cpuTempC).toBeUndefined();
     const empty = collectHealth({ root: '/nonexistent-root', statfs }, ctx);
     expect(empty.unreadable).toContain('cpuTemp');
     expect(empty.diskUsedPct).toBe(75);
+  });
+
+  it('counts under-voltage episodes: rpi_volt alarm first, else the firmware bit; nothing where neither exists', () => {
+    const files = new Map<string, string>();
+    const src = {
+      root: '/',
+      read: (p: string) => {
+        const t = files.get(p);
+        if (t === undefined) throw new Error('ENOENT');
+        return t;
+      },
+    };
+    const run = (path: string, states: string[]) => {
+      files.set(path, states[0]!);
+      const w = underVoltageWatch(src);
+      for (const st of states) {
+        files.set(path, st);
+        w.poll();
+      }
+      return w.events;
+    };
+    expect(underVoltageWatch(src).events).toBeUndefined(); // not a Raspberry Pi
+    // the firmware's bit 0 (under-voltage now); bit 16 (has occurred) alone is not an episode
+    const fw = '/sys/devices/platform/soc/soc:firmware/get_throttled';
+    expect(run(fw, ['0x0', '0x50005', '0x50005', '0x50000', '0x50001', '0x0', 'garbage', '0x1'])).toBe(3);
+    // with the kernel's voltage monitor present it is the one watched
+    files.set('/sys/class/hwmon/hwmon3/name', 'rpi_volt\n');
+    const alarm = '/sys/class/hwmon/hwmon3/in0_lcrit_alarm';
+    files.set(fw, '0x50005');
+    expect(run(alarm, ['0\n', '0\n', '1\n', '0\n', '1\n', '1\n'])).toBe(2);
   });
 
   it('turns a report into _health readings', () => {

@@ -6,6 +6,7 @@ import type { Outbox } from '../outbox/outbox.js';
 import { collectHealth, HEALTH_FILES, healthReadings, watchdogFired } from './collector.js';
 import { parseBootId } from './parsers.js';
 import { deriveRestartReason, type RestartReason, type RunMarker } from './restart.js';
+import { underVoltageWatch } from './undervoltage.js';
 
 const RUN_MARKER = 'runMarker';
 
@@ -28,11 +29,13 @@ export interface HealthReporterDeps {
 export function createHealthReporter(d: HealthReporterDeps) {
   const { config, outbox } = d;
   let timer: NodeJS.Timeout | undefined;
+  let uvTimer: NodeJS.Timeout | undefined;
   let reason: RestartReason = 'unknown';
   let starts = 0;
   let bootId: string | null = null;
   let latest: string | undefined;
   const src = { root: config.health.root };
+  let underVoltage: ReturnType<typeof underVoltageWatch> | undefined;
 
   function sample(): void {
     const report = collectHealth(src, {
@@ -42,6 +45,7 @@ export function createHealthReporter(d: HealthReporterDeps) {
       agentRestarts: Math.max(0, starts - 1),
       reconnects: d.reconnects(),
       backlogDepth: outbox.status().depth,
+      underVoltageEvents: underVoltage?.events,
       diskPath: config.dataDir,
     });
     for (const r of healthReadings(report)) {
@@ -77,7 +81,15 @@ export function createHealthReporter(d: HealthReporterDeps) {
       starts = (prev?.starts ?? 0) + 1;
       outbox.setSetting(RUN_MARKER, JSON.stringify({ bootId, clean: false, starts } satisfies RunMarker));
       d.log.info({ restartReason: reason, starts }, 'agent run recorded');
-      if (config.health.enabled) sample();
+      if (config.health.enabled) {
+        underVoltage = underVoltageWatch(src);
+        underVoltage.poll();
+        if (underVoltage.events !== undefined) {
+          uvTimer = setInterval(() => underVoltage?.poll(), config.health.underVoltagePoll);
+          uvTimer.unref();
+        }
+        sample();
+      }
       schedule();
       return reason;
     },
@@ -90,6 +102,7 @@ export function createHealthReporter(d: HealthReporterDeps) {
     /** A clean stop: the next start will know. */
     stop(): void {
       if (timer) clearInterval(timer);
+      if (uvTimer) clearInterval(uvTimer);
       outbox.setSetting(RUN_MARKER, JSON.stringify({ bootId, clean: true, starts } satisfies RunMarker));
     },
   };

@@ -123,6 +123,8 @@ export const AgentConfig = z.strictObject({
   health: z
     .strictObject({
       interval: Duration.prefault('60s'),
+      /** How often a Raspberry Pi's under-voltage state is looked at to count episodes (one small sysfs read). */
+      underVoltagePoll: Duration.prefault('2s').refine((ms) => ms >= 100, 'must be at least 100ms'),
       root: z.string().min(1).max(1024).default('/'),
       enabled: z.boolean().default(true),
     })

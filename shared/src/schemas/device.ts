@@ -44,6 +44,8 @@ export const HealthReport = z.strictObject({
   mmcErrors: Count.optional(),
   /** Network link up/down changes since boot (carrier_changes of eth0 and wlan0). */
   linkChanges: Count.optional(),
+  /** Under-voltage episodes since the agent started (Raspberry Pi: the kernel's rpi_volt alarm, else get_throttled). */
+  underVoltageEvents: Count.optional(),
   agentRestarts: Count.optional(),
   reconnects: Count.optional(),
   backlogDepth: Count.optional(),
