@@ -151,8 +151,12 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in Chromium (playwright-co
 
     // the fleet: every device, online, running 1.0.0, filterable by tag
     await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+    // the live stream is up before any event was sent (the keep-alive comes only every 15 s)
+    await page.locator('#live', { hasText: /^live$/ }).waitFor({ timeout: 10_000 });
     await page.getByText('8 devices · 8 online').waitFor({ timeout: 15_000 });
     await page.getByRole('cell', { name: 'gateway-app 1.0.0' }).first().waitFor();
+    // health at a glance: the newest report's figures (gw-3's last report: 48 °C, memory 40 %)
+    await page.getByRole('row', { name: /gw-3/ }).getByRole('cell', { name: '48 °C · mem 40 %' }).waitFor();
     await page.getByLabel('Filter by tag').fill('site=north');
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.getByText('4 of 8 devices').waitFor();
@@ -238,6 +242,8 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in Chromium (playwright-co
     expect(await page.evaluate('document.activeElement?.textContent')).toBe('Fleet');
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+    // the live stream is up before any event was sent (the keep-alive comes only every 15 s)
+    await page.locator('#live', { hasText: /^live$/ }).waitFor({ timeout: 10_000 });
     // a phone-sized screen
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${ctl.url}/ui/#/fleet`);

@@ -232,6 +232,8 @@ describe('risk scores in the controller', () => {
           reconnects: m('reconnects'),
           mmcErrors: m('mmcErrors'),
           linkChanges: m('linkChanges'),
+          underVoltageEvents: m('underVoltageEvents'),
+          throttled: { underVoltage: id === 'gw-hot', throttled: false, freqCapped: false, softTempLimit: false },
         };
         c.publish(`fleetwave/devices/${id}/health`, JSON.stringify(report), { qos: 1 });
       }
@@ -248,6 +250,16 @@ describe('risk scores in the controller', () => {
     expect(byDevice.get('gw-hot')!.mode).toBe('thermal');
     // the others stay below the alert threshold (0.8)
     for (let i = 0; i < 5; i++) expect(byDevice.get(`gw-${i}`)!.risk).toBeLessThan(0.8);
+
+    // the fleet list shows each device's newest health figures and warnings
+    const listed = (await call('GET', '/api/devices')).body.devices as {
+      id: string;
+      health: Record<string, unknown>;
+    }[];
+    const hot = listed.find((d) => d.id === 'gw-hot')!.health;
+    expect(hot).toMatchObject({ underVoltage: true, throttled: false });
+    expect(hot.cpuTempC).toBeCloseTo(thermal.metrics.cpuTempC![thermal.t.length - 1]!, 6);
+    expect(listed.find((d) => d.id === 'gw-0')!.health).toMatchObject({ underVoltage: false });
 
     // the operator sees it: the device list, predict status, and a webhook event
     const base = ['--url', ctl.url, '--data-dir', ctlDir];

@@ -180,6 +180,7 @@ function soon() {
 
 function start() {
   document.getElementById('signout').hidden = false;
+  live.textContent = 'connecting…';
   unsubscribe?.();
   unsubscribe = subscribe('/api/rollouts/events', soon, (up) => {
     live.textContent = up ? 'live' : 'reconnecting…';

@@ -46,6 +46,25 @@ function table(h, headers, rows, caption) {
   );
 }
 
+/** The newest health report's headline figures, and its warnings in words (not colour alone). */
+function healthCell(h, health) {
+  if (!health) return h('span', { class: 'muted' }, '—');
+  const figures = [
+    health.cpuTempC !== undefined ? `${health.cpuTempC.toFixed(0)} °C` : null,
+    health.memUsedPct !== undefined ? `mem ${health.memUsedPct.toFixed(0)} %` : null,
+    health.diskUsedPct !== undefined ? `disk ${health.diskUsedPct.toFixed(0)} %` : null,
+  ].filter(Boolean);
+  const warnings = [health.underVoltage ? 'under-voltage' : null, health.throttled ? 'throttled' : null].filter(
+    Boolean,
+  );
+  return h(
+    'span',
+    { title: `as of ${time(health.at)}` },
+    figures.join(' · ') || '—',
+    warnings.length ? h('span', { class: 'bad' }, ` ${warnings.join(', ')}`) : '',
+  );
+}
+
 function riskCell(h, risk) {
   if (!risk) return h('span', { class: 'muted' }, '—');
   const cls = risk.risk >= 0.8 ? 'bad' : risk.risk >= 0.5 ? 'warn' : 'ok';
@@ -201,7 +220,7 @@ export const views = {
       ),
       table(
         h,
-        ['Device', 'Presence', 'Hardware', 'Releases', 'Risk', 'Tags', 'Last seen'],
+        ['Device', 'Presence', 'Hardware', 'Releases', 'Health', 'Risk', 'Tags', 'Last seen'],
         shown.map((d) => [
           h('a', { href: `#/device/${encodeURIComponent(d.id)}` }, d.id),
           h(
@@ -213,6 +232,7 @@ export const views = {
           Object.entries(d.releases ?? {})
             .map(([k, v]) => `${k} ${v}`)
             .join(', ') || '—',
+          healthCell(h, d.health),
           riskCell(h, d.risk),
           Object.entries(d.tags ?? {})
             .map(([k, v]) => `${k}=${v}`)

@@ -29,7 +29,8 @@ export function openApiDocument() {
     paths: {
       '/api/devices': {
         get: {
-          summary: 'List devices (viewer)',
+          summary:
+            'List devices (viewer): each with its risk score (when a model is loaded) and `health`, the headline figures of its newest health report (at, cpuTempC, memUsedPct, diskUsedPct, underVoltage, throttled)',
           security: bearer,
           responses: { '200': { description: 'devices' }, ...errors },
         },

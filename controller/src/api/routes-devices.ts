@@ -8,6 +8,7 @@ import {
 } from '@fleetwave/shared';
 import type { FastifyInstance } from 'fastify';
 import { hashSecret, newId, newSecret, verifySecret } from '../auth/secrets.js';
+import { healthMetrics } from '../predict/health-store.js';
 import type { DeviceRecord } from '../store/fleet-store.js';
 import type { ApiDeps, Guard } from './app.js';
 
@@ -28,6 +29,23 @@ export function agentConfigSnippet(id: string, url: string, root: string): strin
     '  tokenFile: /etc/fleetwave/token   # put the token printed once here, readable by the agent only',
     '',
   ].join('\n');
+}
+
+/** What the fleet list shows of a device's health: its newest report's headline figures and warnings. */
+function healthSummary(deps: ApiDeps, id: string) {
+  const report = deps.ingest.latestHealth.get(id);
+  const latest = report ? { ts: report.ts, metrics: healthMetrics(report) } : deps.prediction?.latestHealth(id);
+  if (!latest) return undefined;
+  const m = latest.metrics;
+  const pick = (k: string) => (typeof m[k] === 'number' ? m[k] : undefined);
+  return {
+    at: latest.ts,
+    cpuTempC: pick('cpuTempC'),
+    memUsedPct: pick('memUsedPct'),
+    diskUsedPct: pick('diskUsedPct'),
+    underVoltage: m['throttled.underVoltage'] === 1,
+    throttled: m['throttled.throttled'] === 1,
+  };
 }
 
 function deviceIdParam(params: unknown): string {
@@ -63,9 +81,11 @@ export function deviceRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard):
   app.get('/api/devices', { preHandler: guard('viewer', 'device.list') }, async () => ({
     devices: store.listDevices().map((d) => {
       const risk = deps.prediction?.score(d.id);
+      const health = healthSummary(deps, d.id);
       return {
         ...publicDevice(d),
         ...(risk && { risk: { risk: risk.risk, mode: risk.mode, signals: risk.signals, at: risk.at } }),
+        ...(health && { health }),
       };
     }),
   }));

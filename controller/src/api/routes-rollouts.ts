@@ -152,6 +152,8 @@ export function rolloutRoutes(app: FastifyInstance, api: ApiDeps, deps: RolloutA
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    // sent now, not with the first event: a client knows at once that it is connected
+    res.write(': connected\n\n');
     const send = (e: RolloutEvent) => {
       if (e.id <= after || (q.rollout && e.rollout !== q.rollout)) return;
       after = e.id;

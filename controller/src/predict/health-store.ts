@@ -37,6 +37,7 @@ export class HealthStore {
     this.s = {
       add: db.prepare('INSERT OR REPLACE INTO health_samples (device, ts, metrics) VALUES (?, ?, ?)'),
       since: db.prepare('SELECT ts, metrics FROM health_samples WHERE device = ? AND ts >= ? ORDER BY ts'),
+      latest: db.prepare('SELECT ts, metrics FROM health_samples WHERE device = ? ORDER BY ts DESC LIMIT 1'),
       prune: db.prepare('DELETE FROM health_samples WHERE ts < ?'),
       label: db.prepare(
         'INSERT OR REPLACE INTO device_failures (device, ts, mode, status, actor, note) VALUES (@device, @ts, @mode, @status, @actor, @note)',
@@ -73,6 +74,12 @@ export class HealthStore {
     }
     for (const k of metrics) if (COUNTER_METRICS.has(k)) s.metrics[k] = unwrapCounter(s.metrics[k]!);
     return s;
+  }
+
+  /** A device's newest kept sample, if any. */
+  latest(device: string): { ts: number; metrics: Record<string, number> } | undefined {
+    const r = this.s.latest.get(device) as { ts: number; metrics: string } | undefined;
+    return r && { ts: r.ts, metrics: JSON.parse(r.metrics) };
   }
 
   samples(device: string, from: number, limit = 5000): { ts: number; metrics: Record<string, number> }[] {

@@ -77,6 +77,11 @@ export class PredictionService implements HealthSource {
     return this.scores.get(device)?.risk;
   }
 
+  /** The device's newest health sample in the kept history (survives a controller restart). */
+  latestHealth(device: string): { ts: number; metrics: Record<string, number> } | undefined {
+    return this.o.health.latest(device);
+  }
+
   score(device: string): StoredScore | undefined {
     return this.scores.get(device);
   }
