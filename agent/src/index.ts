@@ -10,6 +10,7 @@ export * from './filters/window.js';
 export * from './health/collector.js';
 export * from './health/parsers.js';
 export * from './health/restart.js';
+export * from './health/undervoltage.js';
 export * from './ingest/listener.js';
 export * from './outbox/memory-store.js';
 export * from './outbox/outbox.js';
