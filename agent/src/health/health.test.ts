@@ -71,10 +71,10 @@ describe('health collector', () => {
       'uptime',
       'wifi',
     ]);
-    // a voltage monitor that says neither 0 nor 1 counts nothing
+    // a voltage monitor that says neither 0 nor 1 is unreadable, not "no episodes"
     const uv = underVoltageWatch({ root: fixture('garbage') });
     uv.poll();
-    expect(uv.events).toBe(0);
+    expect(uv).toMatchObject({ available: true, events: undefined });
     expect(r.cpuTempC).toBeUndefined();
     const empty = collectHealth({ root: '/nonexistent-root', statfs }, ctx);
     expect(empty.unreadable).toContain('cpuTemp');
@@ -100,7 +100,7 @@ describe('health collector', () => {
       }
       return w.events;
     };
-    expect(underVoltageWatch(src).events).toBeUndefined(); // not a Raspberry Pi
+    expect(underVoltageWatch(src).available).toBe(false); // not a Raspberry Pi
     // the firmware's bit 0 (under-voltage now); bit 16 (has occurred) alone is not an episode
     const fw = '/sys/devices/platform/soc/soc:firmware/get_throttled';
     expect(run(fw, ['0x0', '0x50005', '0x50005', '0x50000', '0x50001', '0x0', 'garbage', '0x1'])).toBe(3);

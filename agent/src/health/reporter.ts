@@ -84,7 +84,7 @@ export function createHealthReporter(d: HealthReporterDeps) {
       if (config.health.enabled) {
         underVoltage = underVoltageWatch(src);
         underVoltage.poll();
-        if (underVoltage.events !== undefined) {
+        if (underVoltage.available) {
           uvTimer = setInterval(() => underVoltage?.poll(), config.health.underVoltagePoll);
           uvTimer.unref();
         }

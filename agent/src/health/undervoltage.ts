@@ -11,9 +11,14 @@ const HWMON_SCAN = 32;
  * (hwmon `rpi_volt`, `in0_lcrit_alarm`: set when the firmware saw under-voltage in the driver's last 2 s poll) where
  * that driver is loaded, else the firmware's "under-voltage now" bit of `get_throttled`. An episode shorter than the
  * poll can be missed with the latter; the count is since the agent started (the controller reads a drop as a reset).
- * `events` is undefined where neither exists (not a Raspberry Pi).
+ * `events` is undefined where neither exists (not a Raspberry Pi) or before the state could be read once.
  */
-export function underVoltageWatch(src: HealthSource): { poll(): void; readonly events: number | undefined } {
+export function underVoltageWatch(src: HealthSource): {
+  /** Whether this machine has something to watch (polling is pointless otherwise). */
+  readonly available: boolean;
+  poll(): void;
+  readonly events: number | undefined;
+} {
   const read = reader(src);
   let state: (() => boolean | undefined) | undefined;
   for (let i = 0; i < HWMON_SCAN && !state; i++) {
@@ -27,12 +32,15 @@ export function underVoltageWatch(src: HealthSource): { poll(): void; readonly e
   if (!state && parseThrottled(read(HEALTH_FILES.throttled) ?? '') !== undefined) {
     state = () => parseThrottled(read(HEALTH_FILES.throttled) ?? '')?.underVoltage;
   }
-  let events = state ? 0 : undefined;
+  // undefined until the state was read once: a monitor that cannot be read is unreadable, not "no events"
+  let events: number | undefined;
   let before = false;
   return {
+    available: state !== undefined,
     poll() {
       const now = state?.();
-      if (now === undefined || events === undefined) return;
+      if (now === undefined) return;
+      events ??= 0;
       if (now && !before) events++;
       before = now;
     },
