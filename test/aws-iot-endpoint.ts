@@ -165,6 +165,20 @@ export async function startAwsIotEndpoint() {
       },
     ],
     [
+      // UpdateThing: merge false replaces the attributes; merge true merges them, an empty value removes one
+      'PATCH',
+      /^\/things\/([^/]+)$/,
+      (m, r, res) => {
+        const t = things.get(m[1]!);
+        if (!t) return notFound(res, `thing ${m[1]}`);
+        const p = (r.body as { attributePayload?: { attributes?: Record<string, string>; merge?: boolean } })
+          .attributePayload;
+        const next = p?.merge ? { ...t.attributes, ...p.attributes } : { ...(p?.attributes ?? {}) };
+        t.attributes = Object.fromEntries(Object.entries(next).filter(([, v]) => v !== ''));
+        send(res, 200, {});
+      },
+    ],
+    [
       'GET',
       /^\/things\/([^/]+)\/principals$/,
       (m, _r, res) =>

@@ -62,7 +62,7 @@ describe('fleetwave aws provision (against a local endpoint speaking the AWS IoT
     const first = await cli(args, env);
     expect(first.status, first.stderr).toBe(0);
     expect(first.stdout).toMatch(
-      /a1b2c3d4e5f6g7-ats\.iot\.eu-central-1\.amazonaws\.com: 8 created, 0 unchanged, 0 problems/,
+      /a1b2c3d4e5f6g7-ats\.iot\.eu-central-1\.amazonaws\.com: 8 created, 0 updated, 0 unchanged, 0 problems/,
     );
     // every request signed (SigV4), in this order
     expect(aws.requests.every((r) => r.signed)).toBe(true);
@@ -110,8 +110,28 @@ describe('fleetwave aws provision (against a local endpoint speaking the AWS IoT
     const before = aws.requests.length;
     const second = await cli(args, env);
     expect(second.status, second.stderr).toBe(0);
-    expect(second.stdout).toMatch(/0 created, 8 unchanged, 0 problems/);
+    expect(second.stdout).toMatch(/0 created, 0 updated, 8 unchanged, 0 problems/);
     expect(aws.requests.slice(before).every((r) => r.method === 'GET')).toBe(true);
+
+    // registry → AWS: a device's tags and hardware change in Fleetwave; provisioning makes its thing's attributes so
+    const base = ['--url', ctl.url, '--token', ctl.adminToken];
+    const set = await cli(['device', 'set', 'gw-b', '--tag', 'floor=2', '--hardware', 'rpi4', ...base], env);
+    expect(set.status, set.stderr).toBe(0);
+    expect(set.stdout).toMatch(/device gw-b: tags and hardware changed/);
+    expect((await cli(['device', 'set', 'gw-b', ...base], env)).status).toBe(78);
+    const mark = aws.requests.length;
+    const fourth = await cli(args, env);
+    expect(fourth.stdout).toMatch(/0 created, 1 updated, 7 unchanged, 0 problems/);
+    expect(aws.requests.slice(mark).filter((r) => r.method !== 'GET')).toEqual([
+      expect.objectContaining({
+        method: 'PATCH',
+        path: '/things/gw-b',
+        body: { attributePayload: { attributes: { site: 'north_pier', floor: '2', hardware: 'rpi4' }, merge: false } },
+      }),
+    ]);
+    const fifth = aws.requests.length;
+    expect((await cli(args, env)).stdout).toMatch(/0 created, 0 updated, 8 unchanged/);
+    expect(aws.requests.slice(fifth).every((r) => r.method === 'GET')).toBe(true);
 
     // a certificate on AWS whose key is not here any more: no second certificate, a clear problem
     const lost = join(dir, 'elsewhere');
@@ -137,18 +157,42 @@ describe('fleetwave aws provision (against a local endpoint speaking the AWS IoT
       /gw-a has a certificate on AWS but no key in .*: restore the key, or detach and revoke/,
     );
     expect(aws.requests.filter((r) => r.path === '/keys-and-certificate')).toHaveLength(2);
-    // a thing made on AWS directly shows up in the registry with its attributes
+    // AWS → registry: a thing made on AWS directly shows up in the registry with its attributes, and a thing whose
+    // attributes were changed on AWS changes its device (gw-b's "north pier", north_pier on AWS, is left as it is)
     aws.addThing('gw-made-on-aws', 'north', { hardware: 'rpi5', site: 'south' });
+    aws.state.things.get('gw-a')!.attributes = { hardware: 'rpi4', site: 'harbour', zone: 'b' };
     const synced = await cli(
       ['aws', 'sync', '--fleet', 'north', '--endpoint-url', aws.url, '--url', ctl.url, '--token', ctl.adminToken],
       env,
     );
     expect(synced.status, synced.stderr).toBe(0);
     expect(synced.stdout).toMatch(
-      /3 things in north on AWS IoT Core: 1 registered \(gw-made-on-aws\), 2 already in the registry/,
+      /3 things in north on AWS IoT Core: 1 registered \(gw-made-on-aws\), 1 updated from their attributes \(gw-a\), 1 unchanged/,
     );
     const dev = await api(ctl.url, ctl.adminToken, 'GET', '/api/devices/gw-made-on-aws');
     expect(dev.body.device).toMatchObject({ hardware: 'rpi5', tags: { site: 'south' } });
+    expect((await api(ctl.url, ctl.adminToken, 'GET', '/api/devices/gw-a')).body.device).toMatchObject({
+      hardware: 'rpi4',
+      tags: { site: 'harbour', zone: 'b' },
+    });
+    expect((await api(ctl.url, ctl.adminToken, 'GET', '/api/devices/gw-b')).body.device.tags).toEqual({
+      site: 'north pier',
+      floor: '2',
+    });
+    // both ways agree now: neither command changes anything
+    expect(
+      (
+        await cli(
+          ['aws', 'sync', '--fleet', 'north', '--endpoint-url', aws.url, '--url', ctl.url, '--token', ctl.adminToken],
+          env,
+        )
+      ).stdout,
+    ).toMatch(/0 registered \(none\), 0 updated from their attributes \(none\), 3 unchanged/);
+    // a tag taken off again
+    expect((await cli(['device', 'set', 'gw-b', '--untag', 'floor', ...base], env)).stdout).toMatch(/tags changed/);
+    expect((await api(ctl.url, ctl.adminToken, 'GET', '/api/devices/gw-b')).body.device.tags).toEqual({
+      site: 'north pier',
+    });
     // no region: said plainly
     const { AWS_REGION: _r, ...noRegion } = env;
     expect((await cli(args, noRegion)).stderr).toMatch(/no AWS region: pass --region or set AWS_REGION/);

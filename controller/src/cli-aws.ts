@@ -1,7 +1,7 @@
 import { IoTClient } from '@aws-sdk/client-iot';
 import { FleetwaveError } from '@fleetwave/shared';
-import { type ProvisionDevice, provisionFleet } from './aws/provision.js';
-import { thingsOfFleet } from './aws/sync.js';
+import { type ProvisionDevice, provisionFleet, sameAttributes, thingAttributes } from './aws/provision.js';
+import { type RegistryDevice, thingsOfFleet } from './aws/sync.js';
 import { type ClientOptions, call } from './cli-client.js';
 
 export interface AwsFlags {
@@ -42,32 +42,48 @@ export async function runAwsCommand(sub: string | undefined, v: AwsFlags, client
   if (v.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
   else {
     process.stdout.write(
-      `AWS IoT Core data endpoint ${r.endpoint}: ${r.created.length} created, ${r.unchanged.length} unchanged, ${r.problems.length} problems; agent configs in ${v.out}/<device>/agent.yaml (updates.jobsRoot: $aws/things)\n`,
+      `AWS IoT Core data endpoint ${r.endpoint}: ${r.created.length} created, ${r.updated.length} updated, ${r.unchanged.length} unchanged, ${r.problems.length} problems; agent configs in ${v.out}/<device>/agent.yaml (updates.jobsRoot: $aws/things)\n`,
     );
   }
   iot.destroy();
   return r.problems.length ? 1 : 0;
 }
 
-/** Things of the fleet's group on AWS that the registry lacks are registered (their attributes as hardware and tags). */
+/**
+ * AWS → registry: things of the fleet's group that the registry lacks are registered, and registered devices whose
+ * thing attributes differ take them as their hardware and tags (a tag already equal to the attribute except for the
+ * characters AWS does not allow is left as it is).
+ */
 async function sync(fleet: string, region: string, v: AwsFlags, client: ClientOptions): Promise<number> {
   const iot = new IoTClient({ region, ...(v['endpoint-url'] && { endpoint: v['endpoint-url'] }) });
   const things = await thingsOfFleet(iot, fleet);
   iot.destroy();
-  const { devices } = (await call(client, 'GET', '/api/devices')) as { devices: { id: string }[] };
-  const known = new Set(devices.map((d) => d.id));
+  const { devices } = (await call(client, 'GET', '/api/devices')) as { devices: RegistryDevice[] };
+  const known = new Map(devices.map((d) => [d.id, d]));
   const added: string[] = [];
+  const updated: string[] = [];
   for (const t of things) {
-    if (known.has(t.id)) continue;
-    // the device authenticates to AWS with its certificate; the registry's own token is not printed
-    await call(client, 'POST', '/api/devices', { id: t.id, tags: t.tags, ...(t.hardware && { hardware: t.hardware }) });
-    added.push(t.id);
+    const d = known.get(t.id);
+    if (!d) {
+      // the device authenticates to AWS with its certificate; the registry's own token is not printed
+      await call(client, 'POST', '/api/devices', {
+        id: t.id,
+        tags: t.tags,
+        ...(t.hardware && { hardware: t.hardware }),
+      });
+      added.push(t.id);
+      continue;
+    }
+    if (sameAttributes(thingAttributes(d), thingAttributes(t))) continue;
+    await call(client, 'PATCH', `/api/devices/${encodeURIComponent(t.id)}`, { tags: t.tags, hardware: t.hardware });
+    updated.push(t.id);
   }
-  const r = { fleet, things: things.length, added, alreadyRegistered: things.length - added.length };
+  const r = { fleet, things: things.length, added, updated, unchanged: things.length - added.length - updated.length };
   process.stdout.write(
     v.json
       ? `${JSON.stringify(r, null, 2)}\n`
-      : `${things.length} things in ${fleet} on AWS IoT Core: ${added.length} registered (${added.join(', ') || 'none'}), ${r.alreadyRegistered} already in the registry\n`,
+      : `${things.length} things in ${fleet} on AWS IoT Core: ${added.length} registered (${added.join(', ') || 'none'}), ` +
+          `${updated.length} updated from their attributes (${updated.join(', ') || 'none'}), ${r.unchanged} unchanged\n`,
   );
   return 0;
 }

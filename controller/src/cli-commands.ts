@@ -6,6 +6,7 @@ import { type RolloutFlags, runRolloutCommand } from './cli-rollouts.js';
 export interface ClientFlags extends RolloutFlags {
   json?: boolean | undefined;
   tag?: string[] | undefined;
+  untag?: string[] | undefined;
   hardware?: string | undefined;
   role?: string | undefined;
   uses?: string | undefined;
@@ -161,6 +162,24 @@ export async function runClientCommand(
       if (!arg) throw new FleetwaveError('E_CONFIG_INVALID', 'usage: fleetwave predict install <model.json>');
       const r = await call(client, 'PUT', '/api/predict/model', JSON.parse(readFileSync(arg, 'utf8')));
       out(r, () => `model ${arg} installed; devices rescored\n`);
+      return 0;
+    }
+    case 'device set': {
+      if (!arg || (!v.tag && !v.untag && !v.hardware)) {
+        throw new FleetwaveError(
+          'E_CONFIG_INVALID',
+          'usage: fleetwave device set <id> [--tag k=v]… [--untag k]… [--hardware h] (at least one)',
+        );
+      }
+      const path = `/api/devices/${encodeURIComponent(arg)}`;
+      const current = ((await call(client, 'GET', path)) as { device: { tags: Record<string, string> } }).device;
+      const next = { ...current.tags, ...tags(v.tag) };
+      for (const k of v.untag ?? []) delete next[k];
+      const r = (await call(client, 'PATCH', path, {
+        tags: next,
+        ...(v.hardware && { hardware: v.hardware }),
+      })) as { changed: string[] };
+      out(r, () => `device ${arg}: ${r.changed.length ? `${r.changed.join(' and ')} changed` : 'nothing changed'}\n`);
       return 0;
     }
     case 'device revoke': {

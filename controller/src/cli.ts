@@ -25,6 +25,8 @@ Usage:
   fleetwave device add <id> [--tag k=v]… [--hardware h]
                                             register a device; prints its token once and an agent config snippet
   fleetwave device list | show <id> | revoke <id>
+  fleetwave device set <id> [--tag k=v]… [--untag k]… [--hardware h]
+                                            change a device's tags (merged into its own) or hardware
   fleetwave enrolment create [--uses n] [--tag k=v]…   a fleet enrolment token gateways register themselves with
   fleetwave token create <name> --role viewer|operator|admin|backend | token list | token revoke <id>
   fleetwave telemetry tail [--device id] [--after cursor] [--follow]
@@ -148,6 +150,7 @@ async function main(argv: string[]): Promise<number> {
       token: { type: 'string' },
       json: { type: 'boolean' },
       tag: { type: 'string', multiple: true },
+      untag: { type: 'string', multiple: true },
       hardware: { type: 'string' },
       role: { type: 'string' },
       uses: { type: 'string' },

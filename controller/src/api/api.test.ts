@@ -205,6 +205,51 @@ describe('desired configuration API', () => {
     expect(store.audit(50).some((e) => e.action === 'config.revert' && e.outcome === 'ok')).toBe(true);
   });
 
+  it("changes a device's tags and hardware; its configuration follows the layers it now matches", async () => {
+    await app.inject({ method: 'POST', url: '/api/devices', headers: h, payload: { id: 'mv-1', tags: { site: 'x' } } });
+    await app.inject({
+      method: 'POST',
+      url: '/api/config/layers',
+      headers: h,
+      payload: layer('rpi5-only', 3, { hardware: ['rpi5'] }, { batchMaxRecords: 50 }),
+    });
+    published.length = 0;
+    const patch = (payload: unknown, id = 'mv-1', headers = h) =>
+      app.inject({ method: 'PATCH', url: `/api/devices/${id}`, headers, payload: payload as object });
+    const r = await patch({ tags: { site: 'y', rack: '4' }, hardware: 'rpi5' });
+    expect(r.statusCode, r.body).toBe(200);
+    expect(r.json()).toMatchObject({
+      device: { id: 'mv-1', hardware: 'rpi5', tags: { site: 'y', rack: '4' } },
+      changed: ['tags', 'hardware'],
+    });
+    // it now matches the rpi5 layer: a new desired configuration went out
+    expect(published).toEqual([
+      {
+        topic: 'fleetwave/devices/mv-1/config/desired',
+        doc: { v: 1, device: 'mv-1', version: 1, config: { batchMaxRecords: 50 } },
+      },
+    ]);
+    expect((await patch({ hardware: 'rpi5' })).json().changed).toEqual([]);
+    expect(published).toHaveLength(1);
+    expect(store.audit(5).find((e) => e.action === 'device.update')).toMatchObject({
+      target: 'mv-1',
+      outcome: 'ok',
+      details: 'unchanged',
+    });
+    // bad input changes nothing; an unknown device, a viewer, a revoked device are refused
+    expect((await patch({})).statusCode).toBe(400);
+    expect((await patch({ hardware: 'rpi 5' })).statusCode).toBe(400);
+    expect((await patch({ tags: { 'bad key': 'v' } })).statusCode).toBe(400);
+    expect((await patch({ owner: 'me' })).statusCode).toBe(400);
+    expect(store.getDevice('mv-1')).toMatchObject({ hardware: 'rpi5', tags: { site: 'y', rack: '4' } });
+    expect((await patch({ hardware: 'rpi4' }, 'nope')).statusCode).toBe(404);
+    const viewer = auth.createApiToken('mv-viewer', 'viewer').token;
+    expect((await patch({ hardware: 'rpi4' }, 'mv-1', { authorization: `Bearer ${viewer}` })).statusCode).toBe(403);
+    await app.inject({ method: 'POST', url: '/api/devices/mv-1/revoke', headers: h });
+    expect((await patch({ hardware: 'rpi4' })).statusCode).toBe(409);
+    await app.inject({ method: 'DELETE', url: '/api/config/layers/rpi5-only', headers: h });
+  });
+
   it('validates layers and refuses viewers', async () => {
     const viewer = auth.createApiToken('cfg-viewer', 'viewer').token;
     const bad = await app.inject({

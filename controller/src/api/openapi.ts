@@ -2,6 +2,7 @@ import {
   ApiTokenRequest,
   CleanRecord,
   DeviceAddRequest,
+  DeviceUpdateRequest,
   EnrolmentTokenRequest,
   EnrolRequest,
   TelemetryQueryParams,
@@ -51,6 +52,19 @@ export function openApiDocument() {
           security: bearer,
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
           responses: { '200': { description: 'device' }, '404': { description: 'unknown' }, ...errors },
+        },
+        patch: {
+          summary:
+            "Replace a device's tags and/or hardware (operator); its effective configuration is recomputed. Answers the device and the fields that changed",
+          security: bearer,
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          requestBody: json(DeviceUpdateRequest),
+          responses: {
+            '200': { description: 'device, changed' },
+            '404': { description: 'unknown' },
+            '409': { description: 'revoked' },
+            ...errors,
+          },
         },
       },
       '/api/devices/{id}/revoke': {

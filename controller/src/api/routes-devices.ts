@@ -1,6 +1,7 @@
 import {
   DeviceAddRequest,
   DeviceId,
+  DeviceUpdateRequest,
   EnrolmentTokenRequest,
   EnrolRequest,
   FleetwaveError,
@@ -70,7 +71,7 @@ export function deviceRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard):
       mosquittoHash: creds.mosquittoHash,
     });
     auth.audit(actor, 'device.add', id, 'ok');
-    deps.config.deviceAdded(id);
+    deps.config.deviceChanged(id);
     return {
       device: publicDevice(store.getDevice(id)!),
       token: creds.token,
@@ -107,6 +108,32 @@ export function deviceRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard):
       missingSequences: store.missingRanges(id),
       rejected: deps.ingest.rejected.get(id) ?? {},
     };
+  });
+
+  app.patch('/api/devices/:id', { preHandler: guard('operator', 'device.update') }, async (req) => {
+    const id = deviceIdParam(req.params);
+    const body = parseWith(DeviceUpdateRequest, req.body, 'device update');
+    const d = store.getDevice(id);
+    if (!d) throw new FleetwaveError('E_DEVICE_UNKNOWN', `no device ${id}`);
+    if (d.revokedAt !== null) throw new FleetwaveError('E_DEVICE_REVOKED', `device ${id} is revoked`);
+    const patch = {
+      ...(body.tags !== undefined && JSON.stringify(body.tags) !== JSON.stringify(d.tags) && { tags: body.tags }),
+      ...(body.hardware !== undefined && body.hardware !== d.hardware && { hardware: body.hardware }),
+    };
+    const changed = Object.keys(patch);
+    if (changed.length) {
+      store.updateDevice(id, patch);
+      // layers select on tags and hardware: the device's effective configuration may change with them
+      deps.config.deviceChanged(id);
+    }
+    auth.audit(
+      req.caller!.actor,
+      'device.update',
+      id,
+      'ok',
+      changed.length ? `changed ${changed.join(', ')}` : 'unchanged',
+    );
+    return { device: publicDevice(store.getDevice(id)!), changed };
   });
 
   app.post('/api/devices/:id/revoke', { preHandler: guard('operator', 'device.revoke') }, async (req) => {

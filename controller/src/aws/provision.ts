@@ -17,6 +17,7 @@ import {
   ListThingGroupsForThingCommand,
   ListThingPrincipalsCommand,
   ResourceNotFoundException,
+  UpdateThingCommand,
 } from '@aws-sdk/client-iot';
 import { FleetwaveError } from '@fleetwave/shared';
 
@@ -43,6 +44,8 @@ export interface ProvisionOptions {
 export interface ProvisionResult {
   endpoint: string;
   created: string[];
+  /** Things whose attributes were made the registry's hardware and tags again. */
+  updated: string[];
   unchanged: string[];
   problems: string[];
 }
@@ -86,6 +89,16 @@ export function devicePolicy(root = 'fleetwave'): string {
 const notFound = (err: unknown) =>
   err instanceof ResourceNotFoundException || (err as { name?: string }).name === 'ResourceNotFoundException';
 
+/** What fn answers, or undefined when AWS says the resource does not exist. */
+async function found<T>(fn: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (notFound(err)) return undefined;
+    throw err;
+  }
+}
+
 async function exists(fn: () => Promise<unknown>): Promise<boolean> {
   try {
     await fn();
@@ -97,7 +110,17 @@ async function exists(fn: () => Promise<unknown>): Promise<boolean> {
 }
 
 /** Thing attributes allow [a-zA-Z0-9_.,@/:#-]: other characters of tags are replaced. */
-const attribute = (v: string) => v.replace(/[^a-zA-Z0-9_.,@/:#-]/g, '_').slice(0, 800);
+export const attribute = (v: string) => v.replace(/[^a-zA-Z0-9_.,@/:#-]/g, '_').slice(0, 800);
+
+/** A registry device's hardware and tags as thing attributes. */
+export function thingAttributes(d: { hardware: string | null; tags: Record<string, string> }): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries({ ...d.tags, ...(d.hardware && { hardware: d.hardware }) }).map(([k, v]) => [k, attribute(v)]),
+  );
+}
+
+export const sameAttributes = (a: Record<string, string>, b: Record<string, string>) =>
+  Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([k, v]) => b[k] === v);
 
 export function agentConfigForAws(o: {
   id: string;
@@ -130,10 +153,11 @@ export async function provisionFleet(o: ProvisionOptions): Promise<ProvisionResu
   const c = o.client;
   const say = o.say ?? (() => {});
   const root = o.root ?? 'fleetwave';
-  const result: ProvisionResult = { endpoint: '', created: [], unchanged: [], problems: [] };
-  const note = (what: string, created: boolean) => {
-    (created ? result.created : result.unchanged).push(what);
-    say(`${created ? 'created' : 'unchanged'}: ${what}`);
+  const result: ProvisionResult = { endpoint: '', created: [], updated: [], unchanged: [], problems: [] };
+  const note = (what: string, created: boolean | 'updated') => {
+    const kind = created === 'updated' ? 'updated' : created ? 'created' : 'unchanged';
+    result[kind].push(what);
+    say(`${kind}: ${what}`);
   };
   if (!/^[a-zA-Z0-9:_-]{1,128}$/.test(o.fleet))
     throw new FleetwaveError('E_CONFIG_INVALID', `fleet name ${o.fleet} is not a valid thing group name`);
@@ -171,11 +195,14 @@ export async function provisionFleet(o: ProvisionOptions): Promise<ProvisionResu
   result.endpoint = endpoint;
 
   for (const d of o.devices) {
-    const attributes = Object.fromEntries(
-      Object.entries({ ...d.tags, ...(d.hardware && { hardware: d.hardware }) }).map(([k, v]) => [k, attribute(v)]),
-    );
-    if (await exists(() => c.send(new DescribeThingCommand({ thingName: d.id })))) note(`thing ${d.id}`, false);
-    else {
+    const attributes = thingAttributes(d);
+    const thing = await found(() => c.send(new DescribeThingCommand({ thingName: d.id })));
+    if (thing && sameAttributes(thing.attributes ?? {}, attributes)) note(`thing ${d.id}`, false);
+    else if (thing) {
+      // the registry is the truth here (fleetwave aws sync takes changes made on AWS into it first)
+      await c.send(new UpdateThingCommand({ thingName: d.id, attributePayload: { attributes, merge: false } }));
+      note(`attributes of thing ${d.id}`, 'updated');
+    } else {
       await c.send(new CreateThingCommand({ thingName: d.id, attributePayload: { attributes } }));
       note(`thing ${d.id}`, true);
     }

@@ -143,8 +143,11 @@ export class ConfigService {
     return changed;
   }
 
-  /** A device was registered: it gets its configuration as soon as it subscribes. */
-  deviceAdded(id: string): void {
+  /**
+   * A device was registered, or its tags or hardware changed: its effective configuration is computed again (and
+   * published when it changed); it gets it as soon as it subscribes.
+   */
+  deviceChanged(id: string): void {
     const changed = this.o.store.transaction(() => this.recomputeIn(this.layers(), id));
     for (const c of changed) this.publishDevice(c);
   }

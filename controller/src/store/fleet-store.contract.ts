@@ -34,6 +34,10 @@ export function fleetStoreContract(name: string, make: () => FleetStore) {
         agentVersion: '0.1.0',
         tags: { site: 'south' },
       });
+      s.updateDevice('gw-1', { hardware: 'rpi5' });
+      expect(s.getDevice('gw-1')).toMatchObject({ hardware: 'rpi5', tags: { site: 'south' } });
+      s.updateDevice('gw-1', { hardware: null });
+      expect(s.getDevice('gw-1')!.hardware).toBeNull();
       expect(s.revokeDevice('gw-1', 9)).toBe(true);
       expect(s.revokeDevice('gw-1', 10)).toBe(false);
       expect(s.getDevice('gw-1')!.revokedAt).toBe(9);

@@ -37,6 +37,7 @@ export type DevicePatch = Partial<
     | 'firmwareVersion'
     | 'appliedConfigVersion'
     | 'tags'
+    | 'hardware'
     | 'desiredVersion'
     | 'desiredConfig'
     | 'configStatus'

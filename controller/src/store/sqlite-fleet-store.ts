@@ -78,6 +78,7 @@ const PATCH_COLUMNS: Record<keyof DevicePatch, string> = {
   firmwareVersion: 'firmware_version',
   appliedConfigVersion: 'applied_config_version',
   tags: 'tags',
+  hardware: 'hardware',
   desiredVersion: 'desired_version',
   desiredConfig: 'desired_config',
   configStatus: 'config_status',

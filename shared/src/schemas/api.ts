@@ -3,15 +3,20 @@ import { DeviceId, ShortText } from './common.js';
 
 const Tags = z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'tag names are [A-Za-z0-9_.-]{1,64}'), ShortText);
 
+const Hardware = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'hardware is [A-Za-z0-9._-]{1,64}');
+
 /** POST /api/devices: register a device; the answer carries its token once. */
 export const DeviceAddRequest = z.strictObject({
   id: DeviceId,
   tags: Tags.default({}),
-  hardware: z
-    .string()
-    .regex(/^[A-Za-z0-9._-]{1,64}$/)
-    .optional(),
+  hardware: Hardware.optional(),
 });
+
+/** PATCH /api/devices/<id>: replace a device's tags, its hardware (null: none), or both. */
+export const DeviceUpdateRequest = z
+  .strictObject({ tags: Tags.optional(), hardware: Hardware.nullable().optional() })
+  .refine((b) => b.tags !== undefined || b.hardware !== undefined, 'give tags, hardware or both');
+export type DeviceUpdateRequest = z.infer<typeof DeviceUpdateRequest>;
 
 /** POST /api/enrol: a gateway registers itself with a fleet enrolment token. */
 export const EnrolRequest = z.strictObject({
