@@ -56,6 +56,7 @@ export const validSamples: Record<string, unknown> = {
     ],
   },
   'api-device-add': { id: 'gw-9', tags: { site: 'north' }, hardware: 'rpi4' },
+  'api-device-update': { tags: { site: 'south', rack: '4' }, hardware: 'rpi5' },
   'api-enrol': { token: 'fwe_0123456789ab_secretsecretsecret', id: 'gw-9', hardware: 'rpi4' },
   'api-enrolment-token': { uses: 10, tags: { site: 'north' }, expiresInHours: 24 },
   'api-token': { name: 'ops', role: 'operator' },

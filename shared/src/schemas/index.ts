@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { AgentConfig } from './agent-config.js';
-import { ApiTokenRequest, DeviceAddRequest, EnrolmentTokenRequest, EnrolRequest } from './api.js';
+import { ApiTokenRequest, DeviceAddRequest, DeviceUpdateRequest, EnrolmentTokenRequest, EnrolRequest } from './api.js';
 import { ConfigLayer } from './config-layer.js';
 import { DesiredConfig, HealthReport, Presence, ReportedConfig } from './device.js';
 import * as jobs from './jobs.js';
@@ -34,6 +34,7 @@ export const messageSchemas: Readonly<Record<string, z.ZodType>> = Object.freeze
   'reported-config': ReportedConfig,
   'agent-config': AgentConfig,
   'api-device-add': DeviceAddRequest,
+  'api-device-update': DeviceUpdateRequest,
   'api-enrol': EnrolRequest,
   'api-enrolment-token': EnrolmentTokenRequest,
   'api-token': ApiTokenRequest,
