@@ -188,6 +188,15 @@ describe('fleetwave aws provision (against a local endpoint speaking the AWS IoT
         )
       ).stdout,
     ).toMatch(/0 registered \(none\), 0 updated from their attributes \(none\), 3 unchanged/);
+    // a device revoked in the registry is left alone by sync, said so, and does not stop it
+    await api(ctl.url, ctl.adminToken, 'POST', '/api/devices/gw-made-on-aws/revoke');
+    aws.state.things.get('gw-made-on-aws')!.attributes = { hardware: 'rpi5', site: 'elsewhere' };
+    const afterRevoke = await cli(
+      ['aws', 'sync', '--fleet', 'north', '--endpoint-url', aws.url, '--url', ctl.url, '--token', ctl.adminToken],
+      env,
+    );
+    expect(afterRevoke.status, afterRevoke.stderr).toBe(0);
+    expect(afterRevoke.stdout).toMatch(/2 unchanged, 1 revoked in the registry and left alone \(gw-made-on-aws\)/);
     // a tag taken off again
     expect((await cli(['device', 'set', 'gw-b', '--untag', 'floor', ...base], env)).stdout).toMatch(/tags changed/);
     expect((await api(ctl.url, ctl.adminToken, 'GET', '/api/devices/gw-b')).body.device.tags).toEqual({

@@ -58,12 +58,20 @@ async function sync(fleet: string, region: string, v: AwsFlags, client: ClientOp
   const iot = new IoTClient({ region, ...(v['endpoint-url'] && { endpoint: v['endpoint-url'] }) });
   const things = await thingsOfFleet(iot, fleet);
   iot.destroy();
-  const { devices } = (await call(client, 'GET', '/api/devices')) as { devices: RegistryDevice[] };
+  const { devices } = (await call(client, 'GET', '/api/devices')) as {
+    devices: (RegistryDevice & { revokedAt: number | null })[];
+  };
   const known = new Map(devices.map((d) => [d.id, d]));
   const added: string[] = [];
   const updated: string[] = [];
+  const revoked: string[] = [];
   for (const t of things) {
     const d = known.get(t.id);
+    // a revoked device stays as it was revoked (its thing on AWS is the operator's to delete)
+    if (d?.revokedAt != null) {
+      revoked.push(t.id);
+      continue;
+    }
     if (!d) {
       // the device authenticates to AWS with its certificate; the registry's own token is not printed
       await call(client, 'POST', '/api/devices', {
@@ -78,12 +86,14 @@ async function sync(fleet: string, region: string, v: AwsFlags, client: ClientOp
     await call(client, 'PATCH', `/api/devices/${encodeURIComponent(t.id)}`, { tags: t.tags, hardware: t.hardware });
     updated.push(t.id);
   }
-  const r = { fleet, things: things.length, added, updated, unchanged: things.length - added.length - updated.length };
+  const unchanged = things.length - added.length - updated.length - revoked.length;
+  const r = { fleet, things: things.length, added, updated, revoked, unchanged };
   process.stdout.write(
     v.json
       ? `${JSON.stringify(r, null, 2)}\n`
       : `${things.length} things in ${fleet} on AWS IoT Core: ${added.length} registered (${added.join(', ') || 'none'}), ` +
-          `${updated.length} updated from their attributes (${updated.join(', ') || 'none'}), ${r.unchanged} unchanged\n`,
+          `${updated.length} updated from their attributes (${updated.join(', ') || 'none'}), ${unchanged} unchanged` +
+          `${revoked.length ? `, ${revoked.length} revoked in the registry and left alone (${revoked.join(', ')})` : ''}\n`,
   );
   return 0;
 }
