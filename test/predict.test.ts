@@ -265,7 +265,7 @@ describe('risk scores in the controller', () => {
     const base = ['--url', ctl.url, '--data-dir', ctlDir];
     const list = await cli('device', 'list', ...base);
     expect(list.stdout.split('\n').find((l) => l.startsWith('gw-hot'))).toMatch(
-      /[01]\.\d\d thermal \((cpuTempC|load1)/,
+      /\d+°C mem \d+% disk \d+% UNDER-VOLTAGE +[01]\.\d\d thermal \((cpuTempC|load1)/,
     );
     await waitFor('the at-risk webhook', () => hooks.some((h) => h.kind === 'device.at-risk'));
     expect(hooks.filter((h) => h.kind === 'device.at-risk')).toMatchObject([

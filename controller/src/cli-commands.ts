@@ -30,6 +30,28 @@ const riskCell = (r: RiskCell | undefined) =>
     ? `${r.risk.toFixed(2)}${r.mode ? ` ${r.mode}` : ''}${r.signals.length ? ` (${r.signals.map((s) => s.metric).join(', ')})` : ''}`
     : '-';
 
+interface HealthCell {
+  cpuTempC?: number;
+  memUsedPct?: number;
+  diskUsedPct?: number;
+  underVoltage: boolean;
+  throttled: boolean;
+}
+
+/** The newest health report's headline figures (as on the dashboard's fleet page). */
+const healthCell = (h: HealthCell | undefined) =>
+  h
+    ? [
+        h.cpuTempC !== undefined && `${h.cpuTempC.toFixed(0)}°C`,
+        h.memUsedPct !== undefined && `mem ${h.memUsedPct.toFixed(0)}%`,
+        h.diskUsedPct !== undefined && `disk ${h.diskUsedPct.toFixed(0)}%`,
+        h.underVoltage && 'UNDER-VOLTAGE',
+        h.throttled && 'THROTTLED',
+      ]
+        .filter(Boolean)
+        .join(' ') || '-'
+    : '-';
+
 function tags(list: string[] | undefined): Record<string, string> {
   return Object.fromEntries(
     (list ?? []).map((t) => {
@@ -80,6 +102,7 @@ export async function runClientCommand(
             : (Number(d.appliedConfigVersion) || 0) >= Number(d.desiredVersion)
               ? `v${d.desiredVersion}`
               : `lagging (v${d.appliedConfigVersion ?? 0} of v${d.desiredVersion})`,
+        health: healthCell(d.health as HealthCell | undefined),
         risk: riskCell(d.risk as RiskCell | undefined),
       }));
       out(r, () =>
@@ -89,6 +112,7 @@ export async function runClientCommand(
           'hardware',
           'agentVersion',
           'config',
+          'health',
           'risk',
           'lastSeen',
           'revokedAt',
