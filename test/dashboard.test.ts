@@ -170,6 +170,29 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in Chromium (playwright-co
     await page.locator('figure.chart canvas').first().waitFor();
     expect(await page.locator('figure.chart').count()).toBeGreaterThanOrEqual(3);
     await shot(page, 'device');
+    // tags and hardware edited on the device page (what selectors and layers match on); bad input changes nothing
+    await page.getByLabel('Tags', { exact: true }).fill('site=north rack7');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('alert').filter({ hasText: '"rack7" is not key=value' }).waitFor();
+    await page.getByLabel('Tags', { exact: true }).fill('site=north rack=7');
+    await page.getByLabel('Hardware', { exact: true }).fill('rpi5');
+    await page.getByRole('button', { name: 'Save' }).click();
+    // the page is drawn again from the controller: the new values, and what the save did
+    await page
+      .getByRole('status')
+      .filter({ hasText: 'Saved tags and hardware: site=north rack=7, hardware rpi5.' })
+      .waitFor();
+    expect(await page.getByLabel('Tags', { exact: true }).inputValue()).toBe('site=north rack=7');
+    const saved = (await api(ctl.url, ctl.adminToken, 'GET', '/api/devices/gw-3')).body.device;
+    expect(saved).toMatchObject({ tags: { site: 'north', rack: '7' }, hardware: 'rpi5' });
+    await page.getByLabel('Tags', { exact: true }).fill('site=north');
+    await page.getByLabel('Hardware', { exact: true }).fill('rpi4');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('status').filter({ hasText: 'Saved tags and hardware: site=north, hardware rpi4.' }).waitFor();
+    expect((await api(ctl.url, ctl.adminToken, 'GET', '/api/devices/gw-3')).body.device).toMatchObject({
+      tags: { site: 'north' },
+      hardware: 'rpi4',
+    });
     // an operator confirms a failure (what the predictor learns from), and takes it back
     await page.getByLabel('Failure mode').selectOption('thermal');
     await page.getByRole('button', { name: 'Mark failed' }).click();
@@ -225,9 +248,15 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in Chromium (playwright-co
     await page.getByRole('link', { name: 'Events' }).click();
     await page.getByRole('cell', { name: 'wave.failed' }).first().waitFor();
     await shot(page, 'events');
-    for (const path of ['#/fleet', '#/rollouts', '#/telemetry']) {
+    for (const [path, title] of [
+      ['#/fleet', 'Fleet'],
+      ['#/device/gw-3', 'Device gw-3'],
+      ['#/rollouts', 'Rollouts'],
+      ['#/telemetry', 'Telemetry'],
+    ] as const) {
       await page.goto(`${ctl.url}/ui/${path}`);
-      await page.locator('main h1').waitFor();
+      // a change of hash only: wait for this page's own heading, not the one still on screen
+      await page.getByRole('heading', { name: title, exact: true, level: 1 }).waitFor();
       const unlabelled = await page.$$eval('main input, main textarea, main select', (els) =>
         els.filter((e) => (e as unknown as { labels: unknown[] | null }).labels?.length === 0).map((e) => e.id),
       );

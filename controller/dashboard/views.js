@@ -112,6 +112,60 @@ function chart(h, title, xs, ys, unit = '') {
 }
 
 /** A device's failure label, and the form an operator confirms a failure with (what the predictor learns from). */
+/** What the last save of a device's tags said: shown by the form the page is re-rendered with. */
+let tagsSaved = '';
+
+/** Tags (`key=value`, space-separated) and hardware of a device: what selectors, layers and rollouts match on. */
+function tagsForm(h, api, refresh, d) {
+  const tagsInput = h('input', {
+    id: 'device-tags',
+    size: 40,
+    value: Object.entries(d.tags ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' '),
+    'aria-describedby': 'device-tags-help',
+  });
+  const hardware = h('input', { id: 'device-hardware', size: 12, value: d.hardware ?? '' });
+  const status = h('span', { role: 'status', 'aria-live': 'polite' }, tagsSaved);
+  tagsSaved = '';
+  return h(
+    'form',
+    {
+      class: 'row',
+      'aria-label': 'Tags and hardware',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const pairs = tagsInput.value.split(/\s+/).filter(Boolean);
+        const bad = pairs.find((p) => !/^[^=]+=.*$/.test(p));
+        if (bad) {
+          status.replaceChildren(h('span', { class: 'error', role: 'alert' }, `"${bad}" is not key=value`));
+          return;
+        }
+        try {
+          const r = await api('PATCH', `/api/devices/${encodeURIComponent(d.id)}`, {
+            tags: Object.fromEntries(pairs.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)])),
+            hardware: hardware.value.trim() || null,
+          });
+          // the page is drawn again with what the controller now has; its form says what happened
+          const now = `${pairs.join(' ') || 'no tags'}, hardware ${r.device.hardware ?? 'none'}`;
+          tagsSaved = r.changed.length ? `Saved ${r.changed.join(' and ')}: ${now}.` : `Nothing changed: ${now}.`;
+          document.activeElement?.blur();
+          await refresh();
+        } catch (err) {
+          status.replaceChildren(h('span', { class: 'error', role: 'alert' }, err.message));
+        }
+      },
+    },
+    h('label', { for: 'device-tags' }, 'Tags'),
+    tagsInput,
+    h('span', { id: 'device-tags-help', class: 'muted' }, 'key=value, space-separated'),
+    h('label', { for: 'device-hardware' }, 'Hardware'),
+    hardware,
+    h('button', { type: 'submit', class: 'secondary' }, 'Save'),
+    status,
+  );
+}
+
 function labelForm(h, api, refresh, id, label) {
   if (label) {
     return h(
@@ -292,6 +346,7 @@ export const views = {
           ],
         ],
       ),
+      tagsForm(h, api, refresh, d),
       labelForm(h, api, refresh, id, health.label),
       h('h2', {}, 'Health'),
       charts.length ? h('div', { class: 'charts' }, charts) : h('p', { class: 'muted' }, 'No health reports yet.'),
