@@ -197,6 +197,19 @@ describe('fleetwave aws provision (against a local endpoint speaking the AWS IoT
     );
     expect(afterRevoke.status, afterRevoke.stderr).toBe(0);
     expect(afterRevoke.stdout).toMatch(/2 unchanged, 1 revoked in the registry and left alone \(gw-made-on-aws\)/);
+    // a thing whose attribute name is no tag name: reported with what to do, the other things still synced, exit 1
+    aws.addThing('gw-odd', 'north', { 'team:lead': 'ana' });
+    aws.addThing('gw-fine', 'north', { site: 'east' });
+    const odd = await cli(
+      ['aws', 'sync', '--fleet', 'north', '--endpoint-url', aws.url, '--url', ctl.url, '--token', ctl.adminToken],
+      env,
+    );
+    expect(odd.status).toBe(1);
+    expect(odd.stdout).toMatch(/1 registered \(gw-fine\)/);
+    expect(odd.stdout).toMatch(
+      /problem: gw-odd: 400 E_SCHEMA: .*tags\.team:lead.* change the thing's attributes on AWS/,
+    );
+    expect((await api(ctl.url, ctl.adminToken, 'GET', '/api/devices/gw-odd')).status).toBe(404);
     // a tag taken off again
     expect((await cli(['device', 'set', 'gw-b', '--untag', 'floor', ...base], env)).stdout).toMatch(/tags changed/);
     expect((await api(ctl.url, ctl.adminToken, 'GET', '/api/devices/gw-b')).body.device.tags).toEqual({

@@ -65,6 +65,7 @@ async function sync(fleet: string, region: string, v: AwsFlags, client: ClientOp
   const added: string[] = [];
   const updated: string[] = [];
   const revoked: string[] = [];
+  const problems: string[] = [];
   for (const t of things) {
     const d = known.get(t.id);
     // a revoked device stays as it was revoked (its thing on AWS is the operator's to delete)
@@ -72,28 +73,37 @@ async function sync(fleet: string, region: string, v: AwsFlags, client: ClientOp
       revoked.push(t.id);
       continue;
     }
-    if (!d) {
-      // the device authenticates to AWS with its certificate; the registry's own token is not printed
-      await call(client, 'POST', '/api/devices', {
-        id: t.id,
-        tags: t.tags,
-        ...(t.hardware && { hardware: t.hardware }),
-      });
-      added.push(t.id);
-      continue;
+    if (d && sameAttributes(thingAttributes(d), thingAttributes(t))) continue;
+    // one thing the registry refuses (an attribute name that is no tag name, say) is reported; the others go on
+    try {
+      if (!d) {
+        // the device authenticates to AWS with its certificate; the registry's own token is not printed
+        await call(client, 'POST', '/api/devices', {
+          id: t.id,
+          tags: t.tags,
+          ...(t.hardware && { hardware: t.hardware }),
+        });
+        added.push(t.id);
+      } else {
+        await call(client, 'PATCH', `/api/devices/${encodeURIComponent(t.id)}`, { tags: t.tags, hardware: t.hardware });
+        updated.push(t.id);
+      }
+    } catch (err) {
+      problems.push(
+        `${t.id}: ${(err as Error).message} — change the thing's attributes on AWS (registry tag names are ` +
+          '[A-Za-z0-9_.-]{1,64}, hardware [A-Za-z0-9._-]{1,64}) and run sync again',
+      );
     }
-    if (sameAttributes(thingAttributes(d), thingAttributes(t))) continue;
-    await call(client, 'PATCH', `/api/devices/${encodeURIComponent(t.id)}`, { tags: t.tags, hardware: t.hardware });
-    updated.push(t.id);
   }
-  const unchanged = things.length - added.length - updated.length - revoked.length;
-  const r = { fleet, things: things.length, added, updated, revoked, unchanged };
+  const unchanged = things.length - added.length - updated.length - revoked.length - problems.length;
+  const r = { fleet, things: things.length, added, updated, revoked, unchanged, problems };
   process.stdout.write(
     v.json
       ? `${JSON.stringify(r, null, 2)}\n`
       : `${things.length} things in ${fleet} on AWS IoT Core: ${added.length} registered (${added.join(', ') || 'none'}), ` +
           `${updated.length} updated from their attributes (${updated.join(', ') || 'none'}), ${unchanged} unchanged` +
-          `${revoked.length ? `, ${revoked.length} revoked in the registry and left alone (${revoked.join(', ')})` : ''}\n`,
+          `${revoked.length ? `, ${revoked.length} revoked in the registry and left alone (${revoked.join(', ')})` : ''}\n` +
+          problems.map((p) => `problem: ${p}\n`).join(''),
   );
-  return 0;
+  return problems.length ? 1 : 0;
 }
