@@ -1,11 +1,10 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UpdateJobDocument } from '@fleetwave/shared';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAwsIotEndpoint } from './aws-iot-endpoint.js';
 import { api, freePort, spawnController, tmp, waitForAsync } from './helpers.js';
-import { appArchive, filesRelease, publishRelease, signingKey } from './release-helpers.js';
+import { appArchive, filesRelease, publishRelease, trustedKey } from './release-helpers.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -35,9 +34,7 @@ describe('rollouts on AWS IoT Jobs (a local endpoint speaking the AWS IoT API)',
     });
     const dir = tmp('aws-jobs');
     const ctlDir = join(dir, 'ctl');
-    const key = signingKey();
-    mkdirSync(join(ctlDir, 'trusted-keys'), { recursive: true });
-    writeFileSync(join(ctlDir, 'trusted-keys', 'k.pem'), key.publicPem);
+    const key = trustedKey(ctlDir);
     const mqttPort = await freePort();
     const args = [
       '--mqtt-port',

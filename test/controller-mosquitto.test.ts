@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createAgent } from '@fleetwave/agent';
 import { AgentConfig, trustedKeyFromPem } from '@fleetwave/shared';
@@ -18,7 +18,7 @@ import {
   tmp,
   waitForAsync,
 } from './helpers.js';
-import { appArchive, filesRelease, publishRelease, signingKey } from './release-helpers.js';
+import { appArchive, filesRelease, publishRelease, trustedKey } from './release-helpers.js';
 
 const cleanups = cleanupAfterEach();
 
@@ -171,9 +171,7 @@ describe('controller with an external Mosquitto (generated password file and ACL
         ids,
         ['debug', 'error', 'warning', 'notice', 'information'].map((t) => `log_type ${t}`).join('\n'),
       );
-      const key = signingKey();
-      mkdirSync(join(ctlDir, 'trusted-keys'), { recursive: true });
-      writeFileSync(join(ctlDir, 'trusted-keys', 'release.pem'), key.publicPem);
+      const key = trustedKey(ctlDir);
       const ctl = await spawnController(ctlDir, args);
       cleanups.push(() => ctl.kill('SIGKILL'));
       const agents = await Promise.all(
@@ -189,7 +187,7 @@ describe('controller with an external Mosquitto (generated password file and ACL
               updates: {
                 enabled: true,
                 hardware: 'rpi4',
-                trustedKeys: [join(ctlDir, 'trusted-keys', 'release.pem')],
+                trustedKeys: [key.pemFile],
                 appsDir,
                 healthCommand: ['test', '-f', join(appsDir, 'gateway-app', 'current', 'ok')],
                 healthDeadline: '20s',

@@ -1,10 +1,10 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { api, cleanupAfterEach, freePort, spawnController, tmp } from './helpers.js';
-import { appArchive, filesRelease, publishRelease, signingKey } from './release-helpers.js';
+import { appArchive, filesRelease, publishRelease, trustedKey } from './release-helpers.js';
 
 const cleanups = cleanupAfterEach();
 const CHROMIUM = '/usr/bin/chromium';
@@ -109,9 +109,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in Chromium (playwright-co
   it('signs in, shows the fleet, starts a rollout, pauses and resumes it, watches the waves complete, and shows a failed canary rolled back', async () => {
     const dir = tmp('dashboard');
     const ctlDir = join(dir, 'ctl');
-    const key = signingKey();
-    mkdirSync(join(ctlDir, 'trusted-keys'), { recursive: true });
-    writeFileSync(join(ctlDir, 'trusted-keys', 'k.pem'), key.publicPem);
+    const key = trustedKey(ctlDir);
     const mqttPort = await freePort();
     const ctl = await spawnController(ctlDir, ['--mqtt-port', String(mqttPort), '--http-port', '0']);
     cleanups.push(() => ctl.kill('SIGKILL'));

@@ -1,6 +1,6 @@
 import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { type SignedReleaseManifest, signManifest } from '@fleetwave/shared';
 import { create } from 'tar';
 
@@ -12,6 +12,18 @@ export interface SigningKey {
 export function signingKey(): SigningKey {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   return { privateKey, publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
+}
+
+/**
+ * A new release key that the controller with data directory `ctlDir` trusts: its public half in
+ * `<ctlDir>/trusted-keys/release.pem` (`pemFile`, which agents in the test may trust too).
+ */
+export function trustedKey(ctlDir: string): SigningKey & { pemFile: string } {
+  const key = signingKey();
+  const pemFile = join(ctlDir, 'trusted-keys', 'release.pem');
+  mkdirSync(dirname(pemFile), { recursive: true });
+  writeFileSync(pemFile, key.publicPem);
+  return { ...key, pemFile };
 }
 
 /** A tar.gz of an application version: the given files (name → content) in a directory laid out for the test. */

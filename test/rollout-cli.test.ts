@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { api, CONTROLLER_CLI, cleanupAfterEach, freePort, spawnController, tmp, webhookReceiver } from './helpers.js';
-import { appArchive, filesRelease, signingKey } from './release-helpers.js';
+import { appArchive, filesRelease, signingKey, trustedKey } from './release-helpers.js';
 
 const cleanups = cleanupAfterEach();
 
@@ -61,9 +61,7 @@ describe('releases and rollouts from the command line (controller process, devic
   it('refuses bad releases and bad plans with their location, then runs apply, pause, resume, approve, abort, with events, webhooks and audit', async () => {
     const dir = tmp('rollout-cli');
     const ctlDir = join(dir, 'ctl');
-    const key = signingKey();
-    mkdirSync(join(ctlDir, 'trusted-keys'), { recursive: true });
-    writeFileSync(join(ctlDir, 'trusted-keys', 'k.pem'), key.publicPem);
+    const key = trustedKey(ctlDir);
     const { hooks, url: hookUrl } = await webhookReceiver<{ kind: string; rollout: string }>(cleanups);
     const ctl = await spawnController(ctlDir, [
       '--mqtt-port',

@@ -1,4 +1,4 @@
-import { readlinkSync, writeFileSync } from 'node:fs';
+import { readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Agent, createAgent } from '@fleetwave/agent';
 import { AgentConfig } from '@fleetwave/shared';
@@ -14,7 +14,7 @@ import {
   tmp,
   waitForAsync,
 } from './helpers.js';
-import { appArchive, filesRelease, publishRelease, signingKey } from './release-helpers.js';
+import { appArchive, filesRelease, publishRelease, type SigningKey, trustedKey } from './release-helpers.js';
 
 const cleanups = cleanupAfterEach();
 const N = 50;
@@ -24,18 +24,14 @@ interface Fleet {
   ctl: ControllerProcess;
   restart(): Promise<void>;
   agents: { id: string; hw: string; agent: Agent; appsDir: string; make: () => Agent }[];
-  key: ReturnType<typeof signingKey>;
+  key: SigningKey;
 }
 
 async function startFleet(): Promise<Fleet> {
   const dir = tmp('rollout-e2e');
-  const key = signingKey();
   const ctlDir = join(dir, 'ctl');
-  const keyDir = join(ctlDir, 'trusted-keys');
-  (await import('node:fs')).mkdirSync(keyDir, { recursive: true });
-  writeFileSync(join(keyDir, 'release.pem'), key.publicPem);
-  const agentKey = join(dir, 'release.pem');
-  writeFileSync(agentKey, key.publicPem);
+  const key = trustedKey(ctlDir);
+  const agentKey = key.pemFile;
   const [mqttPort, httpPort] = [await freePort(), await freePort()];
   const args = ['--mqtt-port', String(mqttPort), '--http-port', String(httpPort)];
   const fleet: Fleet = { dir, key, agents: [], ctl: await spawnController(ctlDir, args), restart: async () => {} };

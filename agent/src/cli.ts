@@ -10,6 +10,7 @@ import { runDemo } from './demo.js';
 import { filtersTest } from './filters/report.js';
 import { SqliteOutboxStore } from './outbox/sqlite-store.js';
 import { systemdNotify } from './sd-notify.js';
+import { firstStopSignal } from './signals.js';
 import { selfRollback } from './updates/installers/agent-self.js';
 
 /** EX_TEMPFAIL: the agent asks its service manager to start it again (after switching its own executable). */
@@ -191,17 +192,8 @@ async function main(argv: string[]): Promise<number> {
           agent.stop(5000).finally(() => process.exit(EXIT_RESTART));
         },
       });
-      // The handlers go in before anything is announced: a supervisor may signal the moment it reads "ready".
-      // A second signal while stopping takes the default action (ends the process at once).
-      const signalled = new Promise<void>((resolve) => {
-        const once = () => {
-          process.off('SIGTERM', once);
-          process.off('SIGINT', once);
-          resolve();
-        };
-        process.on('SIGTERM', once);
-        process.on('SIGINT', once);
-      });
+      // before anything is announced: a supervisor may signal the moment it reads "ready"
+      const signalled = firstStopSignal();
       const { ingest } = await agent.start();
       // One machine-readable line for supervisors and tests: where sensors connect.
       process.stdout.write(`${JSON.stringify({ event: 'ready', ingest })}\n`);

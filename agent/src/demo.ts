@@ -7,6 +7,7 @@ import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { createAgent } from './agent.js';
+import { firstStopSignal } from './signals.js';
 
 /**
  * The demo for now: an embedded cloud broker (aedes on a free port), one agent, simulated sensors publishing QoS 1,
@@ -14,7 +15,7 @@ import { createAgent } from './agent.js';
  */
 export async function runDemo(opts: { sensors: number }): Promise<void> {
   // Ctrl-C from the first moment on: during start-up the demo finishes starting, then stops cleanly
-  const signalled = new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
+  const signalled = firstStopSignal();
   const cloud = await Aedes.createBroker();
   const server = createServer(cloud.handle);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -2,6 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { firstStopSignal } from '@fleetwave/agent';
 import { FleetwaveError, parseDurationMs } from '@fleetwave/shared';
 import { pino } from 'pino';
 import { mosquittoHash, newSecret } from './auth/secrets.js';
@@ -244,11 +245,8 @@ async function main(argv: string[]): Promise<number> {
     };
     const log = pino({ level: v['log-level'] ?? 'info' });
     const controller = createController({ config, log });
-    // Handlers before "ready": a supervisor may signal the moment it reads it.
-    const signalled = new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
-    });
+    // before "ready": a supervisor may signal the moment it reads it
+    const signalled = firstStopSignal();
     const a = await controller.start();
     process.stdout.write(
       `${JSON.stringify({ event: 'ready', http: a.http, mqtt: a.mqtt ?? null, ws: a.ws ?? null, mqtts: a.mqtts ?? null, external: config.external?.url ?? null })}\n`,

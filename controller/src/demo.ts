@@ -2,7 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createAgent } from '@fleetwave/agent';
+import { createAgent, firstStopSignal } from '@fleetwave/agent';
 import { AgentConfig, FleetwaveError, trustedKeyFromPem } from '@fleetwave/shared';
 import mqtt, { type MqttClient } from 'mqtt';
 import { pino } from 'pino';
@@ -40,16 +40,7 @@ export async function runDemo(opts: { gateways: number; story?: boolean; storyDe
   const agentLog = pino({ level: 'error' });
   let stopping = false;
   // Ctrl-C from the first moment on: during start-up the demo finishes starting, then stops cleanly
-  const signalled = new Promise<void>((resolve) => {
-    const once = () => {
-      process.off('SIGINT', once);
-      process.off('SIGTERM', once);
-      console.log('stopping…');
-      resolve();
-    };
-    process.on('SIGINT', once);
-    process.on('SIGTERM', once);
-  });
+  const signalled = firstStopSignal(() => console.log('stopping…'));
   const { controller, addresses, fallback } = await startWithFallback((http, mqttPort) => {
     const partial = {
       ...defaultControllerConfig(join(dir, 'controller')),
