@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TelemetryBatch as BatchSchema, decodeMessage, type TelemetryBatch, topicFilters } from '@fleetwave/shared';
+import { decodeTelemetryPayload, type TelemetryBatch, topicFilters } from '@fleetwave/shared';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach } from 'vitest';
@@ -229,7 +229,7 @@ export class Receiver {
     const clientId = `receiver-${process.pid}-${Math.random().toString(36).slice(2)}`;
     const client = await mqtt.connectAsync(url, { clientId, clean: false, reconnectPeriod: 200 });
     const r = new Receiver(client);
-    client.on('message', (_t, payload) => r.take(decodeMessage(BatchSchema, payload, 'batch', { maxBytes: 4 << 20 })));
+    client.on('message', (_t, payload) => r.take(decodeTelemetryPayload(payload)));
     client.on('connect', () => client.subscribe(topicFilters.allDevices(root, 'telemetry'), { qos: 1 }));
     await client.subscribeAsync(topicFilters.allDevices(root, 'telemetry'), { qos: 1 });
     return r;

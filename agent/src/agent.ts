@@ -219,12 +219,15 @@ export function createAgent(deps: AgentDeps) {
         device: config.device.id,
         capBytes: config.outbox.capBytes,
         fullPolicy: config.outbox.fullPolicy,
-        commitWindowMs: config.outbox.commitWindowMs,
+        maxAckDelayMs: config.outbox.maxAckDelay,
+        maxGroup: config.outbox.maxGroup,
         batchMaxRecords: config.uplink.batchMaxRecords,
         batchMaxBytes: config.uplink.batchMaxBytes,
+        format: config.uplink.format,
         compression: config.uplink.compression,
         now,
         onCommitted: () => uplink?.pump(),
+        wantBatches: () => uplink?.freeSlots() ?? 0,
         filters: config.filters,
       });
       uplink = new Uplink({

@@ -117,12 +117,11 @@ async function main(argv: string[]): Promise<number> {
       store.close();
       const statusFile = join(dataDir, 'status.json');
       const live = existsSync(statusFile) ? JSON.parse(readFileSync(statusFile, 'utf8')) : undefined;
-      const inBatches = t.batches;
       process.stdout.write(
         [
           `outbox ${db}`,
-          `  waiting readings   ${t.rows} (${t.rowBytes} bytes)`,
-          `  unacked batches    ${inBatches} (${t.batchBytes} bytes)`,
+          `  records held       ${t.records} in ${t.chunks} chunks (${t.bytes} bytes)`,
+          `  sent, not acked    ${t.claimedRecords} records in ${t.claimedChunks} chunks`,
           `  oldest reading     ${t.oldestTs === null ? '-' : new Date(t.oldestTs).toISOString()}`,
           `  last sequence sent ${c.nextSeq - 1}`,
           `  dropped            cap ${c.droppedCap}, ttl ${c.droppedTtl}`,

@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentConfig, decodeMessage, TelemetryBatch, topicFilters } from '@fleetwave/shared';
+import { AgentConfig, decodeTelemetryPayload, topicFilters } from '@fleetwave/shared';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
@@ -39,7 +39,7 @@ export async function runDemo(opts: { sensors: number }): Promise<void> {
   const receiver = await mqtt.connectAsync(`mqtt://127.0.0.1:${cloudPort}`, { clientId: 'demo-receiver' });
   await receiver.subscribeAsync(topicFilters.allDevices('fleetwave', 'telemetry'), { qos: 1 });
   receiver.on('message', (_t, payload) => {
-    const b = decodeMessage(TelemetryBatch, payload);
+    const b = decodeTelemetryPayload(payload);
     if (b.seqFrom > expected) gaps += b.seqFrom - expected;
     expected = Math.max(expected, b.seqTo + 1);
     received += b.records.length;

@@ -7,4 +7,6 @@ export * from './schemas/index.js';
 export * from './signing.js';
 export * from './topics.js';
 export * from './windows.js';
+export * from './wire/batch.js';
+export * from './wire/chunk.js';
 export * from './yaml.js';

@@ -1,6 +1,5 @@
 import type { FilterRule } from '@fleetwave/shared';
-import { emissionRow } from '../outbox/policy.js';
-import type { NewRow } from '../outbox/store.js';
+import { emissionRecord, type OutboxRecord } from '../outbox/policy.js';
 import type { Reading } from '../reading.js';
 import type { StreamRoute } from '../streams.js';
 import { applyRule, finishRule, initialState, type StreamState, tickRule } from './rule.js';
@@ -65,28 +64,28 @@ export class FilterEngine {
     e.state = state;
   }
 
-  private rows(route: StreamRoute, out: Emission[]): NewRow[] {
-    return out.map((em) => emissionRow(route, em));
+  private rows(route: StreamRoute, out: Emission[]): OutboxRecord[] {
+    return out.map((em) => emissionRecord(route, em));
   }
 
   /** The rows a reading produces (none when a filter dropped or holds it). */
-  process(route: StreamRoute, reading: Reading): NewRow[] {
+  process(route: StreamRoute, reading: Reading): OutboxRecord[] {
     const e = this.entry(route);
-    if (!e) return [emissionRow(route, { kind: 'reading', sample: reading, alert: false })];
+    if (!e) return [emissionRecord(route, { kind: 'reading', sample: reading, alert: false })];
     const r = applyRule(e.rule, e.state, reading);
     this.update(route.stream, e, r.state);
     if (r.dropped) this.dropped[r.dropped] = (this.dropped[r.dropped] ?? 0) + 1;
     const rows = this.rows(route, r.out);
     if (e.rule.mirrorRaw) {
       const raw: StreamRoute = { stream: `_raw/${route.stream}`, priority: 'bulk', rank: 3, ttlMs: route.ttlMs };
-      rows.push(emissionRow(raw, { kind: 'reading', sample: reading, alert: false }));
+      rows.push(emissionRecord(raw, { kind: 'reading', sample: reading, alert: false }));
     }
     return rows;
   }
 
   /** Rows that time alone produces: closed windows, held readings archived after maxInterval. */
-  tick(now: number): NewRow[] {
-    const rows: NewRow[] = [];
+  tick(now: number): OutboxRecord[] {
+    const rows: OutboxRecord[] = [];
     for (const [stream, e] of this.streams) {
       if (!e) continue;
       const r = tickRule(e.rule, e.state, now);
@@ -97,8 +96,8 @@ export class FilterEngine {
   }
 
   /** Replaces the rules: everything the old rules held is emitted first, then every stream starts afresh. */
-  replace(rules: readonly FilterRule[]): NewRow[] {
-    const rows: NewRow[] = [];
+  replace(rules: readonly FilterRule[]): OutboxRecord[] {
+    const rows: OutboxRecord[] = [];
     for (const [stream, e] of this.streams) {
       if (!e) continue;
       rows.push(...this.rows(e.route, finishRule(e.rule, e.state)));

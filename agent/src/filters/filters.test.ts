@@ -310,14 +310,14 @@ describe('FilterEngine', () => {
   it('mirrors every raw reading as _raw/<stream> at bulk priority when the rule asks, beside what the filter keeps', () => {
     const e = new FilterEngine([rule({ match: 'boiler/*', deadband: { absolute: 1 }, mirrorRaw: true })]);
     const rows = [20, 20.3, 20.6, 21.5, 21.6].flatMap((value, i) => e.process(route, { ts: 1000 * (i + 1), value }));
-    const raw = rows.filter((r) => r.stream === '_raw/boiler/temp');
-    const kept = rows.filter((r) => r.stream === 'boiler/temp');
+    const raw = rows.filter((r) => r.record.stream === '_raw/boiler/temp');
+    const kept = rows.filter((r) => r.record.stream === 'boiler/temp');
     expect(raw).toHaveLength(5);
     expect(raw.every((r) => r.rank === 3)).toBe(true); // bulk: sent last, dropped first
     expect(kept).toHaveLength(2); // 20 and 21.5: the others are within the deadband
     // without the flag, nothing extra
     const plain = new FilterEngine([rule({ match: 'boiler/*', deadband: { absolute: 1 } })]);
-    expect(plain.process(route, { ts: 1, value: 1 }).every((r) => r.stream === 'boiler/temp')).toBe(true);
+    expect(plain.process(route, { ts: 1, value: 1 }).every((r) => r.record.stream === 'boiler/temp')).toBe(true);
   });
 
   it('keeps its state JSON-clean (no Infinity or NaN that JSON would turn into null)', () => {
@@ -354,7 +354,7 @@ describe('FilterEngine', () => {
     expect(e.takeDirty()).toEqual([]);
     e.process(route, { ts: 2000, value: 5 });
     const flushed = e.replace([]);
-    expect(flushed.map((r) => JSON.parse(`{${r.body}}`).kind).sort()).toEqual(['aggregate', 'reading']);
+    expect(flushed.map((r) => r.record.kind).sort()).toEqual(['aggregate', 'reading']);
     expect(finishRule(rules[0]!, initialState(rules[0]!))).toEqual([]);
   });
 });

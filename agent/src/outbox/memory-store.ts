@@ -1,9 +1,17 @@
-import type { NewRow, OutboxBatch, OutboxCounters, OutboxRow, OutboxStore, OutboxTotals } from './store.js';
+import {
+  CHUNK_OVERHEAD_BYTES,
+  type NewChunk,
+  type OutboxCounters,
+  type OutboxStore,
+  type OutboxTotals,
+  type StoredChunk,
+} from './store.js';
+
+const byRank = (a: StoredChunk, b: StoredChunk) => a.rank - b.rank || a.id - b.id;
 
 /** In-memory OutboxStore for unit tests of the policy; passes the same contract suite as the SQLite adapter. */
 export class MemoryOutboxStore implements OutboxStore {
-  private rows: OutboxRow[] = [];
-  private batchList: OutboxBatch[] = [];
+  private chunks = new Map<number, StoredChunk>();
   private lastId = 0;
   private c: OutboxCounters = { nextSeq: 1, droppedCap: 0, droppedTtl: 0 };
   private states = new Map<string, string>();
@@ -11,8 +19,7 @@ export class MemoryOutboxStore implements OutboxStore {
 
   transaction<T>(fn: () => T): T {
     const saved = {
-      rows: [...this.rows],
-      batches: [...this.batchList],
+      chunks: new Map([...this.chunks].map(([id, ch]) => [id, { ...ch }])),
       lastId: this.lastId,
       c: { ...this.c },
       states: new Map(this.states),
@@ -21,14 +28,107 @@ export class MemoryOutboxStore implements OutboxStore {
     try {
       return fn();
     } catch (err) {
-      this.rows = saved.rows;
-      this.batchList = saved.batches;
-      this.lastId = saved.lastId;
-      this.c = saved.c;
-      this.states = saved.states;
-      this.settings = saved.settings;
+      Object.assign(this, saved);
       throw err;
     }
+  }
+
+  insertChunks(chunks: readonly NewChunk[], claim: boolean): StoredChunk[] {
+    const out = chunks.map((ch) => {
+      const s: StoredChunk = { ...ch, id: ++this.lastId, seqFrom: null };
+      this.chunks.set(s.id, s);
+      return s;
+    });
+    return claim ? this.claim(out.map((s) => s.id)) : out.map((s) => ({ ...s }));
+  }
+
+  waiting(limit: number): StoredChunk[] {
+    return [...this.chunks.values()]
+      .filter((ch) => ch.seqFrom === null)
+      .sort(byRank)
+      .slice(0, limit)
+      .map((ch) => ({ ...ch }));
+  }
+
+  claim(ids: readonly number[]): StoredChunk[] {
+    return ids.map((id) => {
+      const ch = this.chunks.get(id);
+      if (!ch || ch.seqFrom !== null) throw new Error(`chunk ${id} is not waiting`);
+      ch.seqFrom = this.c.nextSeq;
+      this.c.nextSeq += ch.records;
+      return { ...ch };
+    });
+  }
+
+  claimed(): StoredChunk[] {
+    return [...this.chunks.values()]
+      .filter((ch) => ch.seqFrom !== null)
+      .sort((a, b) => a.seqFrom! - b.seqFrom!)
+      .map((ch) => ({ ...ch }));
+  }
+
+  deleteChunks(ids: readonly number[]): void {
+    for (const id of ids) this.chunks.delete(id);
+  }
+
+  private take(pick: StoredChunk[]): StoredChunk[] {
+    for (const ch of pick) this.chunks.delete(ch.id);
+    return pick.map((ch) => ({ ...ch }));
+  }
+
+  takeLowest(bytes: number): StoredChunk[] {
+    const order = [...this.chunks.values()]
+      .filter((ch) => ch.seqFrom === null && !ch.loss)
+      .sort((a, b) => b.rank - a.rank || a.id - b.id);
+    const pick: StoredChunk[] = [];
+    let freed = 0;
+    for (const ch of order) {
+      if (freed >= bytes) break;
+      pick.push(ch);
+      freed += ch.body.length + CHUNK_OVERHEAD_BYTES;
+    }
+    return this.take(pick);
+  }
+
+  takeExpired(now: number): StoredChunk[] {
+    return this.take(
+      [...this.chunks.values()].filter((ch) => ch.seqFrom === null && ch.expiresAt !== null && ch.expiresAt <= now),
+    );
+  }
+
+  pendingLoss(stream: string, reason: 'cap' | 'ttl'): StoredChunk | undefined {
+    const ch = [...this.chunks.values()].find(
+      (x) => x.seqFrom === null && x.loss?.stream === stream && x.loss.reason === reason,
+    );
+    return ch && { ...ch };
+  }
+
+  replaceBody(id: number, body: Buffer): void {
+    const ch = this.chunks.get(id);
+    if (ch && ch.seqFrom === null) ch.body = body;
+  }
+
+  counters(): OutboxCounters {
+    return { ...this.c };
+  }
+
+  addDropped(cap: number, ttl: number): void {
+    this.c.droppedCap += cap;
+    this.c.droppedTtl += ttl;
+  }
+
+  totals(): OutboxTotals {
+    const all = [...this.chunks.values()];
+    const claimed = all.filter((ch) => ch.seqFrom !== null);
+    return {
+      chunks: all.length,
+      records: all.reduce((s, ch) => s + ch.records, 0),
+      bytes: all.reduce((s, ch) => s + ch.body.length + CHUNK_OVERHEAD_BYTES, 0),
+      claimedChunks: claimed.length,
+      claimedRecords: claimed.reduce((s, ch) => s + ch.records, 0),
+      waitingChunks: all.length - claimed.length,
+      oldestTs: all.length ? Math.min(...all.map((ch) => ch.firstTs)) : null,
+    };
   }
 
   filterStates(): Map<string, string> {
@@ -48,94 +148,6 @@ export class MemoryOutboxStore implements OutboxStore {
 
   setSetting(key: string, value: string): void {
     this.settings.set(key, value);
-  }
-
-  insertRows(rows: readonly NewRow[]): number[] {
-    return rows.map((r) => {
-      const id = ++this.lastId;
-      this.rows.push({ ...r, id });
-      return id;
-    });
-  }
-
-  private take(pick: OutboxRow[]): OutboxRow[] {
-    const ids = new Set(pick.map((r) => r.id));
-    this.rows = this.rows.filter((r) => !ids.has(r.id));
-    return pick;
-  }
-
-  takeLowest(bytes: number): OutboxRow[] {
-    const order = this.rows
-      .filter((r) => !r.body.startsWith('"kind":"loss"'))
-      .sort((a, b) => b.rank - a.rank || a.id - b.id);
-    const pick: OutboxRow[] = [];
-    let freed = 0;
-    for (const r of order) {
-      if (freed >= bytes) break;
-      pick.push(r);
-      freed += r.bytes;
-    }
-    return this.take(pick);
-  }
-
-  takeExpired(now: number): OutboxRow[] {
-    return this.take(this.rows.filter((r) => r.expiresAt !== null && r.expiresAt <= now));
-  }
-
-  takeForBatch(maxRecords: number, maxBytes: number): OutboxRow[] {
-    const order = [...this.rows].sort((a, b) => a.rank - b.rank || a.id - b.id);
-    const pick: OutboxRow[] = [];
-    let size = 0;
-    for (const r of order) {
-      if (pick.length >= maxRecords || (pick.length > 0 && size + r.bytes > maxBytes)) break;
-      pick.push(r);
-      size += r.bytes;
-    }
-    return this.take(pick);
-  }
-
-  pendingLoss(stream: string, reason: 'cap' | 'ttl'): OutboxRow | undefined {
-    const r = this.rows.find(
-      (x) => x.stream === stream && x.body.startsWith('"kind":"loss"') && x.body.includes(`"reason":"${reason}"`),
-    );
-    return r && { ...r };
-  }
-
-  updateRow(id: number, body: string, bytes: number): void {
-    const r = this.rows.find((x) => x.id === id);
-    if (r) Object.assign(r, { body, bytes });
-  }
-
-  insertBatch(batch: OutboxBatch): void {
-    this.batchList.push({ ...batch, payload: Buffer.from(batch.payload) });
-  }
-
-  deleteBatch(seqFrom: number): boolean {
-    const before = this.batchList.length;
-    this.batchList = this.batchList.filter((b) => b.seqFrom !== seqFrom);
-    return this.batchList.length < before;
-  }
-
-  batches(): OutboxBatch[] {
-    return [...this.batchList].sort((a, b) => a.seqFrom - b.seqFrom);
-  }
-
-  counters(): OutboxCounters {
-    return { ...this.c };
-  }
-
-  setCounters(c: OutboxCounters): void {
-    this.c = { ...c };
-  }
-
-  totals(): OutboxTotals {
-    return {
-      rows: this.rows.length,
-      rowBytes: this.rows.reduce((s, r) => s + r.bytes, 0),
-      batches: this.batchList.length,
-      batchBytes: this.batchList.reduce((s, b) => s + b.payload.byteLength, 0),
-      oldestTs: this.rows.length ? Math.min(...this.rows.map((r) => r.ts)) : null,
-    };
   }
 
   close(): void {}

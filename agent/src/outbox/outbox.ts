@@ -2,23 +2,30 @@ import { type ErrorCode, type FilterRule, FilterRules, FleetwaveError, parseWith
 import { FilterEngine } from '../filters/engine.js';
 import type { Reading } from '../reading.js';
 import type { StreamRoute } from '../streams.js';
-import { batchPayload, lossChanges, readingRow } from './policy.js';
-import type { OutboxBatch, OutboxCounters, OutboxRow, OutboxStore } from './store.js';
+import { batchOf, type OutboxBatch, type WireFormat } from './batches.js';
+import { chunksOf, lossChanges, type OutboxRecord, readingBound } from './policy.js';
+import type { OutboxCounters, OutboxStore, StoredChunk } from './store.js';
+
+export type { OutboxBatch } from './batches.js';
 
 export interface OutboxOptions {
   device: string;
   capBytes: number;
   fullPolicy: 'drop-oldest' | 'refuse';
-  /** Readings arriving within this window share one transaction (group commit). */
-  commitWindowMs: number;
-  /** A group is committed at once when it reaches this many readings. */
+  /** A group is committed when its oldest reading has waited this long: a sensor's PUBACK waits at most this. */
+  maxAckDelayMs: number;
+  /** … or at once when it holds this many readings (default 1,000). */
   maxGroup?: number;
   batchMaxRecords: number;
   batchMaxBytes: number;
-  compression: 'none' | 'gzip';
+  /** v2: chunks sent as stored (default). v1: JSON, for a controller that predates v2 (gzip optional). */
+  format?: WireFormat;
+  compression?: 'none' | 'gzip';
   now: () => number;
-  /** Called after every commit that added rows (the uplink pumps on it). */
+  /** Called after every commit that added or claimed records (the uplink pumps on it). */
   onCommitted?: () => void;
+  /** How many batches the uplink would send right now (free in-flight slots while connected, else 0). */
+  wantBatches?: () => number;
   /** Filter rules from the config file; rules applied from the cloud (persisted) take precedence. */
   filters?: readonly FilterRule[];
 }
@@ -37,6 +44,7 @@ export interface OutboxStatus {
   depth: number;
   bytes: number;
   oldestAgeMs: number;
+  /** Chunks claimed for sending and not yet acknowledged. */
   batches: number;
   lastSeq: number;
   dropped: { cap: number; ttl: number };
@@ -54,27 +62,39 @@ interface Pending {
 }
 
 const APPLIED_FILTERS = 'appliedFilters';
+/** Batches claimed in one transaction ahead of the in-flight window while draining a backlog (fewer fsyncs). */
+const CLAIM_AHEAD = 64;
 
 /**
- * The store-and-forward outbox: group commit of readings, the size cap and its full-policy, time-to-live, and batch
- * formation with gap-free per-device sequence numbers. A reading's callback runs only after its commit.
+ * The store-and-forward outbox: group commit of readings into chunks, the size cap and its full-policy,
+ * time-to-live, and batches of whole chunks with gap-free per-device sequence numbers. A reading's callback runs only
+ * after its commit. In steady state one transaction per group does everything: the new chunk goes in already claimed
+ * for the next batch, and the chunks acknowledged since the last one are deleted.
  */
 export class Outbox {
   private queue: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private timerAt = 0;
   private counters: OutboxCounters;
   private readonly refusedBy = new Map<string, number>();
   private accepted = 0;
   private closed = false;
   private readonly maxGroup: number;
-  private acked: number[] = [];
+  /** Chunks acknowledged and not yet deleted (deleted in the next transaction). */
+  private acked = new Set<number>();
+  /** Batches claimed and not yet handed to the uplink. */
+  private ready: OutboxBatch[] = [];
+  /** Records that time alone produced (filter ticks), committed with the next group. */
+  private ticked: OutboxRecord[] = [];
+  private readonly filters: FilterEngine;
+  private applied: AppliedFilters;
 
   constructor(
     private readonly store: OutboxStore,
     private readonly opts: OutboxOptions,
   ) {
     this.counters = store.counters();
-    this.maxGroup = opts.maxGroup ?? 4096;
+    this.maxGroup = opts.maxGroup ?? 1000;
     // The engine resumes with the rules its persisted states belong to; differing rules from the config file replace
     // them through the same path as a change from the cloud, so held readings are emitted, not lost.
     const stored = store.setting(APPLIED_FILTERS);
@@ -90,9 +110,6 @@ export class Outbox {
     }
   }
 
-  private readonly filters: FilterEngine;
-  private applied: AppliedFilters;
-
   /** The filter rules in force and the desired-config version they came with (0: the config file's). */
   appliedFilters(): AppliedFilters {
     return this.applied;
@@ -106,7 +123,7 @@ export class Outbox {
     this.flush();
     this.store.transaction(() => {
       try {
-        this.store.insertRows(this.filters.replace(next.rules));
+        this.store.insertChunks(chunksOf(this.filters.replace(next.rules)), false);
         this.store.saveFilterStates(this.filters.takeDirty());
         this.store.setSetting(APPLIED_FILTERS, JSON.stringify(next));
       } catch (err) {
@@ -127,22 +144,12 @@ export class Outbox {
     this.store.transaction(() => this.store.setSetting(key, value));
   }
 
-  /** Lets time act on the filters (windows close, held readings are archived after maxInterval), durably. */
+  /** Lets time act on the filters (windows close, held readings are archived); committed with the next group. */
   tickFilters(): void {
-    const now = this.opts.now();
-    let n = 0;
-    this.store.transaction(() => {
-      try {
-        const rows = this.filters.tick(now);
-        n = rows.length;
-        this.store.insertRows(rows);
-        this.store.saveFilterStates(this.filters.takeDirty());
-      } catch (err) {
-        this.filters.rollback();
-        throw err;
-      }
-    });
-    if (n) this.opts.onCommitted?.();
+    const records = this.filters.tick(this.opts.now());
+    if (records.length === 0) return;
+    this.ticked.push(...records);
+    this.schedule(this.opts.now() + this.opts.maxAckDelayMs);
   }
 
   /** Queues a reading for the next group commit; `done` runs after the commit (or with the reason it was refused). */
@@ -153,7 +160,7 @@ export class Outbox {
     }
     this.queue.push({ route, reading, done, internal });
     if (this.queue.length >= this.maxGroup) this.flush();
-    else if (!this.timer) this.timer = setTimeout(() => this.flush(), this.opts.commitWindowMs);
+    else if (this.queue.length === 1) this.schedule(this.opts.now() + this.opts.maxAckDelayMs);
   }
 
   /** Counts a reading refused before it reached the outbox (bad topic, bad payload). */
@@ -161,53 +168,86 @@ export class Outbox {
     this.refusedBy.set(code, (this.refusedBy.get(code) ?? 0) + 1);
   }
 
-  /** Commits everything queued in one transaction, then calls back. */
+  /** One timer for the next transaction: the oldest queued reading's deadline, or the pending deletes'. */
+  private schedule(at: number): void {
+    if (this.closed || (this.timer && this.timerAt <= at)) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.flush(), Math.max(0, at - this.opts.now()));
+  }
+
+  private takeAcked(): number[] {
+    const ids = [...this.acked];
+    this.acked = new Set();
+    return ids;
+  }
+
+  /**
+   * Commits everything queued in one transaction (with the acknowledged deletes, and the next batches claimed when
+   * the uplink has room), then calls back.
+   */
   flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.closed) return;
     const group = this.queue;
-    if (group.length === 0) return;
+    const ticked = this.ticked;
+    const acked = this.takeAcked();
+    if (group.length === 0 && ticked.length === 0 && acked.length === 0) return;
     this.queue = [];
+    this.ticked = [];
     const now = this.opts.now();
-    let accepted: Pending[];
+    let accepted: Pending[] = group;
     let refused: Pending[] = [];
+    let claimed = 0;
+    const readyBefore = this.ready.length;
     try {
       this.store.transaction(() => {
-        const c = { ...this.counters };
-        this.expireIn(c, now);
-        const used = () => {
-          const t = this.store.totals();
-          return t.rowBytes + t.batchBytes;
-        };
+        this.store.deleteChunks(acked);
+        this.expireIn(now);
         if (this.opts.fullPolicy === 'refuse') {
-          // a reading's unfiltered row is the most it can add (filters only drop or hold, alerts aside)
-          let room = this.opts.capBytes - used();
+          let room = this.opts.capBytes - this.store.totals().bytes;
           let fits = 0;
           while (fits < group.length) {
-            const bytes = readingRow(group[fits]!.route, group[fits]!.reading).bytes;
-            if (room < bytes) break;
-            room -= bytes;
+            const bound = readingBound(group[fits]!.route, group[fits]!.reading);
+            if (room < bound) break;
+            room -= bound;
             fits++;
           }
           accepted = group.slice(0, fits);
           refused = group.slice(fits);
-          this.store.insertRows(accepted.flatMap((p) => this.filters.process(p.route, p.reading)));
-        } else {
-          accepted = group;
-          this.store.insertRows(group.flatMap((p) => this.filters.process(p.route, p.reading)));
-          const over = used() - this.opts.capBytes;
+        }
+        const records = [...ticked, ...accepted.flatMap((p) => this.filters.process(p.route, p.reading))];
+        const chunks = chunksOf(records);
+        const want = Math.max(0, (this.opts.wantBatches?.() ?? 0) - this.ready.length);
+        // nothing older waiting and the uplink wants batches: the new chunks go in claimed (no second write)
+        const direct = want > 0 && chunks.length > 0 && this.store.totals().waitingChunks === 0;
+        const stored = this.store.insertChunks(chunks, direct);
+        if (this.opts.fullPolicy === 'drop-oldest') {
+          const over = this.store.totals().bytes - this.opts.capBytes;
           if (over > 0) {
             const dropped = this.store.takeLowest(over);
-            c.droppedCap += dropped.length;
+            this.store.addDropped(
+              dropped.reduce((s, ch) => s + ch.records, 0),
+              0,
+            );
             this.recordLoss(dropped, 'cap', now);
           }
         }
+        if (direct)
+          claimed = this.pushBatches(
+            stored.filter((ch) => ch.seqFrom !== null),
+            now,
+          );
+        else if (want > 0) claimed = this.claimInto(want, now);
         this.store.saveFilterStates(this.filters.takeDirty());
-        this.store.setCounters(c);
-        this.counters = c;
+        this.counters = this.store.counters();
       });
     } catch (err) {
       this.filters.rollback();
+      this.ready.length = readyBefore;
+      for (const id of acked) this.acked.add(id);
+      this.ticked = ticked;
       const e =
         err instanceof FleetwaveError
           ? err
@@ -215,9 +255,9 @@ export class Outbox {
       for (const p of group) p.done(e);
       return;
     }
-    for (const p of accepted!) if (!p.internal) this.accepted++;
-    for (const p of accepted!) p.done();
-    if (accepted!.length) this.opts.onCommitted?.();
+    for (const p of accepted) if (!p.internal) this.accepted++;
+    for (const p of accepted) p.done();
+    if (accepted.length || ticked.length || claimed) this.opts.onCommitted?.();
     if (refused.length) {
       this.refusedBy.set('E_OUTBOX_FULL', (this.refusedBy.get('E_OUTBOX_FULL') ?? 0) + refused.length);
       const e = new FleetwaveError('E_OUTBOX_FULL', `outbox is at its cap of ${this.opts.capBytes} bytes`);
@@ -225,111 +265,168 @@ export class Outbox {
     }
   }
 
-  private expireIn(c: OutboxCounters, now: number): void {
+  private expireIn(now: number): void {
     const expired = this.store.takeExpired(now);
     if (expired.length === 0) return;
-    c.droppedTtl += expired.length;
+    this.store.addDropped(
+      0,
+      expired.reduce((s, ch) => s + ch.records, 0),
+    );
     this.recordLoss(expired, 'ttl', now);
   }
 
-  /** Records dropped rows as loss records (new, or widening the stream's unsent one), inside the caller's transaction. */
-  private recordLoss(dropped: readonly OutboxRow[], reason: 'cap' | 'ttl', now: number): void {
+  /** Records dropped chunks as loss records (new, or widening the stream's waiting one), in the caller's transaction. */
+  private recordLoss(dropped: readonly StoredChunk[], reason: 'cap' | 'ttl', now: number): void {
     const c = lossChanges(dropped, reason, now, (stream) => this.store.pendingLoss(stream, reason));
-    this.store.insertRows(c.insert);
-    for (const u of c.update) this.store.updateRow(u.id, u.body, u.bytes);
+    this.store.insertChunks(c.insert, false);
+    for (const r of c.replace) this.store.replaceBody(r.id, r.body);
   }
 
-  /** Drops readings past their stream's time-to-live, recording the loss. */
+  /** Drops records past their stream's time-to-live, recording the loss. */
   expire(): void {
     this.store.transaction(() => {
-      const c = { ...this.counters };
-      this.expireIn(c, this.opts.now());
-      this.store.setCounters(c);
-      this.counters = c;
+      this.expireIn(this.opts.now());
+      this.counters = this.store.counters();
     });
   }
 
-  /** Batches formed earlier and not yet acknowledged, oldest first (re-sent after a reconnect or a restart). */
-  unacknowledged(): OutboxBatch[] {
-    this.deleteAcknowledged();
-    return this.store.batches();
+  private limits() {
+    return {
+      maxRecords: this.applied.tunables?.batchMaxRecords ?? this.opts.batchMaxRecords,
+      maxBytes: this.opts.batchMaxBytes,
+    };
   }
 
-  /** Forms the next batch from the highest-priority, oldest rows, persisting it with its sequence numbers. */
+  private batch(chunks: readonly StoredChunk[], now: number): OutboxBatch {
+    return batchOf(this.opts.device, chunks, now, this.opts.format ?? 'v2', this.opts.compression ?? 'none');
+  }
+
+  /** Groups claimed chunks (in sequence order) into batches within the limits; returns how many were added. */
+  private pushBatches(chunks: readonly StoredChunk[], now: number): number {
+    const { maxRecords, maxBytes } = this.limits();
+    let n = 0;
+    let cur: StoredChunk[] = [];
+    let records = 0;
+    let bytes = 0;
+    for (const ch of chunks) {
+      if (cur.length && (records + ch.records > maxRecords || bytes + ch.body.length > maxBytes)) {
+        this.ready.push(this.batch(cur, now));
+        n++;
+        cur = [];
+        records = bytes = 0;
+      }
+      cur.push(ch);
+      records += ch.records;
+      bytes += ch.body.length;
+    }
+    if (cur.length) {
+      this.ready.push(this.batch(cur, now));
+      n++;
+    }
+    return n;
+  }
+
+  /** Claims up to `n` batches of whole waiting chunks, highest priority and oldest first, inside the caller's transaction. */
+  private claimInto(n: number, now: number): number {
+    const { maxRecords, maxBytes } = this.limits();
+    let formed = 0;
+    let waiting = this.store.waiting(256);
+    let i = 0;
+    while (formed < n && i < waiting.length) {
+      const pick: number[] = [];
+      let records = 0;
+      let bytes = 0;
+      while (i < waiting.length) {
+        const ch = waiting[i]!;
+        if (pick.length && (records + ch.records > maxRecords || bytes + ch.body.length > maxBytes)) break;
+        pick.push(ch.id);
+        records += ch.records;
+        bytes += ch.body.length;
+        i++;
+      }
+      this.ready.push(this.batch(this.store.claim(pick), now));
+      formed++;
+      if (i === waiting.length && formed < n) {
+        waiting = this.store.waiting(256);
+        i = 0;
+      }
+    }
+    return formed;
+  }
+
+  /** Batches claimed earlier and not yet acknowledged, in sequence order (re-sent after a reconnect or a restart). */
+  unacknowledged(): OutboxBatch[] {
+    this.ready = [];
+    const chunks = this.store.claimed().filter((ch) => !this.acked.has(ch.id));
+    const now = this.opts.now();
+    const out: OutboxBatch[] = [];
+    let run: StoredChunk[] = [];
+    const { maxRecords, maxBytes } = this.limits();
+    let records = 0;
+    let bytes = 0;
+    for (const ch of chunks) {
+      const contiguous = run.length > 0 && run.at(-1)!.seqFrom! + run.at(-1)!.records === ch.seqFrom;
+      if (run.length && (!contiguous || records + ch.records > maxRecords || bytes + ch.body.length > maxBytes)) {
+        out.push(this.batch(run, now));
+        run = [];
+        records = bytes = 0;
+      }
+      run.push(ch);
+      records += ch.records;
+      bytes += ch.body.length;
+    }
+    if (run.length) out.push(this.batch(run, now));
+    return out;
+  }
+
+  /** Forms the next batch from the highest-priority, oldest chunks, persisting its sequence numbers. */
   claimBatch(): OutboxBatch | null {
     return this.claimBatches(1)[0] ?? null;
   }
 
   /**
-   * Forms up to `n` batches in one transaction (one fsync for all of them), also deleting the batches acknowledged
-   * since the last transaction.
+   * Up to `n` batches to send: those claimed ahead first, then new ones claimed in one transaction (one fsync for up
+   * to CLAIM_AHEAD batches) that also deletes the chunks acknowledged since the last one.
    */
   claimBatches(n: number): OutboxBatch[] {
+    const out = this.ready.splice(0, n);
+    if (out.length === n || this.closed) return out;
+    // nothing to claim: the acknowledged deletes wait for the next transaction (see acknowledge)
+    if (this.store.totals().waitingChunks === 0) return out;
     const acked = this.takeAcked();
-    return this.store.transaction(() => {
-      for (const seq of acked) this.store.deleteBatch(seq);
-      const out: OutboxBatch[] = [];
-      const c = { ...this.counters };
-      const now = this.opts.now();
-      while (out.length < n) {
-        const rows = this.store.takeForBatch(
-          this.applied.tunables?.batchMaxRecords ?? this.opts.batchMaxRecords,
-          this.opts.batchMaxBytes,
-        );
-        if (rows.length === 0) break;
-        const batch: OutboxBatch = {
-          seqFrom: c.nextSeq,
-          seqTo: c.nextSeq + rows.length - 1,
-          payload: batchPayload(this.opts.device, c.nextSeq, rows, now, this.opts.compression),
-          createdAt: now,
-        };
-        this.store.insertBatch(batch);
-        c.nextSeq += rows.length;
-        out.push(batch);
-      }
-      if (out.length) {
-        this.store.setCounters(c);
-        this.counters = c;
-      }
-      return out;
-    });
+    const now = this.opts.now();
+    try {
+      this.store.transaction(() => {
+        this.store.deleteChunks(acked);
+        this.claimInto(Math.max(n - out.length, CLAIM_AHEAD), now);
+        this.counters = this.store.counters();
+      });
+    } catch (err) {
+      this.ready = [];
+      for (const id of acked) this.acked.add(id);
+      throw err;
+    }
+    out.push(...this.ready.splice(0, n - out.length));
+    return out;
   }
 
   /**
-   * The broker acknowledged the batch: it leaves the outbox. Deletions are coalesced into the next transaction (or
-   * one of their own on the next turn of the event loop); a crash before that only re-sends the batch, which the
-   * controller drops as a duplicate.
+   * The broker acknowledged the batch: its chunks leave the outbox in the next transaction (a group commit, a claim,
+   * or one of their own at the latest 2 × maxAckDelay later, at least 1 s). A crash before that only re-sends the
+   * batch, which the controller drops as a duplicate.
    */
-  acknowledge(seqFrom: number): void {
-    this.acked.push(seqFrom);
-    if (this.acked.length === 1) setImmediate(() => this.deleteAcknowledged());
-  }
-
-  private takeAcked(): number[] {
-    const acked = this.acked;
-    this.acked = [];
-    return acked;
-  }
-
-  private deleteAcknowledged(): void {
-    if (this.closed || this.acked.length === 0) return;
-    const acked = this.takeAcked();
-    this.store.transaction(() => {
-      for (const seq of acked) this.store.deleteBatch(seq);
-    });
+  acknowledge(batch: OutboxBatch): void {
+    for (const id of batch.chunkIds) this.acked.add(id);
+    this.schedule(this.opts.now() + Math.max(1000, 2 * this.opts.maxAckDelayMs));
   }
 
   status(): OutboxStatus {
-    this.deleteAcknowledged();
     const t = this.store.totals();
-    const batches = this.store.batches();
-    const inBatches = batches.reduce((s, b) => s + b.seqTo - b.seqFrom + 1, 0);
-    const oldest = Math.min(t.oldestTs ?? Number.POSITIVE_INFINITY, ...batches.map((b) => b.createdAt));
     return {
-      depth: t.rows + inBatches,
-      bytes: t.rowBytes + t.batchBytes,
-      oldestAgeMs: Number.isFinite(oldest) ? Math.max(0, this.opts.now() - oldest) : 0,
-      batches: t.batches,
+      depth: t.records,
+      bytes: t.bytes,
+      oldestAgeMs: t.oldestTs === null ? 0 : Math.max(0, this.opts.now() - t.oldestTs),
+      batches: t.claimedChunks,
       lastSeq: this.counters.nextSeq - 1,
       dropped: { cap: this.counters.droppedCap, ttl: this.counters.droppedTtl },
       refused: Object.fromEntries(this.refusedBy),
@@ -338,12 +435,12 @@ export class Outbox {
     };
   }
 
-  /** Commits what is queued and closes the store. */
+  /** Commits what is queued, deletes what was acknowledged, and closes the store. */
   close(): void {
     if (this.closed) return;
     this.flush();
-    this.deleteAcknowledged();
     this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
     this.store.close();
   }
 }

@@ -1,101 +1,155 @@
+import { FleetwaveError } from '@fleetwave/shared';
 import Database from 'better-sqlite3';
 import { sqliteBindingOption } from '../native.js';
-import type { NewRow, OutboxBatch, OutboxCounters, OutboxRow, OutboxStore, OutboxTotals } from './store.js';
+import { migrateV1 } from './migrate-v1.js';
+import {
+  CHUNK_OVERHEAD_BYTES,
+  type NewChunk,
+  type OutboxCounters,
+  type OutboxStore,
+  type OutboxTotals,
+  type StoredChunk,
+} from './store.js';
 
 export interface SqliteOutboxOptions {
   /**
    * FULL (default): every commit is fsynced, so an acknowledged reading survives power loss. NORMAL: in WAL mode a
-   * commit survives a crash of the process but the last commits may be lost on power loss; about twice the rate on
-   * slow SD cards. See agent/README.md.
+   * commit survives a crash of the process but the last commits may be lost on power loss. See agent/README.md.
    */
   synchronous?: 'FULL' | 'NORMAL';
   readonly?: boolean;
 }
 
+/** The layout this adapter writes (PRAGMA user_version): 2 = chunks. 0 with a `rows` table is the v1 layout. */
+export const OUTBOX_LAYOUT = 2;
+
+/**
+ * `claim` is the chunk's first column and always a 6-byte integer (SQLite serial type 5: |x| in [2^31, 2^47)):
+ * -2^32 while waiting, 2^32 + seqFrom once claimed. An UPDATE that keeps a record's size lets SQLite overwrite the
+ * cell in place (btreeOverwriteCell), so claiming a chunk rewrites one page, not the chunk's overflow pages.
+ */
+const CLAIM_BASE = 2 ** 32;
+const WAITING = -CLAIM_BASE;
+
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS rows (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  stream TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS chunks (
+  id INTEGER PRIMARY KEY,
+  claim INTEGER NOT NULL,
   rank INTEGER NOT NULL,
-  ts INTEGER NOT NULL,
+  records INTEGER NOT NULL,
+  first_ts INTEGER NOT NULL,
   expires_at INTEGER,
-  body TEXT NOT NULL,
-  bytes INTEGER NOT NULL,
-  loss INTEGER NOT NULL DEFAULT 0
+  loss_stream TEXT,
+  loss_reason TEXT,
+  body BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS rows_rank ON rows(rank, id);
-CREATE INDEX IF NOT EXISTS rows_expiry ON rows(expires_at) WHERE expires_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS batches (
-  seq_from INTEGER PRIMARY KEY,
-  seq_to INTEGER NOT NULL,
-  payload BLOB NOT NULL,
-  created_at INTEGER NOT NULL
-);
+CREATE INDEX IF NOT EXISTS chunks_waiting ON chunks(rank, id) WHERE claim < 0;
+CREATE INDEX IF NOT EXISTS chunks_expiry ON chunks(expires_at) WHERE claim < 0 AND expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS filter_state (stream TEXT PRIMARY KEY, state TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
-interface DbRow {
+interface DbChunk {
   id: number;
-  stream: string;
+  claim: number;
   rank: number;
-  ts: number;
+  records: number;
+  first_ts: number;
   expires_at: number | null;
-  body: string;
-  bytes: number;
+  loss_stream: string | null;
+  loss_reason: 'cap' | 'ttl' | null;
+  body: Buffer;
 }
 
-const toRow = (r: DbRow): OutboxRow => ({
+const toChunk = (r: DbChunk): StoredChunk => ({
   id: r.id,
-  stream: r.stream,
+  seqFrom: r.claim < 0 ? null : r.claim - CLAIM_BASE,
   rank: r.rank,
-  ts: r.ts,
+  records: r.records,
+  firstTs: r.first_ts,
   expiresAt: r.expires_at,
   body: r.body,
-  bytes: r.bytes,
+  ...(r.loss_stream && r.loss_reason && { loss: { stream: r.loss_stream, reason: r.loss_reason } }),
 });
 
-/** The outbox on a SQLite file in WAL mode. Totals are kept in memory, loaded once at open. */
+const cost = (ch: { body: Buffer }) => ch.body.length + CHUNK_OVERHEAD_BYTES;
+
+/**
+ * The outbox on a SQLite file in WAL mode with 1 KiB pages: a steady-state group commit (one chunk in, the
+ * acknowledged one out) changes one leaf page. Counters live in memory and are written to `meta` only when a reopen
+ * could not recompute them from the chunks (the chunk holding the newest id or sequence number is deleted, or a drop
+ * is counted), so the hot path does not rewrite a page for them.
+ */
 export class SqliteOutboxStore implements OutboxStore {
   private readonly db: Database.Database;
   private readonly stmt;
-  private t: OutboxTotals;
+  private t: OutboxTotals = emptyTotals();
+  private c: OutboxCounters = { nextSeq: 1, droppedCap: 0, droppedTtl: 0 };
+  private maxId = 0;
 
   constructor(path: string, opts: SqliteOutboxOptions = {}) {
+    const readonly = opts.readonly ?? false;
     this.db = new Database(path, {
-      readonly: opts.readonly ?? false,
-      fileMustExist: opts.readonly ?? false,
+      readonly,
+      fileMustExist: readonly,
       // the typings say string; better-sqlite3 also takes the loaded addon object (what the single executable passes)
       ...(sqliteBindingOption() as { nativeBinding?: string }),
     });
-    if (!opts.readonly) {
+    const layout = this.db.pragma('user_version', { simple: true }) as number;
+    if (layout > OUTBOX_LAYOUT) {
+      this.db.close();
+      throw new FleetwaveError(
+        'E_CONFIG_INVALID',
+        `${path} has outbox layout ${layout}, written by a newer agent; this agent reads layouts up to ${OUTBOX_LAYOUT}: run the newer agent, or move the file away to start empty`,
+      );
+    }
+    const isV1 = layout < OUTBOX_LAYOUT && this.hasTable('rows');
+    if (readonly && isV1) {
+      this.db.close();
+      throw new FleetwaveError(
+        'E_CONFIG_INVALID',
+        `${path} is in the v1 layout; the agent migrates it when it starts (nothing is lost)`,
+      );
+    }
+    if (!readonly) {
+      // page size first: it only takes effect before the file's first write
+      if (!this.hasTable('meta')) this.db.pragma('page_size = 1024');
       this.db.pragma('journal_mode = WAL');
       this.db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
       this.db.exec(SCHEMA);
+      if (isV1) {
+        migrateV1(this.db, { insert: (chunks, seqFrom) => this.insertMigrated(chunks, seqFrom) });
+        // once, after the migration: 1 KiB pages as a new outbox has (VACUUM rewrites the file, crash-safe)
+        this.db.pragma('journal_mode = DELETE');
+        this.db.pragma('page_size = 1024');
+        this.db.exec('VACUUM');
+        this.db.pragma('journal_mode = WAL');
+      }
+      if (layout !== OUTBOX_LAYOUT) this.db.pragma(`user_version = ${OUTBOX_LAYOUT}`);
     }
     const db = this.db;
     this.stmt = {
       insert: db.prepare(
-        'INSERT INTO rows (stream, rank, ts, expires_at, body, bytes, loss) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO chunks (id, claim, rank, records, first_ts, expires_at, loss_stream, loss_reason, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
-      lowestOfRank: db.prepare('SELECT * FROM rows WHERE rank = ? AND loss = 0 ORDER BY id LIMIT 1000'),
-      expired: db.prepare('SELECT * FROM rows WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY id'),
-      forBatch: db.prepare('SELECT * FROM rows ORDER BY rank ASC, id ASC LIMIT ?'),
-      deleteRow: db.prepare('DELETE FROM rows WHERE id = ?'),
-      pendingLoss: db.prepare('SELECT * FROM rows WHERE loss = 1 AND stream = ? AND instr(body, ?) > 0 LIMIT 1'),
-      rowBytes: db.prepare('SELECT bytes FROM rows WHERE id = ?').pluck(),
-      updateRow: db.prepare('UPDATE rows SET body = ?, bytes = ? WHERE id = ?'),
-      insertBatch: db.prepare('INSERT INTO batches (seq_from, seq_to, payload, created_at) VALUES (?, ?, ?, ?)'),
-      deleteBatch: db.prepare('DELETE FROM batches WHERE seq_from = ? RETURNING LENGTH(payload) AS n'),
-      // rows taken for a batch are a prefix of the (rank, id) order: one index range per rank deletes them
-      deleteUpTo: db.prepare('DELETE FROM rows WHERE rank = ? AND id <= ?'),
-      batches: db.prepare('SELECT seq_from, seq_to, payload, created_at FROM batches ORDER BY seq_from'),
-      getMeta: db.prepare('SELECT key, value FROM meta'),
+      waiting: db.prepare('SELECT * FROM chunks WHERE claim < 0 ORDER BY rank, id LIMIT ?'),
+      lowestOfRank: db.prepare(
+        'SELECT * FROM chunks WHERE claim < 0 AND rank = ? AND loss_stream IS NULL ORDER BY rank, id LIMIT 256',
+      ),
+      expired: db.prepare('SELECT * FROM chunks WHERE claim < 0 AND expires_at IS NOT NULL AND expires_at <= ?'),
+      get: db.prepare('SELECT * FROM chunks WHERE id = ?'),
+      setClaim: db.prepare('UPDATE chunks SET claim = ? WHERE id = ?'),
+      claimed: db.prepare('SELECT * FROM chunks WHERE claim >= 0 ORDER BY claim'),
+      delete: db.prepare('DELETE FROM chunks WHERE id = ? RETURNING claim, records, LENGTH(body) AS n'),
+      pendingLoss: db.prepare(
+        'SELECT * FROM chunks WHERE claim < 0 AND loss_stream = ? AND loss_reason = ? ORDER BY id LIMIT 1',
+      ),
+      replaceBody: db.prepare('UPDATE chunks SET body = ? WHERE id = ? AND claim < 0 RETURNING LENGTH(body) AS n'),
       setMeta: db.prepare(
         'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
       ),
-      oldest: db.prepare('SELECT ts FROM rows ORDER BY id LIMIT 1').pluck(),
+      oldest: db.prepare('SELECT first_ts FROM chunks ORDER BY id LIMIT 1').pluck(),
       saveState: db.prepare(
         'INSERT INTO filter_state (stream, state) VALUES (?, ?) ON CONFLICT(stream) DO UPDATE SET state = excluded.state',
       ),
@@ -105,136 +159,206 @@ export class SqliteOutboxStore implements OutboxStore {
         'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
       ),
     };
-    this.t = this.loadTotals();
+    this.load();
   }
 
-  private loadTotals(): OutboxTotals {
-    const r = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM rows').get() as {
-      n: number;
-      b: number;
+  private hasTable(name: string): boolean {
+    return !!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name);
+  }
+
+  /** Totals and counters from the file: the counters are the larger of meta and what the chunks imply. */
+  private load(): void {
+    const m = new Map(
+      (this.db.prepare('SELECT key, value FROM meta').all() as { key: string; value: number }[]).map((r) => [
+        r.key,
+        r.value,
+      ]),
+    );
+    const agg = this.db
+      .prepare(
+        `SELECT COUNT(*) AS n, COALESCE(SUM(records), 0) AS r, COALESCE(SUM(LENGTH(body)), 0) AS b,
+                COALESCE(MAX(id), 0) AS maxId,
+                COALESCE(SUM(claim >= 0), 0) AS cn, COALESCE(SUM(CASE WHEN claim >= 0 THEN records END), 0) AS cr,
+                COALESCE(MAX(CASE WHEN claim >= 0 THEN claim - ${CLAIM_BASE} + records END), 1) AS next
+         FROM chunks`,
+      )
+      .get() as { n: number; r: number; b: number; maxId: number; cn: number; cr: number; next: number };
+    this.t = {
+      chunks: agg.n,
+      records: agg.r,
+      bytes: agg.b + agg.n * CHUNK_OVERHEAD_BYTES,
+      claimedChunks: agg.cn,
+      claimedRecords: agg.cr,
+      waitingChunks: agg.n - agg.cn,
+      oldestTs: null,
     };
-    const b = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(payload)), 0) AS b FROM batches').get() as {
-      n: number;
-      b: number;
+    this.c = {
+      nextSeq: Math.max(m.get('nextSeq') ?? 1, agg.next),
+      droppedCap: m.get('droppedCap') ?? 0,
+      droppedTtl: m.get('droppedTtl') ?? 0,
     };
-    return { rows: r.n, rowBytes: r.b, batches: b.n, batchBytes: b.b, oldestTs: null };
+    this.maxId = Math.max((m.get('nextId') ?? 1) - 1, agg.maxId);
+  }
+
+  private writeMeta(): void {
+    this.stmt.setMeta.run('nextSeq', this.c.nextSeq);
+    this.stmt.setMeta.run('nextId', this.maxId + 1);
+    this.stmt.setMeta.run('droppedCap', this.c.droppedCap);
+    this.stmt.setMeta.run('droppedTtl', this.c.droppedTtl);
   }
 
   transaction<T>(fn: () => T): T {
+    const saved = { t: { ...this.t }, c: { ...this.c }, maxId: this.maxId };
     try {
       return this.db.transaction(fn)();
     } catch (err) {
-      this.t = this.loadTotals();
+      Object.assign(this, saved);
       throw err;
     }
   }
 
-  insertRows(rows: readonly NewRow[]): number[] {
-    const ids: number[] = [];
-    for (const r of rows) {
-      const isLoss = r.body.startsWith('"kind":"loss"') ? 1 : 0;
-      const info = this.stmt.insert.run(r.stream, r.rank, r.ts, r.expiresAt, r.body, r.bytes, isLoss);
-      ids.push(Number(info.lastInsertRowid));
-      this.t.rows++;
-      this.t.rowBytes += r.bytes;
-    }
-    return ids;
+  private insertMigrated(chunks: readonly NewChunk[], seqFrom: number | null): void {
+    // during the constructor: statements are not prepared yet, ids come from the table itself
+    const next = (this.db.prepare('SELECT COALESCE(MAX(id), 0) + 1 AS id FROM chunks').get() as { id: number }).id;
+    const ins = this.db.prepare(
+      'INSERT INTO chunks (id, claim, rank, records, first_ts, expires_at, loss_stream, loss_reason, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    let seq = seqFrom;
+    chunks.forEach((ch, i) => {
+      ins.run(
+        next + i,
+        seq === null ? WAITING : CLAIM_BASE + seq,
+        ch.rank,
+        ch.records,
+        ch.firstTs,
+        ch.expiresAt,
+        ch.loss?.stream ?? null,
+        ch.loss?.reason ?? null,
+        ch.body,
+      );
+      if (seq !== null) seq += ch.records;
+    });
   }
 
-  private remove(rows: OutboxRow[]): OutboxRow[] {
-    for (const r of rows) {
-      this.stmt.deleteRow.run(r.id);
-      this.t.rows--;
-      this.t.rowBytes -= r.bytes;
-    }
-    return rows;
+  insertChunks(chunks: readonly NewChunk[], claim: boolean): StoredChunk[] {
+    return chunks.map((ch) => {
+      const id = ++this.maxId;
+      const seqFrom = claim ? this.c.nextSeq : null;
+      this.stmt.insert.run(
+        id,
+        seqFrom === null ? WAITING : CLAIM_BASE + seqFrom,
+        ch.rank,
+        ch.records,
+        ch.firstTs,
+        ch.expiresAt,
+        ch.loss?.stream ?? null,
+        ch.loss?.reason ?? null,
+        ch.body,
+      );
+      this.t.chunks++;
+      this.t.records += ch.records;
+      this.t.bytes += cost(ch);
+      if (seqFrom === null) this.t.waitingChunks++;
+      else {
+        this.c.nextSeq += ch.records;
+        this.t.claimedChunks++;
+        this.t.claimedRecords += ch.records;
+      }
+      return { ...ch, id, seqFrom };
+    });
   }
 
-  takeLowest(bytes: number): OutboxRow[] {
-    const taken: OutboxRow[] = [];
+  waiting(limit: number): StoredChunk[] {
+    return (this.stmt.waiting.all(limit) as DbChunk[]).map(toChunk);
+  }
+
+  claim(ids: readonly number[]): StoredChunk[] {
+    return ids.map((id) => {
+      const row = this.stmt.get.get(id) as DbChunk | undefined;
+      if (!row || row.claim >= 0) throw new Error(`chunk ${id} is not waiting`);
+      const seqFrom = this.c.nextSeq;
+      this.stmt.setClaim.run(CLAIM_BASE + seqFrom, id);
+      this.c.nextSeq += row.records;
+      this.t.waitingChunks--;
+      this.t.claimedChunks++;
+      this.t.claimedRecords += row.records;
+      return { ...toChunk(row), seqFrom };
+    });
+  }
+
+  claimed(): StoredChunk[] {
+    return (this.stmt.claimed.all() as DbChunk[]).map(toChunk);
+  }
+
+  deleteChunks(ids: readonly number[]): void {
+    let persist = false;
+    for (const id of ids) {
+      const r = this.stmt.delete.get(id) as { claim: number; records: number; n: number } | undefined;
+      if (!r) continue;
+      this.t.chunks--;
+      this.t.records -= r.records;
+      this.t.bytes -= r.n + CHUNK_OVERHEAD_BYTES;
+      if (r.claim >= 0) {
+        this.t.claimedChunks--;
+        this.t.claimedRecords -= r.records;
+        if (r.claim - CLAIM_BASE + r.records === this.c.nextSeq) persist = true;
+      } else this.t.waitingChunks--;
+      if (id === this.maxId) persist = true;
+    }
+    // the deleted chunk was what a reopen would derive nextSeq or the next id from
+    if (persist) this.writeMeta();
+  }
+
+  private remove(rows: DbChunk[]): StoredChunk[] {
+    const chunks = rows.map(toChunk);
+    this.deleteChunks(chunks.map((ch) => ch.id));
+    return chunks;
+  }
+
+  takeLowest(bytes: number): StoredChunk[] {
+    const taken: StoredChunk[] = [];
     let freed = 0;
-    // lowest priority first (highest rank), oldest first within it; the (rank, id) index serves each rank in order
     for (let rank = 3; rank >= 0 && freed < bytes; rank--) {
-      let rows: DbRow[];
+      let rows: DbChunk[];
       do {
-        rows = this.stmt.lowestOfRank.all(rank) as DbRow[];
-        const chunk: OutboxRow[] = [];
+        rows = this.stmt.lowestOfRank.all(rank) as DbChunk[];
+        const pick: DbChunk[] = [];
         for (const r of rows) {
           if (freed >= bytes) break;
-          chunk.push(toRow(r));
-          freed += r.bytes;
+          pick.push(r);
+          freed += cost(r);
         }
-        taken.push(...this.remove(chunk));
-      } while (freed < bytes && rows.length === 1000);
+        taken.push(...this.remove(pick));
+      } while (freed < bytes && rows.length === 256);
     }
     return taken;
   }
 
-  takeExpired(now: number): OutboxRow[] {
-    return this.remove((this.stmt.expired.all(now) as DbRow[]).map(toRow));
+  takeExpired(now: number): StoredChunk[] {
+    return this.remove(this.stmt.expired.all(now) as DbChunk[]);
   }
 
-  takeForBatch(maxRecords: number, maxBytes: number): OutboxRow[] {
-    const pick: OutboxRow[] = [];
-    let size = 0;
-    const upTo = new Map<number, number>();
-    for (const r of this.stmt.forBatch.all(maxRecords) as DbRow[]) {
-      if (pick.length > 0 && size + r.bytes > maxBytes) break;
-      pick.push(toRow(r));
-      upTo.set(r.rank, r.id);
-      size += r.bytes;
-    }
-    for (const [rank, id] of upTo) this.stmt.deleteUpTo.run(rank, id);
-    this.t.rows -= pick.length;
-    this.t.rowBytes -= size;
-    return pick;
+  pendingLoss(stream: string, reason: 'cap' | 'ttl'): StoredChunk | undefined {
+    const r = this.stmt.pendingLoss.get(stream, reason) as DbChunk | undefined;
+    return r && toChunk(r);
   }
 
-  pendingLoss(stream: string, reason: 'cap' | 'ttl'): OutboxRow | undefined {
-    const r = this.stmt.pendingLoss.get(stream, `"reason":"${reason}"`) as DbRow | undefined;
-    return r && toRow(r);
-  }
-
-  updateRow(id: number, body: string, bytes: number): void {
-    const old = this.stmt.rowBytes.get(id) as number | undefined;
-    if (old === undefined) return;
-    this.stmt.updateRow.run(body, bytes, id);
-    this.t.rowBytes += bytes - old;
-  }
-
-  insertBatch(b: OutboxBatch): void {
-    this.stmt.insertBatch.run(b.seqFrom, b.seqTo, b.payload, b.createdAt);
-    this.t.batches++;
-    this.t.batchBytes += b.payload.byteLength;
-  }
-
-  deleteBatch(seqFrom: number): boolean {
-    const row = this.stmt.deleteBatch.get(seqFrom) as { n: number } | undefined;
-    if (!row) return false;
-    this.t.batches--;
-    this.t.batchBytes -= row.n;
-    return true;
-  }
-
-  batches(): OutboxBatch[] {
-    return (this.stmt.batches.all() as { seq_from: number; seq_to: number; payload: Buffer; created_at: number }[]).map(
-      (b) => ({ seqFrom: b.seq_from, seqTo: b.seq_to, payload: b.payload, createdAt: b.created_at }),
-    );
+  replaceBody(id: number, body: Buffer): void {
+    const old = this.stmt.get.get(id) as DbChunk | undefined;
+    if (!old || old.claim >= 0) return;
+    this.stmt.replaceBody.run(body, id);
+    this.t.bytes += body.length - old.body.length;
   }
 
   counters(): OutboxCounters {
-    const m = new Map((this.stmt.getMeta.all() as { key: string; value: number }[]).map((r) => [r.key, r.value]));
-    return {
-      nextSeq: m.get('nextSeq') ?? 1,
-      droppedCap: m.get('droppedCap') ?? 0,
-      droppedTtl: m.get('droppedTtl') ?? 0,
-    };
+    return { ...this.c };
   }
 
-  setCounters(c: OutboxCounters): void {
-    this.stmt.setMeta.run('nextSeq', c.nextSeq);
-    this.stmt.setMeta.run('droppedCap', c.droppedCap);
-    this.stmt.setMeta.run('droppedTtl', c.droppedTtl);
+  addDropped(cap: number, ttl: number): void {
+    if (!cap && !ttl) return;
+    this.c.droppedCap += cap;
+    this.c.droppedTtl += ttl;
+    this.writeMeta();
   }
 
   totals(): OutboxTotals {
@@ -265,4 +389,8 @@ export class SqliteOutboxStore implements OutboxStore {
   close(): void {
     if (this.db.open) this.db.close();
   }
+}
+
+function emptyTotals(): OutboxTotals {
+  return { chunks: 0, records: 0, bytes: 0, claimedChunks: 0, claimedRecords: 0, waitingChunks: 0, oldestTs: null };
 }

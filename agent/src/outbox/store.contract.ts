@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import type { NewRow, OutboxStore } from './store.js';
+import { CHUNK_OVERHEAD_BYTES, type NewChunk, type OutboxStore } from './store.js';
 
-const row = (stream: string, rank: number, ts: number, expiresAt: number | null = null): NewRow => ({
-  stream,
+const chunk = (rank: number, records: number, firstTs: number, over: Partial<NewChunk> = {}): NewChunk => ({
   rank,
-  ts,
-  expiresAt,
-  body: `"kind":"reading","stream":"${stream}","ts":${ts},"value":1`,
-  bytes: 100,
+  records,
+  body: Buffer.alloc(100 - CHUNK_OVERHEAD_BYTES, rank),
+  firstTs,
+  expiresAt: null,
+  ...over,
 });
 
 /** The contract every OutboxStore passes (memory and SQLite). `reopen` returns the same store after a restart, when it has one. */
@@ -15,80 +15,127 @@ export function outboxStoreContract(name: string, make: () => { store: OutboxSto
   describe(`OutboxStore contract: ${name}`, () => {
     it('assigns increasing ids and keeps totals', () => {
       const { store } = make();
-      const ids = store.insertRows([row('a', 2, 1), row('b', 2, 2)]);
-      expect(ids[1]! > ids[0]!).toBe(true);
-      expect(store.totals()).toMatchObject({ rows: 2, rowBytes: 200, batches: 0, batchBytes: 0, oldestTs: 1 });
+      const [a, b] = store.insertChunks([chunk(2, 3, 1), chunk(2, 2, 2)], false);
+      expect(b!.id > a!.id).toBe(true);
+      expect(a!.seqFrom).toBeNull();
+      expect(store.totals()).toMatchObject({ chunks: 2, records: 5, bytes: 200, claimedChunks: 0, waitingChunks: 2 });
+      expect(store.totals().oldestTs).toBe(1);
       store.close();
     });
 
-    it('takes rows for a batch by priority then age, within the record and byte limits', () => {
+    it('lists waiting chunks by priority then age, and claims them with consecutive sequence numbers', () => {
       const { store } = make();
-      store.insertRows([row('bulk', 3, 1), row('tel', 2, 2), row('alert', 0, 3), row('tel', 2, 4)]);
-      expect(store.takeForBatch(2, 10_000).map((r) => r.stream)).toEqual(['alert', 'tel']);
-      expect(store.takeForBatch(10, 150).map((r) => r.ts)).toEqual([4]);
-      expect(store.takeForBatch(10, 10).map((r) => r.ts)).toEqual([1]); // at least one row, even above maxBytes
-      expect(store.takeForBatch(10, 10)).toEqual([]);
-      expect(store.totals().rows).toBe(0);
-      store.close();
-    });
-
-    it('drops the lowest priority, oldest first, and never a loss row', () => {
-      const { store } = make();
-      store.insertRows([row('tel', 2, 1), row('bulk', 3, 2), row('bulk', 3, 3), row('alert', 0, 4)]);
-      store.insertRows([{ ...row('x', 3, 5), body: '"kind":"loss","stream":"x"' }]);
-      expect(store.takeLowest(150).map((r) => r.ts)).toEqual([2, 3]);
-      expect(store.takeLowest(1).map((r) => r.ts)).toEqual([1]);
-      expect(store.takeLowest(1000).map((r) => r.ts)).toEqual([4]);
-      expect(store.totals().rows).toBe(1);
-      store.close();
-    });
-
-    it("finds a stream's unsent loss record by reason and updates a row in place", () => {
-      const { store } = make();
-      store.insertRows([
-        { ...row('a', 1, 1), body: '"kind":"loss","stream":"a","ts":1,"reason":"cap","count":2' },
-        { ...row('a', 1, 1), body: '"kind":"loss","stream":"a","ts":1,"reason":"ttl","count":1' },
+      const [bulk, tel, alert, tel2] = store.insertChunks(
+        [chunk(3, 1, 1), chunk(2, 4, 2), chunk(0, 2, 3), chunk(2, 1, 4)],
+        false,
+      );
+      expect(store.waiting(10).map((c) => c.id)).toEqual([alert!.id, tel!.id, tel2!.id, bulk!.id]);
+      expect(store.waiting(2)).toHaveLength(2);
+      const claimed = store.claim([alert!.id, tel!.id]);
+      expect(claimed.map((c) => c.seqFrom)).toEqual([1, 3]);
+      expect(store.counters().nextSeq).toBe(7);
+      expect(store.waiting(10).map((c) => c.id)).toEqual([tel2!.id, bulk!.id]);
+      expect(store.claimed().map((c) => [c.id, c.seqFrom])).toEqual([
+        [alert!.id, 1],
+        [tel!.id, 3],
       ]);
+      expect(() => store.claim([alert!.id])).toThrow();
+      expect(store.totals()).toMatchObject({ claimedChunks: 2, claimedRecords: 6, waitingChunks: 2 });
+      store.close();
+    });
+
+    it('inserts chunks claimed at once when asked, the body kept byte for byte', () => {
+      const { store } = make();
+      const body = Buffer.from([1, 2, 3, 250, 0, 7]);
+      const [c] = store.insertChunks([chunk(2, 5, 1, { body })], true);
+      expect(c!.seqFrom).toBe(1);
+      expect(store.claimed()[0]!.body.equals(body)).toBe(true);
+      expect(store.waiting(10)).toEqual([]);
+      expect(store.counters().nextSeq).toBe(6);
+      store.close();
+    });
+
+    it('deletes chunks, and keeps the sequence going after the newest claimed one is gone', () => {
+      const { store, reopen } = make();
+      const [a, b] = store.insertChunks([chunk(2, 3, 1), chunk(2, 2, 2)], true);
+      store.deleteChunks([a!.id, a!.id + 1000]);
+      expect(store.claimed().map((c) => c.id)).toEqual([b!.id]);
+      store.deleteChunks([b!.id]);
+      expect(store.totals()).toMatchObject({ chunks: 0, records: 0, bytes: 0, claimedChunks: 0 });
+      const [c] = store.insertChunks([chunk(2, 1, 3)], true);
+      expect(c!.seqFrom).toBe(6);
+      expect(c!.id).toBeGreaterThan(b!.id);
+      store.deleteChunks([c!.id]);
+      if (!reopen) return;
+      store.close();
+      const again = reopen();
+      expect(again.counters().nextSeq).toBe(7);
+      const [d] = again.insertChunks([chunk(2, 1, 4)], false);
+      expect(d!.id).toBeGreaterThan(c!.id);
+      again.close();
+    });
+
+    it('drops the lowest priority waiting chunks, oldest first, never a claimed or a loss chunk', () => {
+      const { store } = make();
+      const [tel, bulk1, bulk2, alert] = store.insertChunks(
+        [chunk(2, 1, 1), chunk(3, 1, 2), chunk(3, 1, 3), chunk(0, 1, 4)],
+        false,
+      );
+      store.insertChunks([chunk(3, 1, 5, { loss: { stream: 'x', reason: 'cap' } })], false);
+      const [claimedBulk] = store.insertChunks([chunk(3, 1, 6)], false);
+      store.claim([claimedBulk!.id]);
+      expect(store.takeLowest(150).map((c) => c.id)).toEqual([bulk1!.id, bulk2!.id]);
+      expect(store.takeLowest(1).map((c) => c.id)).toEqual([tel!.id]);
+      expect(store.takeLowest(1000).map((c) => c.id)).toEqual([alert!.id]);
+      expect(store.totals()).toMatchObject({ chunks: 2, claimedChunks: 1 });
+      store.close();
+    });
+
+    it("finds a stream's waiting loss chunk by reason and replaces its body", () => {
+      const { store } = make();
+      store.insertChunks(
+        [
+          chunk(1, 1, 1, { loss: { stream: 'a', reason: 'cap' } }),
+          chunk(1, 1, 1, { loss: { stream: 'a', reason: 'ttl' } }),
+        ],
+        false,
+      );
       const cap = store.pendingLoss('a', 'cap')!;
-      expect(cap.body).toContain('"count":2');
+      expect(cap.loss).toEqual({ stream: 'a', reason: 'cap' });
       expect(store.pendingLoss('b', 'cap')).toBeUndefined();
-      store.updateRow(cap.id, '"kind":"loss","stream":"a","ts":2,"reason":"cap","count":5', 150);
-      expect(store.pendingLoss('a', 'cap')!.body).toContain('"count":5');
-      expect(store.totals().rowBytes).toBe(250);
+      store.replaceBody(cap.id, Buffer.alloc(86));
+      expect(store.pendingLoss('a', 'cap')!.body.length).toBe(86);
+      expect(store.totals().bytes).toBe(250);
+      store.claim([cap.id]);
+      expect(store.pendingLoss('a', 'cap')).toBeUndefined();
       store.close();
     });
 
-    it('takes expired rows only', () => {
+    it('takes expired waiting chunks only', () => {
       const { store } = make();
-      store.insertRows([row('a', 2, 1, 100), row('b', 2, 2, 200), row('c', 2, 3)]);
-      expect(store.takeExpired(150).map((r) => r.stream)).toEqual(['a']);
-      expect(store.totals().rows).toBe(2);
-      store.close();
-    });
-
-    it('keeps batches until deleted, in sequence order, byte for byte', () => {
-      const { store } = make();
-      store.insertBatch({ seqFrom: 11, seqTo: 12, payload: Buffer.from('second'), createdAt: 5 });
-      store.insertBatch({ seqFrom: 1, seqTo: 10, payload: Buffer.from('first'), createdAt: 4 });
-      expect(store.batches().map((b) => b.payload.toString())).toEqual(['first', 'second']);
-      expect(store.totals()).toMatchObject({ batches: 2, batchBytes: 11 });
-      expect(store.deleteBatch(1)).toBe(true);
-      expect(store.deleteBatch(1)).toBe(false);
-      expect(store.batches().map((b) => b.seqFrom)).toEqual([11]);
+      const [a] = store.insertChunks(
+        [chunk(2, 1, 1, { expiresAt: 100 }), chunk(2, 1, 2, { expiresAt: 200 }), chunk(2, 1, 3)],
+        false,
+      );
+      const [claimed] = store.insertChunks([chunk(2, 1, 1, { expiresAt: 50 })], true);
+      expect(store.takeExpired(150).map((c) => c.id)).toEqual([a!.id]);
+      expect(store.claimed().map((c) => c.id)).toEqual([claimed!.id]);
+      expect(store.totals().chunks).toBe(3);
       store.close();
     });
 
     it('rolls a failed transaction back entirely', () => {
       const { store } = make();
-      store.insertRows([row('a', 2, 1)]);
+      store.insertChunks([chunk(2, 1, 1)], false);
       expect(() =>
         store.transaction(() => {
-          store.insertRows([row('b', 2, 2)]);
-          store.setCounters({ nextSeq: 99, droppedCap: 1, droppedTtl: 1 });
+          const [c] = store.insertChunks([chunk(2, 4, 2)], false);
+          store.claim([c!.id]);
+          store.addDropped(1, 1);
           throw new Error('disk full');
         }),
       ).toThrow('disk full');
-      expect(store.totals().rows).toBe(1);
+      expect(store.totals()).toMatchObject({ chunks: 1, records: 1, claimedChunks: 0, waitingChunks: 1 });
       expect(store.counters()).toEqual({ nextSeq: 1, droppedCap: 0, droppedTtl: 0 });
       store.close();
     });
@@ -121,22 +168,27 @@ export function outboxStoreContract(name: string, make: () => { store: OutboxSto
       store.close();
     });
 
-    it('persists rows, batches and counters across a reopen (when the store is durable)', () => {
+    it('persists chunks, claims and counters across a reopen (when the store is durable)', () => {
       const { store, reopen } = make();
       if (!reopen) return;
       store.transaction(() => {
-        store.insertRows([row('a', 2, 1)]);
-        store.insertBatch({ seqFrom: 1, seqTo: 3, payload: Buffer.from('p'), createdAt: 1 });
-        store.setCounters({ nextSeq: 4, droppedCap: 2, droppedTtl: 3 });
+        store.insertChunks([chunk(2, 3, 1)], true);
+        store.insertChunks(
+          [chunk(3, 2, 2, { expiresAt: 9 }), chunk(1, 1, 3, { loss: { stream: 's', reason: 'ttl' } })],
+          false,
+        );
+        store.addDropped(2, 3);
         store.saveFilterStates([['s', '{"held":1}']]);
       });
       store.close();
       const again = reopen();
       expect(again.filterStates().get('s')).toBe('{"held":1}');
-      expect(again.totals()).toMatchObject({ rows: 1, batches: 1 });
+      expect(again.totals()).toMatchObject({ chunks: 3, records: 6, claimedChunks: 1, waitingChunks: 2 });
       expect(again.counters()).toEqual({ nextSeq: 4, droppedCap: 2, droppedTtl: 3 });
-      const [id] = again.insertRows([row('b', 2, 2)]);
-      expect(id).toBeGreaterThan(1);
+      expect(again.waiting(10).map((c) => [c.rank, c.expiresAt, c.loss ?? null])).toEqual([
+        [1, null, { stream: 's', reason: 'ttl' }],
+        [3, 9, null],
+      ]);
       again.close();
     });
   });

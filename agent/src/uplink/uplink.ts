@@ -1,8 +1,8 @@
 import { deviceTopic } from '@fleetwave/shared';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
+import type { OutboxBatch } from '../outbox/batches.js';
 import type { Outbox } from '../outbox/outbox.js';
-import type { OutboxBatch } from '../outbox/store.js';
 import { backoffDelay } from './backoff.js';
 
 export interface UplinkOptions {
@@ -144,12 +144,18 @@ export class Uplink {
       this.inflight.set(batch.seqFrom, batch);
       client.publish(topic, batch.payload, { qos: 1 }, (err) => {
         if (err || gen !== this.generation) return; // stays in the outbox; re-sent on the next connection
-        this.o.outbox.acknowledge(batch.seqFrom);
+        this.o.outbox.acknowledge(batch);
         this.inflight.delete(batch.seqFrom);
         if (this.draining && this.inflight.size === 0) this.draining();
         this.pump();
       });
     }
+  }
+
+  /** How many new batches would go out now: free in-flight slots while connected and nothing waits to be re-sent. */
+  freeSlots(): number {
+    if (!this.connected || this.stopping || this.resend.length) return 0;
+    return Math.max(0, this.o.inflightWindow - this.inflight.size);
   }
 
   get inflightCount(): number {

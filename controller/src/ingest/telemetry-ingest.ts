@@ -1,20 +1,21 @@
-import { gunzipSync } from 'node:zlib';
 import {
   BacklogReport,
   type CleanRecord,
   type DeviceTopicKind,
   decodeMessage,
+  decodeTelemetryPayload,
   type ErrorCode,
   FleetwaveError,
   HealthReport,
+  MAX_TELEMETRY_MESSAGE_BYTES,
   Presence,
   ReportedConfig,
-  TelemetryBatch,
+  type TelemetryBatch,
 } from '@fleetwave/shared';
 import type { Logger } from 'pino';
 import type { FleetStore, NewTelemetry, TelemetryRow } from '../store/fleet-store.js';
 
-export const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+export const MAX_BATCH_BYTES = MAX_TELEMETRY_MESSAGE_BYTES;
 
 export interface IngestResult {
   stored: number;
@@ -43,17 +44,9 @@ export interface IngestOptions {
   onHealth?: (device: string, report: HealthReport) => void;
 }
 
-/** Decodes a batch payload: gzip when it starts with the gzip magic bytes, JSON otherwise. */
+/** Decodes a batch payload in any format an agent sends (v2, gzip'd v1, v1: see decodeTelemetryPayload). */
 export function decodeBatch(payload: Buffer): TelemetryBatch {
-  let bytes = payload;
-  if (payload[0] === 0x1f && payload[1] === 0x8b) {
-    try {
-      bytes = gunzipSync(payload, { maxOutputLength: MAX_BATCH_BYTES });
-    } catch (err) {
-      throw new FleetwaveError('E_PAYLOAD_ENCODING', `gzip payload does not inflate: ${(err as Error).message}`);
-    }
-  }
-  return decodeMessage(TelemetryBatch, bytes, 'telemetry batch', { maxBytes: MAX_BATCH_BYTES });
+  return decodeTelemetryPayload(payload);
 }
 
 /**

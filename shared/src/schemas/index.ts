@@ -6,7 +6,14 @@ import { DesiredConfig, HealthReport, Presence, ReportedConfig } from './device.
 import * as jobs from './jobs.js';
 import { ReleaseManifestBody, SignedReleaseManifest } from './manifest.js';
 import { RolloutPlan } from './plan.js';
-import { BacklogReport, CleanRecord, CleanTelemetry, SensorPayload, TelemetryBatch } from './telemetry.js';
+import {
+  BacklogReport,
+  CleanRecord,
+  CleanTelemetry,
+  SensorPayload,
+  TelemetryBatch,
+  TelemetryBatchV2Header,
+} from './telemetry.js';
 import { UpdateJobDocument } from './update.js';
 
 export * from './agent-config.js';
@@ -24,6 +31,7 @@ export * from './update.js';
 /** Every message schema that crosses a process, by the file name of its exported JSON Schema. */
 export const messageSchemas: Readonly<Record<string, z.ZodType>> = Object.freeze({
   'telemetry-batch': TelemetryBatch,
+  'telemetry-batch-v2-header': TelemetryBatchV2Header,
   'clean-record': CleanRecord,
   'clean-telemetry': CleanTelemetry,
   'sensor-payload': SensorPayload,

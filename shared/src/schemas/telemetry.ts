@@ -127,3 +127,29 @@ export const CleanTelemetry = z.strictObject({
   records: z.array(CleanRecord).min(1).max(10_000),
 });
 export type CleanTelemetry = z.infer<typeof CleanTelemetry>;
+
+/**
+ * The JSON header of a telemetry message in wire format v2 (docs/wire-v2.md): the batch's sequence range and, for
+ * each chunk that follows the header, [records, bytes]. Chunk i's records are numbered from seqFrom plus the
+ * records of the chunks before it.
+ */
+export const TelemetryBatchV2Header = z
+  .strictObject({
+    v: z.literal(2),
+    device: DeviceId,
+    seqFrom: Sequence,
+    seqTo: Sequence,
+    sentAt: EpochMs,
+    chunks: z
+      .array(z.tuple([Count.min(1).max(10_000), Count.min(2).max(4 * 1024 * 1024)]))
+      .min(1)
+      .max(10_000),
+  })
+  .superRefine((h, ctx) => {
+    const records = h.chunks.reduce((s, c) => s + c[0], 0);
+    if (records > 10_000) ctx.addIssue({ code: 'custom', path: ['chunks'], message: 'at most 10,000 records' });
+    if (h.seqTo - h.seqFrom + 1 !== records) {
+      ctx.addIssue({ code: 'custom', path: ['seqTo'], message: "seqTo - seqFrom + 1 must equal the chunks' records" });
+    }
+  });
+export type TelemetryBatchV2Header = z.infer<typeof TelemetryBatchV2Header>;
