@@ -117,7 +117,8 @@ describe('agent end to end (child process, real brokers)', () => {
     let next = 0;
     const started = Date.now();
     for (let cycle = 0; cycle < 50; cycle++) {
-      const agent = await agentFor(cloud.url, dataDir, ['--log-level', 'silent']);
+      // sensors wait for each PUBACK; a short maxAckDelay commits (and so kills) at many instants per cycle
+      const agent = await agentFor(cloud.url, dataDir, ['--log-level', 'silent', '--max-ack-delay', '5ms']);
       const sensors = await Promise.all([0, 1, 2].map((i) => sensor(agent.ingestUrl, `c${cycle}-${i}`)));
       for (const s of sensors) s.client.on('error', () => {});
       let running = true;

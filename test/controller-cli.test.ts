@@ -111,7 +111,7 @@ describe('fleetwave command line', () => {
     expect(out).toMatch(/story: the 3 gateways are back/);
     expect(out).toMatch(/story: release demo-app 1\.0\.0 completed/);
     expect(out).toMatch(/story: release demo-app 1\.1\.0 stopped at the canary and rolled back: wave canary failed/);
-    expect(out).toMatch(/8\/8 gateways online/);
+    await waitFor('every gateway online again', () => /8\/8 gateways online/.test(out), 30_000);
     // Ctrl-C ends it cleanly (a hang fails the wait below)
     demo.kill('SIGINT');
     await waitFor('the demo to exit after Ctrl-C', () => demo.exitCode !== null, 30_000);

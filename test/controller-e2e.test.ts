@@ -72,7 +72,8 @@ describe('controller end to end (child processes, embedded broker)', () => {
     const { config } = await enrolDevice(ctl, 'gw-e2e', dir, mqttUrl, { site: 'test' });
     const backendToken = (await api(ctl.url, ctl.adminToken, 'POST', '/api/tokens', { name: 'lake', role: 'backend' }))
       .body.token;
-    const agent = await spawnAgent(['--config', config]);
+    // the test's sensor waits for each PUBACK: commit after 5 ms rather than the default 1 s
+    const agent = await spawnAgent(['--config', config, '--max-ack-delay', '5ms']);
     cleanups.push(() => agent.kill('SIGKILL'));
 
     const http = httpBackend(() => ctl.url, backendToken);

@@ -94,7 +94,7 @@ describe('controller with an external Mosquitto (generated password file and ACL
         config,
         `device: { id: gw-a }\ndataDir: ${dir}/gw-a\ningest: { port: 0 }\nuplink: { url: '${broker.url}', username: gw-a, tokenFile: ${tokenFile}, backoffMinMs: 100, backoffMaxMs: 500 }\n`,
       );
-      const agent = await spawnAgent(['--config', config]);
+      const agent = await spawnAgent(['--config', config, '--max-ack-delay', '5ms']);
       cleanups.push(() => agent.kill('SIGKILL'));
       const s = await sensor(agent.ingestUrl, 'sensor');
       for (let k = 0; k < 50; k++) await s.send('sensors/x/v', k);
@@ -147,7 +147,7 @@ describe('controller with an external Mosquitto (generated password file and ACL
 
       // the controller crashes; the agent goes on; Mosquitto queues for the controller's persistent session
       await ctl.kill('SIGKILL');
-      const again = await spawnAgent(['--config', config]);
+      const again = await spawnAgent(['--config', config, '--max-ack-delay', '5ms']);
       cleanups.push(() => again.kill('SIGKILL'));
       const s2 = await sensor(again.ingestUrl, 'sensor-2');
       for (let k = 100; k < 150; k++) await s2.send('sensors/x/v', k);

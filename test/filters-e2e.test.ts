@@ -24,6 +24,7 @@ describe('edge filters end to end (child process)', () => {
 dataDir: ${dir}/data
 ingest: { port: 0 }
 uplink: { backlogInterval: 1s }
+outbox: { maxAckDelay: 5ms } # the sensor waits for each PUBACK: commit at once
 filters:
   - { match: 'sdt/*', swingingDoor: { deviation: ${DEVIATION}, maxInterval: 1h } }
   - { match: 'db/*', deadband: { absolute: ${BAND} } }

@@ -37,6 +37,8 @@ Options:
       --listen <host:port> local MQTT listener for sensors (default 127.0.0.1:1884; port 0 picks a free one)
       --data-dir <dir>     where the outbox lives (default ./.fleetwave/agent)
       --log-level <level>  trace, debug, info, warn, error, fatal or silent
+      --max-ack-delay <d>  outbox.maxAckDelay: longest a sensor waits for its PUBACK while readings are grouped
+                           into one commit (default 1s; e.g. 5ms answers sooner, 5s spares the flash more)
   -h, --help               show this help
   -v, --version            print the version
 
@@ -49,6 +51,7 @@ function overrides(v: Record<string, string | boolean | undefined>): ConfigOverr
     uplinkUrl: v['uplink-url'] as string | undefined,
     dataDir: v['data-dir'] as string | undefined,
     logLevel: v['log-level'] as string | undefined,
+    maxAckDelay: v['max-ack-delay'] as string | undefined,
   };
   const listen = v.listen as string | undefined;
   if (listen !== undefined) {
@@ -71,6 +74,7 @@ async function main(argv: string[]): Promise<number> {
       listen: { type: 'string' },
       'data-dir': { type: 'string' },
       'log-level': { type: 'string' },
+      'max-ack-delay': { type: 'string' },
       sensors: { type: 'string' },
       rules: { type: 'string' },
       input: { type: 'string' },

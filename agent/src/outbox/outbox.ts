@@ -62,8 +62,12 @@ interface Pending {
 }
 
 const APPLIED_FILTERS = 'appliedFilters';
-/** Batches claimed in one transaction ahead of the in-flight window while draining a backlog (fewer fsyncs). */
+/**
+ * Batches claimed in one transaction ahead of the in-flight window while draining a backlog (fewer fsyncs), and at
+ * most this many records beyond what was asked for (an alert committed meanwhile waits behind no more than these).
+ */
 const CLAIM_AHEAD = 64;
+const CLAIM_AHEAD_RECORDS = 8000;
 
 /**
  * The store-and-forward outbox: group commit of readings into chunks, the size cap and its full-policy,
@@ -327,12 +331,13 @@ export class Outbox {
   }
 
   /** Claims up to `n` batches of whole waiting chunks, highest priority and oldest first, inside the caller's transaction. */
-  private claimInto(n: number, now: number): number {
+  private claimInto(n: number, now: number, need = n): number {
     const { maxRecords, maxBytes } = this.limits();
     let formed = 0;
+    let claimedRecords = 0;
     let waiting = this.store.waiting(256);
     let i = 0;
-    while (formed < n && i < waiting.length) {
+    while (formed < n && i < waiting.length && (formed < need || claimedRecords < CLAIM_AHEAD_RECORDS)) {
       const pick: number[] = [];
       let records = 0;
       let bytes = 0;
@@ -346,6 +351,7 @@ export class Outbox {
       }
       this.ready.push(this.batch(this.store.claim(pick), now));
       formed++;
+      claimedRecords += records;
       if (i === waiting.length && formed < n) {
         waiting = this.store.waiting(256);
         i = 0;
@@ -398,7 +404,7 @@ export class Outbox {
     try {
       this.store.transaction(() => {
         this.store.deleteChunks(acked);
-        this.claimInto(Math.max(n - out.length, CLAIM_AHEAD), now);
+        this.claimInto(Math.max(n - out.length, CLAIM_AHEAD), now, n - out.length);
         this.counters = this.store.counters();
       });
     } catch (err) {

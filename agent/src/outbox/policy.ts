@@ -18,7 +18,8 @@ export const CHUNK_MAX_RECORDS = 10_000;
 export const INGEST_IDS_PER_CHUNK = 65_536;
 
 export function readingRecord(route: StreamRoute, r: Reading): OutboxRecord {
-  const record: ChunkRecord = { kind: 'reading', stream: route.stream, ts: r.ts, value: r.value };
+  // + 0: -0 goes as 0, as it did in JSON (v1), so a filter state restored from JSON emits the same value
+  const record: ChunkRecord = { kind: 'reading', stream: route.stream, ts: r.ts, value: r.value + 0 };
   if (r.quality) record.quality = r.quality;
   if (r.unit) record.unit = r.unit;
   return { rank: route.rank, ttlMs: route.ttlMs, record };

@@ -176,12 +176,15 @@ interface ReadingGroup {
 }
 
 /**
- * The chunk body (uncompressed) of a chunk's records: readings grouped by (stream, unit, quality, priority), each
+ * The chunk body (uncompressed) of a chunk's records: readings grouped by stream (a new group where a stream's unit,
+ * quality or priority changes, so each stream keeps its order), each
  * group's timestamps as delta-of-delta and values as scaled decimals or XOR of the previous value; every other record
  * as JSON. Records are numbered in the order decodeChunkBody returns them: group by group, as written.
  */
 export function encodeChunkBody(records: readonly ChunkRecord[]): Buffer {
-  const groups = new Map<string, ReadingGroup>();
+  const groups: ReadingGroup[] = [];
+  /** Each stream's current group: a reading with other attributes starts a new one, so a stream keeps its order. */
+  const current = new Map<string, ReadingGroup>();
   const json: string[] = [];
   let base = Number.POSITIVE_INFINITY;
   for (const rec of records) {
@@ -190,18 +193,20 @@ export function encodeChunkBody(records: readonly ChunkRecord[]): Buffer {
       continue;
     }
     if (rec.ts < base) base = rec.ts;
-    // unit last: it is the only free text besides the stream, and the stream cannot hold \0
-    const key = `${rec.stream}\0${rec.quality ?? ''}\0${rec.priority ?? ''}\0${rec.unit === undefined ? '' : `u${rec.unit}`}`;
-    const g = groups.get(key);
-    if (g) {
+    const g = current.get(rec.stream);
+    if (g && g.head.quality === rec.quality && g.head.priority === rec.priority && g.head.unit === rec.unit) {
       g.ts.push(rec.ts);
       g.values.push(rec.value);
-    } else groups.set(key, { head: rec, ts: [rec.ts], values: [rec.value] });
+    } else {
+      const next = { head: rec, ts: [rec.ts], values: [rec.value] };
+      groups.push(next);
+      current.set(rec.stream, next);
+    }
   }
   const w = new ByteWriter();
   w.varint(Number.isFinite(base) ? base : 0);
-  w.varint(groups.size + (json.length ? 1 : 0));
-  for (const { head, ts, values } of groups.values()) {
+  w.varint(groups.length + (json.length ? 1 : 0));
+  for (const { head, ts, values } of groups) {
     w.byte(GROUP_READINGS);
     w.string(head.stream);
     w.byte((head.unit !== undefined ? 1 : 0) | (head.quality ? 2 : 0) | (head.priority ? 4 : 0));

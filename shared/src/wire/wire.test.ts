@@ -84,19 +84,29 @@ const records = fc
     return [...out, ...(others as ChunkRecord[])];
   });
 
-/** The order a chunk returns records in: readings by group (stream, quality, priority, unit) as first seen, then the rest. */
+/**
+ * The order a chunk returns records in: readings by group as first seen (a stream's run of readings with the same
+ * quality, priority and unit), then the rest.
+ */
 function chunkOrder(recs: readonly ChunkRecord[]): ChunkRecord[] {
-  const groups = new Map<string, ChunkRecord[]>();
+  const groups: ChunkRecord[][] = [];
+  const current = new Map<string, { key: string; list: ChunkRecord[] }>();
   const rest: ChunkRecord[] = [];
   for (const r of recs) {
     if (r.kind !== 'reading') {
       rest.push(r);
       continue;
     }
-    const key = JSON.stringify([r.stream, r.quality, r.priority, r.unit]);
-    groups.set(key, [...(groups.get(key) ?? []), r]);
+    const key = JSON.stringify([r.quality, r.priority, r.unit]);
+    const g = current.get(r.stream);
+    if (g && g.key === key) g.list.push(r);
+    else {
+      const list = [r];
+      groups.push(list);
+      current.set(r.stream, { key, list });
+    }
   }
-  return [...[...groups.values()].flat(), ...rest];
+  return [...groups.flat(), ...rest];
 }
 
 /** JSON drops -0; compare what JSON can carry for the JSON-coded kinds, exact bits for readings. */
