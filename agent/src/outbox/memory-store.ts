@@ -39,7 +39,7 @@ export class MemoryOutboxStore implements OutboxStore {
       this.chunks.set(s.id, s);
       return s;
     });
-    return claim ? this.claim(out.map((s) => s.id)) : out.map((s) => ({ ...s }));
+    return claim ? this.claim(out) : out.map((s) => ({ ...s }));
   }
 
   waiting(limit: number): StoredChunk[] {
@@ -50,8 +50,8 @@ export class MemoryOutboxStore implements OutboxStore {
       .map((ch) => ({ ...ch }));
   }
 
-  claim(ids: readonly number[]): StoredChunk[] {
-    return ids.map((id) => {
+  claim(chunks: readonly StoredChunk[]): StoredChunk[] {
+    return chunks.map(({ id }) => {
       const ch = this.chunks.get(id);
       if (!ch || ch.seqFrom !== null) throw new Error(`chunk ${id} is not waiting`);
       ch.seqFrom = this.c.nextSeq;

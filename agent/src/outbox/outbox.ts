@@ -14,7 +14,7 @@ export interface OutboxOptions {
   fullPolicy: 'drop-oldest' | 'refuse';
   /** A group is committed when its oldest reading has waited this long: a sensor's PUBACK waits at most this. */
   maxAckDelayMs: number;
-  /** … or at once when it holds this many readings (default 1,000). */
+  /** … or at once when it holds this many readings (default 250). */
   maxGroup?: number;
   batchMaxRecords: number;
   batchMaxBytes: number;
@@ -66,8 +66,8 @@ const APPLIED_FILTERS = 'appliedFilters';
  * Batches claimed in one transaction ahead of the in-flight window while draining a backlog (fewer fsyncs), and at
  * most this many records beyond what was asked for (an alert committed meanwhile waits behind no more than these).
  */
-const CLAIM_AHEAD = 64;
-const CLAIM_AHEAD_RECORDS = 8000;
+const CLAIM_AHEAD = 256;
+const CLAIM_AHEAD_RECORDS = 128_000;
 
 /**
  * The store-and-forward outbox: group commit of readings into chunks, the size cap and its full-policy,
@@ -98,7 +98,7 @@ export class Outbox {
     private readonly opts: OutboxOptions,
   ) {
     this.counters = store.counters();
-    this.maxGroup = opts.maxGroup ?? 1000;
+    this.maxGroup = opts.maxGroup ?? 250;
     // The engine resumes with the rules its persisted states belong to; differing rules from the config file replace
     // them through the same path as a change from the cloud, so held readings are emitted, not lost.
     const stored = store.setting(APPLIED_FILTERS);
@@ -338,13 +338,13 @@ export class Outbox {
     let waiting = this.store.waiting(256);
     let i = 0;
     while (formed < n && i < waiting.length && (formed < need || claimedRecords < CLAIM_AHEAD_RECORDS)) {
-      const pick: number[] = [];
+      const pick: StoredChunk[] = [];
       let records = 0;
       let bytes = 0;
       while (i < waiting.length) {
         const ch = waiting[i]!;
         if (pick.length && (records + ch.records > maxRecords || bytes + ch.body.length > maxBytes)) break;
-        pick.push(ch.id);
+        pick.push(ch);
         records += ch.records;
         bytes += ch.body.length;
         i++;

@@ -24,17 +24,18 @@ export interface SqliteOutboxOptions {
 export const OUTBOX_LAYOUT = 2;
 
 /**
- * `claim` is the chunk's first column and always a 6-byte integer (SQLite serial type 5: |x| in [2^31, 2^47)):
- * -2^32 while waiting, 2^32 + seqFrom once claimed. An UPDATE that keeps a record's size lets SQLite overwrite the
- * cell in place (btreeOverwriteCell), so claiming a chunk rewrites one page, not the chunk's overflow pages.
+ * Where a chunk's sequence numbers live. A chunk claimed as it is inserted (steady state) carries them in its own
+ * row; a chunk claimed later (draining a backlog) gets a row in `claims` (a few bytes, many to a page), so claiming
+ * never rewrites the chunk's own pages: a reading is written once and leaves as it was written.
  */
-const CLAIM_BASE = 2 ** 32;
-const WAITING = -CLAIM_BASE;
+
+/** A chunk that waits: neither claimed as it was inserted nor since. */
+const WAITING = 'c.seq_from IS NULL AND NOT EXISTS (SELECT 1 FROM claims k WHERE k.chunk = c.id)';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS chunks (
   id INTEGER PRIMARY KEY,
-  claim INTEGER NOT NULL,
+  seq_from INTEGER,
   rank INTEGER NOT NULL,
   records INTEGER NOT NULL,
   first_ts INTEGER NOT NULL,
@@ -43,8 +44,9 @@ CREATE TABLE IF NOT EXISTS chunks (
   loss_reason TEXT,
   body BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS chunks_waiting ON chunks(rank, id) WHERE claim < 0;
-CREATE INDEX IF NOT EXISTS chunks_expiry ON chunks(expires_at) WHERE claim < 0 AND expires_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS chunks_waiting ON chunks(rank, id) WHERE seq_from IS NULL;
+CREATE INDEX IF NOT EXISTS chunks_expiry ON chunks(expires_at) WHERE seq_from IS NULL AND expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS claims (chunk INTEGER PRIMARY KEY, seq_from INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS filter_state (stream TEXT PRIMARY KEY, state TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,7 +54,9 @@ CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 interface DbChunk {
   id: number;
-  claim: number;
+  seq_from: number | null;
+  /** From claims, when the chunk was claimed after it was stored. */
+  seq: number | null;
   rank: number;
   records: number;
   first_ts: number;
@@ -64,7 +68,7 @@ interface DbChunk {
 
 const toChunk = (r: DbChunk): StoredChunk => ({
   id: r.id,
-  seqFrom: r.claim < 0 ? null : r.claim - CLAIM_BASE,
+  seqFrom: r.seq_from ?? r.seq,
   rank: r.rank,
   records: r.records,
   firstTs: r.first_ts,
@@ -131,21 +135,30 @@ export class SqliteOutboxStore implements OutboxStore {
     const db = this.db;
     this.stmt = {
       insert: db.prepare(
-        'INSERT INTO chunks (id, claim, rank, records, first_ts, expires_at, loss_stream, loss_reason, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO chunks (id, seq_from, rank, records, first_ts, expires_at, loss_stream, loss_reason, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
-      waiting: db.prepare('SELECT * FROM chunks WHERE claim < 0 ORDER BY rank, id LIMIT ?'),
+      waiting: db.prepare(`SELECT c.*, NULL AS seq FROM chunks c WHERE ${WAITING} ORDER BY rank, id LIMIT ?`),
       lowestOfRank: db.prepare(
-        'SELECT * FROM chunks WHERE claim < 0 AND rank = ? AND loss_stream IS NULL ORDER BY rank, id LIMIT 256',
+        `SELECT c.*, NULL AS seq FROM chunks c WHERE ${WAITING} AND rank = ? AND loss_stream IS NULL ORDER BY rank, id LIMIT 256`,
       ),
-      expired: db.prepare('SELECT * FROM chunks WHERE claim < 0 AND expires_at IS NOT NULL AND expires_at <= ?'),
-      get: db.prepare('SELECT * FROM chunks WHERE id = ?'),
-      setClaim: db.prepare('UPDATE chunks SET claim = ? WHERE id = ?'),
-      claimed: db.prepare('SELECT * FROM chunks WHERE claim >= 0 ORDER BY claim'),
-      delete: db.prepare('DELETE FROM chunks WHERE id = ? RETURNING claim, records, LENGTH(body) AS n'),
+      expired: db.prepare(
+        `SELECT c.*, NULL AS seq FROM chunks c WHERE ${WAITING} AND expires_at IS NOT NULL AND expires_at <= ?`,
+      ),
+      get: db.prepare(
+        'SELECT c.*, k.seq_from AS seq FROM chunks c LEFT JOIN claims k ON k.chunk = c.id WHERE c.id = ?',
+      ),
+      addClaim: db.prepare('INSERT INTO claims (chunk, seq_from) VALUES (?, ?)'),
+      claimed: db.prepare(
+        `SELECT * FROM (SELECT c.*, k.seq_from AS seq FROM claims k JOIN chunks c ON c.id = k.chunk
+           UNION ALL SELECT c.*, NULL AS seq FROM chunks c WHERE c.seq_from IS NOT NULL)
+         ORDER BY COALESCE(seq_from, seq)`,
+      ),
+      delete: db.prepare('DELETE FROM chunks WHERE id = ? RETURNING seq_from, records, LENGTH(body) AS n'),
+      deleteClaim: db.prepare('DELETE FROM claims WHERE chunk = ? RETURNING seq_from'),
       pendingLoss: db.prepare(
-        'SELECT * FROM chunks WHERE claim < 0 AND loss_stream = ? AND loss_reason = ? ORDER BY id LIMIT 1',
+        `SELECT c.*, NULL AS seq FROM chunks c WHERE ${WAITING} AND loss_stream = ? AND loss_reason = ? ORDER BY id LIMIT 1`,
       ),
-      replaceBody: db.prepare('UPDATE chunks SET body = ? WHERE id = ? AND claim < 0 RETURNING LENGTH(body) AS n'),
+      replaceBody: db.prepare('UPDATE chunks SET body = ? WHERE id = ?'),
       setMeta: db.prepare(
         'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
       ),
@@ -178,9 +191,10 @@ export class SqliteOutboxStore implements OutboxStore {
       .prepare(
         `SELECT COUNT(*) AS n, COALESCE(SUM(records), 0) AS r, COALESCE(SUM(LENGTH(body)), 0) AS b,
                 COALESCE(MAX(id), 0) AS maxId,
-                COALESCE(SUM(claim >= 0), 0) AS cn, COALESCE(SUM(CASE WHEN claim >= 0 THEN records END), 0) AS cr,
-                COALESCE(MAX(CASE WHEN claim >= 0 THEN claim - ${CLAIM_BASE} + records END), 1) AS next
-         FROM chunks`,
+                COALESCE(SUM(s IS NOT NULL), 0) AS cn, COALESCE(SUM(CASE WHEN s IS NOT NULL THEN records END), 0) AS cr,
+                COALESCE(MAX(s + records), 1) AS next
+         FROM (SELECT c.id, c.records, c.body, COALESCE(c.seq_from, k.seq_from) AS s
+               FROM chunks c LEFT JOIN claims k ON k.chunk = c.id)`,
       )
       .get() as { n: number; r: number; b: number; maxId: number; cn: number; cr: number; next: number };
     this.t = {
@@ -221,13 +235,13 @@ export class SqliteOutboxStore implements OutboxStore {
     // during the constructor: statements are not prepared yet, ids come from the table itself
     const next = (this.db.prepare('SELECT COALESCE(MAX(id), 0) + 1 AS id FROM chunks').get() as { id: number }).id;
     const ins = this.db.prepare(
-      'INSERT INTO chunks (id, claim, rank, records, first_ts, expires_at, loss_stream, loss_reason, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO chunks (id, seq_from, rank, records, first_ts, expires_at, loss_stream, loss_reason, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     let seq = seqFrom;
     chunks.forEach((ch, i) => {
       ins.run(
         next + i,
-        seq === null ? WAITING : CLAIM_BASE + seq,
+        seq,
         ch.rank,
         ch.records,
         ch.firstTs,
@@ -246,7 +260,7 @@ export class SqliteOutboxStore implements OutboxStore {
       const seqFrom = claim ? this.c.nextSeq : null;
       this.stmt.insert.run(
         id,
-        seqFrom === null ? WAITING : CLAIM_BASE + seqFrom,
+        seqFrom,
         ch.rank,
         ch.records,
         ch.firstTs,
@@ -272,17 +286,16 @@ export class SqliteOutboxStore implements OutboxStore {
     return (this.stmt.waiting.all(limit) as DbChunk[]).map(toChunk);
   }
 
-  claim(ids: readonly number[]): StoredChunk[] {
-    return ids.map((id) => {
-      const row = this.stmt.get.get(id) as DbChunk | undefined;
-      if (!row || row.claim >= 0) throw new Error(`chunk ${id} is not waiting`);
+  claim(chunks: readonly StoredChunk[]): StoredChunk[] {
+    return chunks.map((ch) => {
+      if (ch.seqFrom !== null) throw new Error(`chunk ${ch.id} is not waiting`);
       const seqFrom = this.c.nextSeq;
-      this.stmt.setClaim.run(CLAIM_BASE + seqFrom, id);
-      this.c.nextSeq += row.records;
+      this.stmt.addClaim.run(ch.id, seqFrom); // a primary key: claiming a chunk twice fails the transaction
+      this.c.nextSeq += ch.records;
       this.t.waitingChunks--;
       this.t.claimedChunks++;
-      this.t.claimedRecords += row.records;
-      return { ...toChunk(row), seqFrom };
+      this.t.claimedRecords += ch.records;
+      return { ...ch, seqFrom };
     });
   }
 
@@ -293,15 +306,16 @@ export class SqliteOutboxStore implements OutboxStore {
   deleteChunks(ids: readonly number[]): void {
     let persist = false;
     for (const id of ids) {
-      const r = this.stmt.delete.get(id) as { claim: number; records: number; n: number } | undefined;
+      const r = this.stmt.delete.get(id) as { seq_from: number | null; records: number; n: number } | undefined;
       if (!r) continue;
+      const claim = r.seq_from ?? (this.stmt.deleteClaim.get(id) as { seq_from: number } | undefined)?.seq_from;
       this.t.chunks--;
       this.t.records -= r.records;
       this.t.bytes -= r.n + CHUNK_OVERHEAD_BYTES;
-      if (r.claim >= 0) {
+      if (claim !== undefined) {
         this.t.claimedChunks--;
         this.t.claimedRecords -= r.records;
-        if (r.claim - CLAIM_BASE + r.records === this.c.nextSeq) persist = true;
+        if (claim + r.records === this.c.nextSeq) persist = true;
       } else this.t.waitingChunks--;
       if (id === this.maxId) persist = true;
     }
@@ -345,7 +359,7 @@ export class SqliteOutboxStore implements OutboxStore {
 
   replaceBody(id: number, body: Buffer): void {
     const old = this.stmt.get.get(id) as DbChunk | undefined;
-    if (!old || old.claim >= 0) return;
+    if (!old || old.seq_from !== null || old.seq !== null) return;
     this.stmt.replaceBody.run(body, id);
     this.t.bytes += body.length - old.body.length;
   }

@@ -31,7 +31,7 @@ export function outboxStoreContract(name: string, make: () => { store: OutboxSto
       );
       expect(store.waiting(10).map((c) => c.id)).toEqual([alert!.id, tel!.id, tel2!.id, bulk!.id]);
       expect(store.waiting(2)).toHaveLength(2);
-      const claimed = store.claim([alert!.id, tel!.id]);
+      const claimed = store.claim([alert!, tel!]);
       expect(claimed.map((c) => c.seqFrom)).toEqual([1, 3]);
       expect(store.counters().nextSeq).toBe(7);
       expect(store.waiting(10).map((c) => c.id)).toEqual([tel2!.id, bulk!.id]);
@@ -39,7 +39,7 @@ export function outboxStoreContract(name: string, make: () => { store: OutboxSto
         [alert!.id, 1],
         [tel!.id, 3],
       ]);
-      expect(() => store.claim([alert!.id])).toThrow();
+      expect(() => store.claim([alert!])).toThrow();
       expect(store.totals()).toMatchObject({ claimedChunks: 2, claimedRecords: 6, waitingChunks: 2 });
       store.close();
     });
@@ -83,7 +83,7 @@ export function outboxStoreContract(name: string, make: () => { store: OutboxSto
       );
       store.insertChunks([chunk(3, 1, 5, { loss: { stream: 'x', reason: 'cap' } })], false);
       const [claimedBulk] = store.insertChunks([chunk(3, 1, 6)], false);
-      store.claim([claimedBulk!.id]);
+      store.claim([claimedBulk!]);
       expect(store.takeLowest(150).map((c) => c.id)).toEqual([bulk1!.id, bulk2!.id]);
       expect(store.takeLowest(1).map((c) => c.id)).toEqual([tel!.id]);
       expect(store.takeLowest(1000).map((c) => c.id)).toEqual([alert!.id]);
@@ -106,7 +106,7 @@ export function outboxStoreContract(name: string, make: () => { store: OutboxSto
       store.replaceBody(cap.id, Buffer.alloc(86));
       expect(store.pendingLoss('a', 'cap')!.body.length).toBe(86);
       expect(store.totals().bytes).toBe(250);
-      store.claim([cap.id]);
+      store.claim([cap]);
       expect(store.pendingLoss('a', 'cap')).toBeUndefined();
       store.close();
     });
@@ -130,7 +130,7 @@ export function outboxStoreContract(name: string, make: () => { store: OutboxSto
       expect(() =>
         store.transaction(() => {
           const [c] = store.insertChunks([chunk(2, 4, 2)], false);
-          store.claim([c!.id]);
+          store.claim([c!]);
           store.addDropped(1, 1);
           throw new Error('disk full');
         }),

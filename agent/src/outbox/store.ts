@@ -55,8 +55,8 @@ export interface OutboxStore {
   insertChunks(chunks: readonly NewChunk[], claim: boolean): StoredChunk[];
   /** Waiting (unclaimed) chunks in send order: rank, then id; at most `limit`. */
   waiting(limit: number): StoredChunk[];
-  /** Claims waiting chunks in the order given, with consecutive sequence numbers from counters().nextSeq. */
-  claim(ids: readonly number[]): StoredChunk[];
+  /** Claims waiting chunks (as waiting() returned them) in the order given, with consecutive sequence numbers. */
+  claim(chunks: readonly StoredChunk[]): StoredChunk[];
   /** Claimed chunks not yet deleted, in sequence order (re-sent after a reconnect or a restart). */
   claimed(): StoredChunk[];
   deleteChunks(ids: readonly number[]): void;

@@ -73,7 +73,7 @@ export const AgentConfig = z.strictObject({
        * agent/README.md, "Flash wear"), shorter answers sensors sooner.
        */
       maxAckDelay: Duration.optional(),
-      maxGroup: z.number().int().min(1).max(10_000).default(1000),
+      maxGroup: z.number().int().min(1).max(10_000).default(250),
       /** Deprecated (before maxAckDelay): read as maxAckDelay in milliseconds when that is not set. */
       commitWindowMs: z.number().min(0).max(1000).optional(),
       /** FULL: a commit survives power loss. NORMAL (WAL): survives a process crash, may lose the last commits on power loss. */
