@@ -1,5 +1,16 @@
 /** One valid example of every message schema, for tests that mutate them. */
 export const validSamples: Record<string, unknown> = {
+  'telemetry-batch-v2-header': {
+    v: 2,
+    device: 'gw-1',
+    seqFrom: 100,
+    seqTo: 104,
+    sentAt: 1_764_000_005_000,
+    chunks: [
+      [3, 40],
+      [2, 31],
+    ],
+  },
   'telemetry-batch': {
     v: 1,
     device: 'gw-1',
