@@ -184,6 +184,24 @@ describe.each([
     expect(box.status()).toMatchObject({ depth: 0, batches: 0 });
   });
 
+  it('lets an alert jump the queue while a backlog drains, ahead of batches claimed earlier', () => {
+    const alert: StreamRoute = { stream: 's/alarm', priority: 'alert', rank: 0, ttlMs: undefined };
+    const { box } = make(newStore(), { batchMaxRecords: 10, wantBatches: () => 0 });
+    for (let g = 0; g < 20; g++) {
+      for (let i = 0; i < 10; i++) box.submit(bulk, { value: g * 10 + i, ts: 1 + g * 10 + i }, () => {});
+      box.flush();
+    }
+    const first = box.claimBatches(1); // claims ahead: many batches of the backlog are now claimed, not yet sent
+    expect(first).toHaveLength(1);
+    box.submit(alert, { value: 99, ts: 500 }, () => {});
+    box.flush();
+    const next = decodeBatchV2(box.claimBatches(1)[0]!.payload).records;
+    expect(next).toMatchObject([{ stream: 's/alarm', value: 99 }]);
+    const rest = [first[0]!, ...box.claimBatches(100)].flatMap((b) => decodeBatchV2(b.payload).records);
+    expect(rest).toHaveLength(200);
+    expect(new Set([...rest, ...next].map((r) => r.seq)).size).toBe(201);
+  });
+
   it('in steady state spends one transaction per group: the chunk goes in claimed, the acknowledged one out', () => {
     const store = counting(newStore());
     let slots = 8;

@@ -204,7 +204,7 @@ export class Outbox {
     let accepted: Pending[] = group;
     let refused: Pending[] = [];
     let claimed = 0;
-    const readyBefore = this.ready.length;
+    const readyBefore = [...this.ready];
     try {
       this.store.transaction(() => {
         this.store.deleteChunks(acked);
@@ -243,13 +243,18 @@ export class Outbox {
             stored.filter((ch) => ch.seqFrom !== null),
             now,
           );
-        else if (want > 0) claimed = this.claimInto(want, now);
+        else {
+          // alerts jump the queue, also ahead of batches claimed earlier and not yet sent
+          const alerts = stored.filter((ch) => ch.rank === 0);
+          if (alerts.length) claimed += this.pushBatches(this.store.claim(alerts), now, true);
+          if (want > 0) claimed += this.claimInto(want, now);
+        }
         this.store.saveFilterStates(this.filters.takeDirty());
         this.counters = this.store.counters();
       });
     } catch (err) {
       this.filters.rollback();
-      this.ready.length = readyBefore;
+      this.ready = readyBefore;
       for (const id of acked) this.acked.add(id);
       this.ticked = ticked;
       const e =
@@ -305,8 +310,13 @@ export class Outbox {
     return batchOf(this.opts.device, chunks, now, this.opts.format ?? 'v2', this.opts.compression ?? 'none');
   }
 
-  /** Groups claimed chunks (in sequence order) into batches within the limits; returns how many were added. */
-  private pushBatches(chunks: readonly StoredChunk[], now: number): number {
+  /**
+   * Groups claimed chunks (in sequence order) into batches within the limits, after the batches ready to send or
+   * (`first`) before them; returns how many were added.
+   */
+  private pushBatches(chunks: readonly StoredChunk[], now: number, first = false): number {
+    const before = this.ready;
+    if (first) this.ready = [];
     const { maxRecords, maxBytes } = this.limits();
     let n = 0;
     let cur: StoredChunk[] = [];
@@ -327,6 +337,7 @@ export class Outbox {
       this.ready.push(this.batch(cur, now));
       n++;
     }
+    if (first) this.ready.push(...before);
     return n;
   }
 
