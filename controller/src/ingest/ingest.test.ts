@@ -1,5 +1,5 @@
 import { gzipSync } from 'node:zlib';
-import { FleetwaveError } from '@fleetwave/shared';
+import { type ChunkRecord, encodeBatchV2, encodeChunk, FleetwaveError } from '@fleetwave/shared';
 import fc from 'fast-check';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -37,6 +37,24 @@ describe('TelemetryIngest', () => {
     expect(clean).toHaveLength(5);
     expect(ingest.telemetry('gw-1', Buffer.from(JSON.stringify(batch(9, 1))))).toEqual({ stored: 1, duplicates: 0 });
     expect(store.missingRanges('gw-1')).toEqual([[6, 8]]);
+  });
+
+  it('takes v1 and v2 side by side: the same records reach the store and the backends either way', () => {
+    const one = setup();
+    const two = setup();
+    const records = batch(1, 6).records.map(({ seq: _seq, ...r }) => r as ChunkRecord);
+    one.ingest.telemetry('gw-1', Buffer.from(JSON.stringify(batch(1, 6))));
+    const v2 = encodeBatchV2({ device: 'gw-1', seqFrom: 1, sentAt: 5 }, [
+      { records: 4, bytes: encodeChunk(records.slice(0, 4)) },
+      { records: 2, bytes: encodeChunk(records.slice(4)) },
+    ]);
+    expect(two.ingest.telemetry('gw-1', v2)).toEqual({ stored: 6, duplicates: 0 });
+    expect(two.clean).toEqual(one.clean);
+    expect(two.store.telemetry({ after: 0, limit: 100 })).toEqual(one.store.telemetry({ after: 0, limit: 100 }));
+    // a v2 re-send of records stored from v1 is a duplicate like any other
+    expect(one.ingest.telemetry('gw-1', v2)).toEqual({ stored: 0, duplicates: 6 });
+    const magicOnly = Buffer.from([0x46, 0x57, 0x02, 0x05]);
+    expect(() => one.ingest.telemetry('gw-1', magicOnly)).toThrow(FleetwaveError);
   });
 
   it('rejects a batch for another device and counts it', () => {
