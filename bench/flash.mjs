@@ -16,6 +16,26 @@ const WARMUP_S = 5;
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
 const mb = (b) => `${(b / 1e6).toFixed(b < 1e7 ? 1 : 0)} MB`;
 
+/**
+ * The agent CLI as a child process (node flags, then `run` and its arguments), once it printed its listener's port;
+ * `io()` is its bytes written to storage so far, `rss()` its resident memory in MB.
+ */
+export async function spawnBenchAgent(nodeFlags, args) {
+  const cli = fileURLToPath(import.meta.resolve('@fleetwave/agent').replace(/index\.js$/, 'cli.js'));
+  const agent = spawn(process.execPath, [...nodeFlags, cli, 'run', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve) => {
+    let out = '';
+    agent.stdout.on('data', (d) => {
+      out += d;
+      const m = /"port":(\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+  });
+  const io = () => Number(/write_bytes: (\d+)/.exec(readFileSync(`/proc/${agent.pid}/io`, 'utf8'))[1]);
+  const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.pid}/status`, 'utf8'))[1]) / 1024;
+  return { agent, port, io, rss };
+}
+
 /** An aedes broker that counts the telemetry it receives: messages, payload bytes, MQTT PUBLISH bytes. */
 async function countingCloud() {
   const broker = await Aedes.createBroker();
@@ -50,19 +70,7 @@ export async function flashRun(rate, outbox = {}, flags = []) {
     `device: { id: bench-gw }\ndataDir: ${dir}/data\ningest: { port: 0 }\nuplink: { url: '${cloud.url}' }\n` +
       `outbox: ${JSON.stringify(outbox)}\nlog: { level: warn }\n`,
   );
-  const cli = fileURLToPath(import.meta.resolve('@fleetwave/agent').replace(/index\.js$/, 'cli.js'));
-  const agent = spawn(process.execPath, [...flags, cli, 'run', '--config', config], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const port = await new Promise((resolve) => {
-    let out = '';
-    agent.stdout.on('data', (d) => {
-      out += d;
-      const m = /"port":(\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-  });
-  const io = () => Number(/write_bytes: (\d+)/.exec(readFileSync(`/proc/${agent.pid}/io`, 'utf8'))[1]);
+  const { agent, port, io } = await spawnBenchAgent(flags, ['--config', config]);
   const sensor = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'bench-sensor' });
   let acked = 0;
   let k = 0;

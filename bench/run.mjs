@@ -7,7 +7,6 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { MemoryOutboxStore, Outbox, SqliteOutboxStore, Uplink } from '@fleetwave/agent';
 import { Aedes } from 'aedes';
 import Database from 'better-sqlite3';
@@ -16,7 +15,7 @@ import { pino } from 'pino';
 import { benchController } from './controller.mjs';
 import { benchExe } from './exe.mjs';
 import { benchCmapss, benchFilterThroughput } from './filters.mjs';
-import { benchFlash } from './flash.mjs';
+import { benchFlash, spawnBenchAgent } from './flash.mjs';
 import { benchHealth } from './health.mjs';
 import { benchPredict } from './predict.mjs';
 import { benchRollout } from './rollout.mjs';
@@ -257,38 +256,20 @@ async function benchIngest(mode) {
   );
   const cloud = await aedesBroker();
   const dir = tmp('ingest');
-  const cli = fileURLToPath(import.meta.resolve('@fleetwave/agent').replace(/index\.js$/, 'cli.js'));
-  const agent = spawn(
-    process.execPath,
-    [
-      ...AGENT_FLAGS,
-      cli,
-      'run',
-      ...(filtered ? ['--config', filterConfig()] : []),
-      '--device-id',
-      'bench-gw',
-      '--uplink-url',
-      cloud.url,
-      '--data-dir',
-      dir,
-      '--listen',
-      '127.0.0.1:0',
-      '--log-level',
-      'warn',
-      ...(process.env.BENCH_MAX_ACK_DELAY ? ['--max-ack-delay', process.env.BENCH_MAX_ACK_DELAY] : []),
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const port = await new Promise((resolve) => {
-    let out = '';
-    agent.stdout.on('data', (d) => {
-      out += d;
-      const m = /"port":(\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-  });
-  const io = () => Number(/write_bytes: (\d+)/.exec(readFileSync(`/proc/${agent.pid}/io`, 'utf8'))[1]);
-  const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.pid}/status`, 'utf8'))[1]) / 1024;
+  const { agent, port, io, rss } = await spawnBenchAgent(AGENT_FLAGS, [
+    ...(filtered ? ['--config', filterConfig()] : []),
+    '--device-id',
+    'bench-gw',
+    '--uplink-url',
+    cloud.url,
+    '--data-dir',
+    dir,
+    '--listen',
+    '127.0.0.1:0',
+    '--log-level',
+    'warn',
+    ...(process.env.BENCH_MAX_ACK_DELAY ? ['--max-ack-delay', process.env.BENCH_MAX_ACK_DELAY] : []),
+  ]);
   const sensors = await Promise.all(
     Array.from({ length: 10 }, (_, i) => mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: `bench-s${i}` })),
   );

@@ -122,15 +122,6 @@ export class SqliteOutboxStore implements OutboxStore {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
       this.db.exec(SCHEMA);
-      if (isV1) {
-        migrateV1(this.db, { insert: (chunks, seqFrom) => this.insertMigrated(chunks, seqFrom) });
-        // once, after the migration: 1 KiB pages as a new outbox has (VACUUM rewrites the file, crash-safe)
-        this.db.pragma('journal_mode = DELETE');
-        this.db.pragma('page_size = 1024');
-        this.db.exec('VACUUM');
-        this.db.pragma('journal_mode = WAL');
-      }
-      if (layout !== OUTBOX_LAYOUT) this.db.pragma(`user_version = ${OUTBOX_LAYOUT}`);
     }
     const db = this.db;
     this.stmt = {
@@ -172,7 +163,41 @@ export class SqliteOutboxStore implements OutboxStore {
         'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
       ),
     };
+    if (isV1) this.migrate();
+    if (!readonly && layout !== OUTBOX_LAYOUT) this.db.pragma(`user_version = ${OUTBOX_LAYOUT}`);
     this.load();
+  }
+
+  private migrate(): void {
+    let id = 0;
+    migrateV1(this.db, {
+      insert: (chunks, seqFrom) => {
+        let seq = seqFrom;
+        for (const ch of chunks) {
+          this.writeChunk(++id, seq, ch);
+          if (seq !== null) seq += ch.records;
+        }
+      },
+    });
+    // once, after the migration: 1 KiB pages as a new outbox has (VACUUM rewrites the file, crash-safe)
+    this.db.pragma('journal_mode = DELETE');
+    this.db.pragma('page_size = 1024');
+    this.db.exec('VACUUM');
+    this.db.pragma('journal_mode = WAL');
+  }
+
+  private writeChunk(id: number, seqFrom: number | null, ch: NewChunk): void {
+    this.stmt.insert.run(
+      id,
+      seqFrom,
+      ch.rank,
+      ch.records,
+      ch.firstTs,
+      ch.expiresAt,
+      ch.loss?.stream ?? null,
+      ch.loss?.reason ?? null,
+      ch.body,
+    );
   }
 
   private hasTable(name: string): boolean {
@@ -231,44 +256,11 @@ export class SqliteOutboxStore implements OutboxStore {
     }
   }
 
-  private insertMigrated(chunks: readonly NewChunk[], seqFrom: number | null): void {
-    // during the constructor: statements are not prepared yet, ids come from the table itself
-    const next = (this.db.prepare('SELECT COALESCE(MAX(id), 0) + 1 AS id FROM chunks').get() as { id: number }).id;
-    const ins = this.db.prepare(
-      'INSERT INTO chunks (id, seq_from, rank, records, first_ts, expires_at, loss_stream, loss_reason, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    );
-    let seq = seqFrom;
-    chunks.forEach((ch, i) => {
-      ins.run(
-        next + i,
-        seq,
-        ch.rank,
-        ch.records,
-        ch.firstTs,
-        ch.expiresAt,
-        ch.loss?.stream ?? null,
-        ch.loss?.reason ?? null,
-        ch.body,
-      );
-      if (seq !== null) seq += ch.records;
-    });
-  }
-
   insertChunks(chunks: readonly NewChunk[], claim: boolean): StoredChunk[] {
     return chunks.map((ch) => {
       const id = ++this.maxId;
       const seqFrom = claim ? this.c.nextSeq : null;
-      this.stmt.insert.run(
-        id,
-        seqFrom,
-        ch.rank,
-        ch.records,
-        ch.firstTs,
-        ch.expiresAt,
-        ch.loss?.stream ?? null,
-        ch.loss?.reason ?? null,
-        ch.body,
-      );
+      this.writeChunk(id, seqFrom, ch);
       this.t.chunks++;
       this.t.records += ch.records;
       this.t.bytes += cost(ch);
