@@ -1,6 +1,6 @@
 /**
  * One group commit's records of one priority class (and time-to-live), encoded once as a wire-format v2 chunk
- * (docs/wire-v2.md). It is stored as one row, sent byte for byte inside a batch and deleted whole on the PUBACK.
+ * (shared/wire-v2.md). It is stored as one row, sent byte for byte inside a batch and deleted whole on the PUBACK.
  */
 export interface NewChunk {
   /** 0 = alert … 3 = bulk; lower leaves first and is dropped last. */

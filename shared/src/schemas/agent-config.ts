@@ -115,7 +115,7 @@ export const AgentConfig = z.strictObject({
         .min(1024)
         .max(1024 * 1024)
         .default(128 * 1024),
-      /** v2: compact chunks (docs/wire-v2.md). v1: JSON, for a controller older than v2; compression applies to v1 only. */
+      /** v2: compact chunks (shared/wire-v2.md). v1: JSON, for a controller older than v2; compression applies to v1 only. */
       format: z.enum(['v2', 'v1']).default('v2'),
       compression: z.enum(['none', 'gzip']).default('none'),
       inflightWindow: z.number().int().min(1).max(64).default(8),

@@ -129,7 +129,7 @@ export const CleanTelemetry = z.strictObject({
 export type CleanTelemetry = z.infer<typeof CleanTelemetry>;
 
 /**
- * The JSON header of a telemetry message in wire format v2 (docs/wire-v2.md): the batch's sequence range and, for
+ * The JSON header of a telemetry message in wire format v2 (shared/wire-v2.md): the batch's sequence range and, for
  * each chunk that follows the header, [records, bytes]. Chunk i's records are numbered from seqFrom plus the
  * records of the chunks before it.
  */

@@ -1,5 +1,5 @@
 // Writes shared/test-vectors/wire-v2.json: chunk bodies and whole v2 messages with the records they decode to, for
-// a backend in another language to test its decoder against (docs/wire-v2.md). `node shared/dist/scripts/gen-wire-vectors.js`.
+// a backend in another language to test its decoder against (shared/wire-v2.md). `node shared/dist/scripts/gen-wire-vectors.js`.
 import { writeFileSync } from 'node:fs';
 import { decodeBatchV2, encodeBatchV2 } from '../wire/batch.js';
 import { type ChunkRecord, encodeChunk, encodeChunkBody } from '../wire/chunk.js';

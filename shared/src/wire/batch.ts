@@ -21,7 +21,7 @@ export interface BatchHead {
   sentAt: number;
 }
 
-/** A v2 message: magic, varint header length, the JSON header, then the chunks byte for byte (docs/wire-v2.md). */
+/** A v2 message: magic, varint header length, the JSON header, then the chunks byte for byte (shared/wire-v2.md). */
 export function encodeBatchV2(head: BatchHead, chunks: readonly WireChunk[]): Buffer {
   const records = chunks.reduce((s, c) => s + c.records, 0);
   const header = JSON.stringify({

@@ -3,11 +3,11 @@ import { PRIORITIES, Quality } from '../schemas/common.js';
 import type { TelemetryRecord } from '../schemas/telemetry.js';
 import { ByteReader, ByteWriter, encodingError, SVARINT_LIMIT } from './bytes.js';
 
-/** A telemetry record as a chunk holds it: without `seq`, which the batch assigns by position (docs/wire-v2.md). */
+/** A telemetry record as a chunk holds it: without `seq`, which the batch assigns by position (shared/wire-v2.md). */
 export type ChunkRecord = TelemetryRecord extends infer R ? (R extends unknown ? Omit<R, 'seq'> : never) : never;
 type ReadingBody = Extract<ChunkRecord, { kind: 'reading' }>;
 
-/** Group kinds and value modes of the chunk body (docs/wire-v2.md, "Chunk body"). */
+/** Group kinds and value modes of the chunk body (shared/wire-v2.md, "Chunk body"). */
 const GROUP_READINGS = 1;
 const GROUP_JSON = 2;
 const TS_DOD = 0;

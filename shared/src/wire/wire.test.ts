@@ -217,7 +217,7 @@ describe('wire format v2', () => {
     expect(() => decodeBatchV2(lie({ ...head, seqTo: 3, chunks: [[1, chunk.length]] }))).toThrow(/seqTo/);
   });
 
-  it('matches the published test vectors (docs/wire-v2.md)', () => {
+  it('matches the published test vectors (shared/wire-v2.md)', () => {
     const vectors = JSON.parse(readFileSync(new URL('../../test-vectors/wire-v2.json', import.meta.url), 'utf8')) as {
       name: string;
       records: ChunkRecord[];
