@@ -144,8 +144,10 @@ export class SqliteOutboxStore implements OutboxStore {
            UNION ALL SELECT c.*, NULL AS seq FROM chunks c WHERE c.seq_from IS NOT NULL)
          ORDER BY COALESCE(seq_from, seq)`,
       ),
-      delete: db.prepare('DELETE FROM chunks WHERE id = ? RETURNING seq_from, records, LENGTH(body) AS n'),
-      deleteClaim: db.prepare('DELETE FROM claims WHERE chunk = ? RETURNING seq_from'),
+      delete: db.prepare(
+        'DELETE FROM chunks WHERE id BETWEEN ? AND ? RETURNING id, seq_from, records, LENGTH(body) AS n',
+      ),
+      deleteClaims: db.prepare('DELETE FROM claims WHERE chunk BETWEEN ? AND ? RETURNING chunk, seq_from'),
       pendingLoss: db.prepare(
         `SELECT c.*, NULL AS seq FROM chunks c WHERE ${WAITING} AND loss_stream = ? AND loss_reason = ? ORDER BY id LIMIT 1`,
       ),
@@ -297,19 +299,37 @@ export class SqliteOutboxStore implements OutboxStore {
 
   deleteChunks(ids: readonly number[]): void {
     let persist = false;
-    for (const id of ids) {
-      const r = this.stmt.delete.get(id) as { seq_from: number | null; records: number; n: number } | undefined;
-      if (!r) continue;
-      const claim = r.seq_from ?? (this.stmt.deleteClaim.get(id) as { seq_from: number } | undefined)?.seq_from;
-      this.t.chunks--;
-      this.t.records -= r.records;
-      this.t.bytes -= r.n + CHUNK_OVERHEAD_BYTES;
-      if (claim !== undefined) {
-        this.t.claimedChunks--;
-        this.t.claimedRecords -= r.records;
-        if (claim + r.records === this.c.nextSeq) persist = true;
-      } else this.t.waitingChunks--;
-      if (id === this.maxId) persist = true;
+    // acknowledged chunks are mostly consecutive ids: one range statement per run, not one per chunk
+    const sorted = [...ids].sort((a, b) => a - b);
+    for (let i = 0; i < sorted.length; ) {
+      let j = i;
+      while (j + 1 < sorted.length && sorted[j + 1]! <= sorted[j]! + 1) j++;
+      const [from, to] = [sorted[i]!, sorted[j]!];
+      i = j + 1;
+      const claims = new Map(
+        (this.stmt.deleteClaims.all(from, to) as { chunk: number; seq_from: number }[]).map((c) => [
+          c.chunk,
+          c.seq_from,
+        ]),
+      );
+      const rows = this.stmt.delete.all(from, to) as {
+        id: number;
+        seq_from: number | null;
+        records: number;
+        n: number;
+      }[];
+      for (const r of rows) {
+        const claim = r.seq_from ?? claims.get(r.id);
+        this.t.chunks--;
+        this.t.records -= r.records;
+        this.t.bytes -= r.n + CHUNK_OVERHEAD_BYTES;
+        if (claim !== undefined) {
+          this.t.claimedChunks--;
+          this.t.claimedRecords -= r.records;
+          if (claim + r.records === this.c.nextSeq) persist = true;
+        } else this.t.waitingChunks--;
+        if (r.id === this.maxId) persist = true;
+      }
     }
     // the deleted chunk was what a reopen would derive nextSeq or the next id from
     if (persist) this.writeMeta();
