@@ -43,3 +43,31 @@ export function batchOf(
   }
   return { seqFrom, seqTo: seqFrom + records - 1, payload, createdAt: sentAt, chunkIds: chunks.map((ch) => ch.id) };
 }
+
+/**
+ * Splits chunks, in the order given, into the chunk lists of batches: as many whole chunks as fit within the
+ * limits, at least one a batch; with `contiguous`, a batch also ends where the sequence numbers jump.
+ */
+export function batchesOf(
+  chunks: readonly StoredChunk[],
+  limits: { maxRecords: number; maxBytes: number; contiguous?: boolean },
+): StoredChunk[][] {
+  const out: StoredChunk[][] = [];
+  let cur: StoredChunk[] = [];
+  let records = 0;
+  let bytes = 0;
+  for (const ch of chunks) {
+    const last = cur.at(-1);
+    const jump = limits.contiguous && last !== undefined && last.seqFrom! + last.records !== ch.seqFrom;
+    if (last && (jump || records + ch.records > limits.maxRecords || bytes + ch.body.length > limits.maxBytes)) {
+      out.push(cur);
+      cur = [];
+      records = bytes = 0;
+    }
+    cur.push(ch);
+    records += ch.records;
+    bytes += ch.body.length;
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}

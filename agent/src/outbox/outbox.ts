@@ -2,7 +2,7 @@ import { type ErrorCode, type FilterRule, FilterRules, FleetwaveError, parseWith
 import { FilterEngine } from '../filters/engine.js';
 import type { Reading } from '../reading.js';
 import type { StreamRoute } from '../streams.js';
-import { batchOf, type OutboxBatch, type WireFormat } from './batches.js';
+import { batchesOf, batchOf, type OutboxBatch, type WireFormat } from './batches.js';
 import { chunksOf, lossChanges, type OutboxRecord, readingBound } from './policy.js';
 import type { OutboxCounters, OutboxStore, StoredChunk } from './store.js';
 
@@ -315,60 +315,25 @@ export class Outbox {
    * (`first`) before them; returns how many were added.
    */
   private pushBatches(chunks: readonly StoredChunk[], now: number, first = false): number {
-    const before = this.ready;
-    if (first) this.ready = [];
-    const { maxRecords, maxBytes } = this.limits();
-    let n = 0;
-    let cur: StoredChunk[] = [];
-    let records = 0;
-    let bytes = 0;
-    for (const ch of chunks) {
-      if (cur.length && (records + ch.records > maxRecords || bytes + ch.body.length > maxBytes)) {
-        this.ready.push(this.batch(cur, now));
-        n++;
-        cur = [];
-        records = bytes = 0;
-      }
-      cur.push(ch);
-      records += ch.records;
-      bytes += ch.body.length;
-    }
-    if (cur.length) {
-      this.ready.push(this.batch(cur, now));
-      n++;
-    }
-    if (first) this.ready.push(...before);
-    return n;
+    const batches = batchesOf(chunks, this.limits()).map((group) => this.batch(group, now));
+    this.ready = first ? [...batches, ...this.ready] : [...this.ready, ...batches];
+    return batches.length;
   }
 
   /** Claims up to `n` batches of whole waiting chunks, highest priority and oldest first, inside the caller's transaction. */
   private claimInto(n: number, now: number, need = n): number {
-    const { maxRecords, maxBytes } = this.limits();
     let formed = 0;
     let claimedRecords = 0;
-    let waiting = this.store.waiting(256);
-    let i = 0;
-    while (formed < n && i < waiting.length && (formed < need || claimedRecords < CLAIM_AHEAD_RECORDS)) {
-      const pick: StoredChunk[] = [];
-      let records = 0;
-      let bytes = 0;
-      while (i < waiting.length) {
-        const ch = waiting[i]!;
-        if (pick.length && (records + ch.records > maxRecords || bytes + ch.body.length > maxBytes)) break;
-        pick.push(ch);
-        records += ch.records;
-        bytes += ch.body.length;
-        i++;
+    for (;;) {
+      const groups = batchesOf(this.store.waiting(256), this.limits());
+      for (const group of groups) {
+        if (formed >= n || (formed >= need && claimedRecords >= CLAIM_AHEAD_RECORDS)) return formed;
+        this.ready.push(this.batch(this.store.claim(group), now));
+        formed++;
+        claimedRecords += group.reduce((s, ch) => s + ch.records, 0);
       }
-      this.ready.push(this.batch(this.store.claim(pick), now));
-      formed++;
-      claimedRecords += records;
-      if (i === waiting.length && formed < n) {
-        waiting = this.store.waiting(256);
-        i = 0;
-      }
+      if (groups.length === 0) return formed;
     }
-    return formed;
   }
 
   /** Batches claimed earlier and not yet acknowledged, in sequence order (re-sent after a reconnect or a restart). */
@@ -376,24 +341,7 @@ export class Outbox {
     this.ready = [];
     const chunks = this.store.claimed().filter((ch) => !this.acked.has(ch.id));
     const now = this.opts.now();
-    const out: OutboxBatch[] = [];
-    let run: StoredChunk[] = [];
-    const { maxRecords, maxBytes } = this.limits();
-    let records = 0;
-    let bytes = 0;
-    for (const ch of chunks) {
-      const contiguous = run.length > 0 && run.at(-1)!.seqFrom! + run.at(-1)!.records === ch.seqFrom;
-      if (run.length && (!contiguous || records + ch.records > maxRecords || bytes + ch.body.length > maxBytes)) {
-        out.push(this.batch(run, now));
-        run = [];
-        records = bytes = 0;
-      }
-      run.push(ch);
-      records += ch.records;
-      bytes += ch.body.length;
-    }
-    if (run.length) out.push(this.batch(run, now));
-    return out;
+    return batchesOf(chunks, { ...this.limits(), contiguous: true }).map((group) => this.batch(group, now));
   }
 
   /** Forms the next batch from the highest-priority, oldest chunks, persisting its sequence numbers. */
