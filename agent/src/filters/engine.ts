@@ -30,6 +30,8 @@ export class FilterEngine {
   private rules: { re: RegExp; rule: FilterRule }[] = [];
   private readonly streams = new Map<string, StreamEntry | null>();
   private readonly before = new Map<string, StreamState | undefined>();
+  /** States handed out by takeDirty whose transaction has not been settled yet (its commit may still fail). */
+  private readonly taken = new Map<string, StreamState | undefined>();
   readonly dropped: Partial<Record<DropReason, number>> = {};
 
   constructor(
@@ -115,16 +117,26 @@ export class FilterEngine {
       const e = this.streams.get(stream);
       out.push([stream, e ? JSON.stringify(e.state) : null]);
     }
+    for (const [stream, state] of this.before) if (!this.taken.has(stream)) this.taken.set(stream, state);
     this.before.clear();
     return out;
   }
 
-  /** Restores the states as they were before the failed transaction. */
+  /** The transaction that persisted the states from takeDirty committed: rollback no longer goes behind them. */
+  settle(): void {
+    this.taken.clear();
+  }
+
+  /**
+   * Restores the states as they were before the failed transaction, also where takeDirty already handed them out
+   * (the commit itself can fail, e.g. on a full disk).
+   */
   rollback(): void {
-    for (const [stream, state] of this.before) {
+    for (const [stream, state] of [...this.before, ...this.taken]) {
       const e = this.streams.get(stream);
       if (e && state) e.state = state;
     }
     this.before.clear();
+    this.taken.clear();
   }
 }

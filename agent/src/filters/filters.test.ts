@@ -349,6 +349,7 @@ describe('FilterEngine', () => {
     expect(e.process({ ...route, stream: 'other/x' }, { ts: 1, value: 2 })).toHaveLength(1);
     e.process(route, { ts: 1000, value: 1 });
     e.takeDirty();
+    e.settle(); // the transaction that stored those states committed
     e.process(route, { ts: 2000, value: 5 }); // held by the swinging door
     e.rollback();
     expect(e.takeDirty()).toEqual([]);

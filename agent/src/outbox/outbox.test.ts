@@ -224,6 +224,31 @@ describe.each([
   });
 });
 
+it('a commit that fails at its very end (a full disk) leaves the filters where the stored readings left them', () => {
+  const store = new MemoryOutboxStore();
+  let failCommit = false;
+  const tx = store.transaction.bind(store);
+  store.transaction = <T>(fn: () => T): T =>
+    tx(() => {
+      const r = fn();
+      if (failCommit) throw new Error('database or disk is full');
+      return r;
+    });
+  const { box } = make(store, { filters: [{ match: 's/*', deadband: { absolute: 1 }, mirrorRaw: false }] });
+  const results: (string | undefined)[] = [];
+  const send = (value: number, ts: number) => {
+    box.submit(tel, { value, ts }, (err) => results.push(err?.code));
+    box.flush();
+  };
+  send(10, 1);
+  failCommit = true;
+  send(20, 2); // refused: never stored
+  failCommit = false;
+  send(20.2, 3); // 10.2 from the last stored reading: outside the deadband, kept
+  expect(results).toEqual([undefined, 'E_OUTBOX_CLOSED', undefined]);
+  expect(drain(box).flatMap((b) => b.records.map((r) => (r as { value: number }).value))).toEqual([10, 20.2]);
+});
+
 it('an SQLite outbox resumes after a restart: claimed records unchanged, sequence numbers continue', () => {
   const path = join(mkdtempSync(join(tmpdir(), 'fw-outbox-')), 'o.db');
   const first = make(new SqliteOutboxStore(path)).box;

@@ -135,6 +135,7 @@ export class Outbox {
         throw err;
       }
     });
+    this.filters.settle();
     this.applied = next;
     this.opts.onCommitted?.();
   }
@@ -227,6 +228,13 @@ export class Outbox {
         // nothing older waiting and the uplink wants batches: the new chunks go in claimed (no second write)
         const direct = want > 0 && chunks.length > 0 && this.store.totals().waitingChunks === 0;
         const stored = this.store.insertChunks(chunks, direct);
+        if (direct) claimed = this.pushBatches(stored, now);
+        else {
+          // alerts jump the queue, also ahead of batches claimed earlier and not yet sent (and, claimed, they are
+          // out of reach of the cap below)
+          const alerts = stored.filter((ch) => ch.rank === 0);
+          if (alerts.length) claimed += this.pushBatches(this.store.claim(alerts), now, true);
+        }
         if (this.opts.fullPolicy === 'drop-oldest') {
           const over = this.store.totals().bytes - this.opts.capBytes;
           if (over > 0) {
@@ -238,17 +246,7 @@ export class Outbox {
             this.recordLoss(dropped, 'cap', now);
           }
         }
-        if (direct)
-          claimed = this.pushBatches(
-            stored.filter((ch) => ch.seqFrom !== null),
-            now,
-          );
-        else {
-          // alerts jump the queue, also ahead of batches claimed earlier and not yet sent
-          const alerts = stored.filter((ch) => ch.rank === 0);
-          if (alerts.length) claimed += this.pushBatches(this.store.claim(alerts), now, true);
-          if (want > 0) claimed += this.claimInto(want, now);
-        }
+        if (!direct && want > 0) claimed += this.claimInto(want, now);
         this.store.saveFilterStates(this.filters.takeDirty());
         this.counters = this.store.counters();
       });
@@ -256,7 +254,7 @@ export class Outbox {
       this.filters.rollback();
       this.ready = readyBefore;
       for (const id of acked) this.acked.add(id);
-      this.ticked = ticked;
+      // the filter states went back to before the tick too: the next tick emits those records again
       const e =
         err instanceof FleetwaveError
           ? err
@@ -264,6 +262,7 @@ export class Outbox {
       for (const p of group) p.done(e);
       return;
     }
+    this.filters.settle();
     for (const p of accepted) if (!p.internal) this.accepted++;
     for (const p of accepted) p.done();
     if (accepted.length || ticked.length || claimed) this.opts.onCommitted?.();
