@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
@@ -246,6 +246,44 @@ uplink: { url: 'mqtt://127.0.0.1:${port}', backlogInterval: 1s, backoffMinMs: 10
       E_PAYLOAD_ENCODING: 2,
     });
   });
+
+  it('keeps running and forwarding when a side duty fails (status file not writable), and says so at warn', async () => {
+    const cloud = await startAedesCloud();
+    cleanups.push(() => cloud.close());
+    const rx = await Receiver.connect(cloud.url);
+    cleanups.push(() => rx.close());
+    const dir = tmp('side-duty');
+    const config = join(dir, 'agent.yaml');
+    // status.json.tmp is a directory: every write of the status file fails (EISDIR), as on a full disk
+    mkdirSync(join(dir, 'data', 'status.json.tmp'), { recursive: true });
+    writeFileSync(
+      config,
+      `device: { id: gw-side }\ndataDir: ${dir}/data\ningest: { port: 0 }\n` +
+        `uplink: { url: '${cloud.url}', backlogInterval: 200ms }\noutbox: { maxAckDelay: 5ms }\n`,
+    );
+    const agent = await spawnAgent(['--config', config]);
+    cleanups.push(() => agent.kill('SIGKILL'));
+    await waitFor('the warn line naming the duty', () => /side duty failed/.test(agent.stdout()));
+    const warns = agent
+      .stdout()
+      .split('\n')
+      .filter((l) => l.includes('side duty failed'));
+    expect(JSON.parse(warns[0]!)).toMatchObject({ duty: 'backlog report and status file' });
+    const s = await sensor(agent.ingestUrl, 'after-fault');
+    for (let k = 0; k < 5; k++) expect(await s.send('sensors/x/v', k)).toBe(true);
+    await waitFor('readings upstream', () => rx.readings().length === 5);
+    // retried at every interval, but said once while the failure stays the same
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(
+      agent
+        .stdout()
+        .split('\n')
+        .filter((l) => l.includes('side duty failed')),
+    ).toHaveLength(1);
+    expect(agent.proc.exitCode).toBeNull();
+    await s.client.endAsync();
+    await agent.kill('SIGTERM');
+  }, 60_000);
 
   it('refuses a bad config file with the line and field, and starts nothing', async () => {
     const dir = tmp('badcfg');

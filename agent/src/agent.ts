@@ -14,6 +14,7 @@ import { createHealthReporter } from './health/reporter.js';
 import { IngestListener } from './ingest/listener.js';
 import { Outbox, type OutboxStatus } from './outbox/outbox.js';
 import { SqliteOutboxStore } from './outbox/sqlite-store.js';
+import { sideDuty } from './side-duty.js';
 import { compileStreamMap } from './streams.js';
 import { AbRootfsInstaller } from './updates/installers/ab-rootfs.js';
 import { AgentSelfInstaller } from './updates/installers/agent-self.js';
@@ -165,13 +166,14 @@ export function createAgent(deps: AgentDeps) {
     renameSync(`${statusPath}.tmp`, statusPath);
   }
 
+  const backlogDuty = sideDuty(log, 'backlog report and status file', reportBacklog);
   let health: ReturnType<typeof createHealthReporter> | undefined;
   let backlogTimer: NodeJS.Timeout | undefined;
   /** The backlog report interval: the applied desired config's, else the config file's. */
   function scheduleBacklog(): void {
     if (backlogTimer) clearInterval(backlogTimer);
     const ms = outbox?.appliedFilters().tunables?.backlogIntervalMs ?? config.uplink.backlogInterval;
-    backlogTimer = setInterval(reportBacklog, ms);
+    backlogTimer = setInterval(backlogDuty, ms);
   }
 
   /**
@@ -263,8 +265,14 @@ export function createAgent(deps: AgentDeps) {
       });
       const box = outbox;
       timers = [
-        setInterval(() => box.expire(), Math.min(60_000, config.uplink.backlogInterval)),
-        setInterval(() => box.tickFilters(), 1000),
+        setInterval(
+          sideDuty(log, 'time-to-live expiry', () => box.expire()),
+          Math.min(60_000, config.uplink.backlogInterval),
+        ),
+        setInterval(
+          sideDuty(log, 'filter ticks', () => box.tickFilters()),
+          1000,
+        ),
       ];
       scheduleBacklog();
       uplink.start();
@@ -295,7 +303,7 @@ export function createAgent(deps: AgentDeps) {
       health?.stop();
       outbox?.flush();
       await uplink?.stop(graceMs);
-      if (outbox) writeStatus(status());
+      if (outbox) sideDuty(log, 'status file', () => writeStatus(status()))();
       outbox?.close();
       log.info('agent stopped');
     },

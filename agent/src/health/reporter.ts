@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { AgentConfig } from '@fleetwave/shared';
 import type { Logger } from 'pino';
 import type { Outbox } from '../outbox/outbox.js';
+import { sideDuty } from '../side-duty.js';
 import { collectHealth, HEALTH_FILES, healthReadings, watchdogFired } from './collector.js';
 import { parseBootId } from './parsers.js';
 import { deriveRestartReason, type RestartReason, type RunMarker } from './restart.js';
@@ -63,7 +64,10 @@ export function createHealthReporter(d: HealthReporterDeps) {
   function schedule(): void {
     if (timer) clearInterval(timer);
     if (!config.health.enabled) return;
-    timer = setInterval(sample, outbox.appliedFilters().tunables?.healthIntervalMs ?? config.health.interval);
+    timer = setInterval(
+      sideDuty(d.log, 'health sample', sample),
+      outbox.appliedFilters().tunables?.healthIntervalMs ?? config.health.interval,
+    );
   }
 
   return {
@@ -85,7 +89,10 @@ export function createHealthReporter(d: HealthReporterDeps) {
         underVoltage = underVoltageWatch(src);
         underVoltage.poll();
         if (underVoltage.available) {
-          uvTimer = setInterval(() => underVoltage?.poll(), config.health.underVoltagePoll);
+          uvTimer = setInterval(
+            sideDuty(d.log, 'under-voltage watch', () => underVoltage?.poll()),
+            config.health.underVoltagePoll,
+          );
           uvTimer.unref();
         }
         sample();
