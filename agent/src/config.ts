@@ -43,7 +43,6 @@ export function loadAgentConfig(path: string | undefined, o: ConfigOverrides = {
   if (o.logLevel) merged.log.level = o.logLevel;
   if (o.maxAckDelay !== undefined) {
     merged.outbox.maxAckDelay = /^\d+$/.test(o.maxAckDelay) ? Number(o.maxAckDelay) : o.maxAckDelay;
-    delete merged.outbox.commitWindowMs;
   }
   try {
     return parseWith(AgentConfig, merged, 'configuration (file and flags)');

@@ -17,6 +17,8 @@ const APPLIED_FILTERS = 'appliedFilters';
  */
 const CLAIM_AHEAD = 256;
 const CLAIM_AHEAD_RECORDS = 128_000;
+/** … and at most this many chunk bytes: batches claimed ahead are held in memory until they are sent. */
+const CLAIM_AHEAD_BYTES = 1024 * 1024;
 
 /**
  * The store-and-forward outbox: group commit of readings into chunks, the size cap and its full-policy,
@@ -272,13 +274,16 @@ export class Outbox {
   private claimInto(n: number, now: number, need = n): number {
     let formed = 0;
     let claimedRecords = 0;
+    let claimedBytes = 0;
     for (;;) {
       const groups = batchesOf(this.store.waiting(256), this.limits());
       for (const group of groups) {
-        if (formed >= n || (formed >= need && claimedRecords >= CLAIM_AHEAD_RECORDS)) return formed;
+        const enough = claimedRecords >= CLAIM_AHEAD_RECORDS || claimedBytes >= CLAIM_AHEAD_BYTES;
+        if (formed >= n || (formed >= need && enough)) return formed;
         this.ready.push(this.batch(this.store.claim(group), now));
         formed++;
         claimedRecords += group.reduce((s, ch) => s + ch.records, 0);
+        claimedBytes += group.reduce((s, ch) => s + ch.body.length, 0);
       }
       if (groups.length === 0) return formed;
     }

@@ -1,4 +1,4 @@
-import { type ChunkRecord, decodeChunk, encodeChunk } from '@fleetwave/shared';
+import { CHUNK_LIMITS, type ChunkRecord, decodeChunk, encodeChunk } from '@fleetwave/shared';
 import type { Emission } from '../filters/types.js';
 import type { Reading } from '../reading.js';
 import type { StreamRoute } from '../streams.js';
@@ -12,8 +12,8 @@ export interface OutboxRecord {
 }
 
 const EVENT_RANK = 1;
-/** Records in one chunk at most (a batch holds whole chunks, and at most 10,000 records). */
-export const CHUNK_MAX_RECORDS = 10_000;
+/** Records in one chunk at most: what a decoder takes (a batch holds whole chunks, and at most as many records). */
+export const CHUNK_MAX_RECORDS = CHUNK_LIMITS.maxRecords;
 /** Ingest ids are chunk id × this + the record's position in the chunk (loss records name them). */
 export const INGEST_IDS_PER_CHUNK = 65_536;
 

@@ -7,15 +7,12 @@ import {
   type ErrorCode,
   FleetwaveError,
   HealthReport,
-  MAX_TELEMETRY_MESSAGE_BYTES,
   Presence,
   ReportedConfig,
   type TelemetryBatch,
 } from '@fleetwave/shared';
 import type { Logger } from 'pino';
 import type { FleetStore, NewTelemetry, TelemetryRow } from '../store/fleet-store.js';
-
-export const MAX_BATCH_BYTES = MAX_TELEMETRY_MESSAGE_BYTES;
 
 export interface IngestResult {
   stored: number;
@@ -42,11 +39,6 @@ export interface IngestOptions {
   onClean: (device: string, records: CleanRecord[]) => void;
   /** A valid health report arrived (the health history keeps it). */
   onHealth?: (device: string, report: HealthReport) => void;
-}
-
-/** Decodes a batch payload in any format an agent sends (v2, gzip'd v1, v1: see decodeTelemetryPayload). */
-export function decodeBatch(payload: Buffer): TelemetryBatch {
-  return decodeTelemetryPayload(payload);
 }
 
 /**
@@ -78,7 +70,7 @@ export class TelemetryIngest {
   private parse(device: string, payload: Buffer): NewTelemetry[] {
     let batch: TelemetryBatch;
     try {
-      batch = decodeBatch(payload);
+      batch = decodeTelemetryPayload(payload);
       if (batch.device !== device) {
         throw new FleetwaveError('E_FORBIDDEN', `a batch of ${batch.device} arrived on the topic of ${device}`);
       }

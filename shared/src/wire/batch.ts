@@ -3,7 +3,7 @@ import { decodeMessage, parseWith } from '../decode.js';
 import { FleetwaveError } from '../errors.js';
 import { TelemetryBatch, TelemetryBatchV2Header } from '../schemas/telemetry.js';
 import { ByteReader, ByteWriter, encodingError } from './bytes.js';
-import { type ChunkRecord, decodeChunk } from './chunk.js';
+import { CHUNK_LIMITS, type ChunkRecord, chunkBody, decodeChunkBody } from './chunk.js';
 
 /** The first bytes of a v2 telemetry message: "FW" and the format version (a v1 message is JSON: `{`). */
 export const WIRE_V2_MAGIC = Buffer.from([0x46, 0x57, 0x02]);
@@ -69,8 +69,12 @@ export function decodeBatchV2(payload: Uint8Array): TelemetryBatch {
   if (total !== r.remaining) throw encodingError(`header names ${total} chunk bytes, ${r.remaining} follow`);
   const records: unknown[] = [];
   let seq = header.seqFrom;
+  // one budget for the whole message: many small chunks must not inflate to more than one may
+  let inflateBudget = CHUNK_LIMITS.maxInflatedBytes;
   for (const [count, bytes] of header.chunks) {
-    const recs = decodeChunk(r.take(bytes), count);
+    const body = chunkBody(r.take(bytes), inflateBudget);
+    inflateBudget -= body.length;
+    const recs = decodeChunkBody(body, count);
     if (recs.length !== count) throw encodingError(`a chunk holds ${recs.length} records, the header says ${count}`);
     for (const rec of recs) records.push({ seq: seq++, ...(rec as object) });
   }

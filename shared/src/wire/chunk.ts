@@ -279,16 +279,19 @@ export function encodeChunk(records: readonly ChunkRecord[]): Buffer {
     : Buffer.concat([Buffer.of(CODEC_STORED), body]);
 }
 
-export function decodeChunk(chunk: Uint8Array, maxRecords: number = CHUNK_LIMITS.maxRecords): unknown[] {
+/** A chunk's body, inflated when it is deflated, at most `maxBytes` (a small chunk must not inflate without bound). */
+export function chunkBody(chunk: Uint8Array, maxBytes: number = CHUNK_LIMITS.maxInflatedBytes): Uint8Array {
   if (chunk.length === 0) throw encodingError('empty chunk');
   const body = chunk.subarray(1);
-  if (chunk[0] === CODEC_STORED) return decodeChunkBody(body, maxRecords);
+  if (chunk[0] === CODEC_STORED) return body;
   if (chunk[0] !== CODEC_DEFLATE) throw encodingError(`unknown chunk codec ${chunk[0]}`);
-  let inflated: Buffer;
   try {
-    inflated = inflateRawSync(body, { maxOutputLength: CHUNK_LIMITS.maxInflatedBytes });
+    return inflateRawSync(body, { maxOutputLength: Math.max(1, maxBytes) });
   } catch (err) {
-    throw encodingError(`chunk does not inflate: ${(err as Error).message}`);
+    throw encodingError(`chunk does not inflate within ${maxBytes} bytes: ${(err as Error).message}`);
   }
-  return decodeChunkBody(inflated, maxRecords);
+}
+
+export function decodeChunk(chunk: Uint8Array, maxRecords: number = CHUNK_LIMITS.maxRecords): unknown[] {
+  return decodeChunkBody(chunkBody(chunk), maxRecords);
 }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { deflateRawSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FleetwaveError } from '../errors.js';
@@ -204,6 +205,18 @@ describe('wire format v2', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+
+  it('refuses a message whose chunks together inflate past the limit, however small each one is', () => {
+    // a well-formed body of 16 JSON records of 65,000 bytes each (about 1 MiB), which deflates to about 1 KB
+    const record = Buffer.from(`{"pad":"${'x'.repeat(65_000 - 10)}"}`);
+    const len = Buffer.from([(65_000 & 127) | 128, ((65_000 >> 7) & 127) | 128, 65_000 >> 14]);
+    const body = Buffer.concat([Buffer.of(0, 1, 2, 16), ...Array.from({ length: 16 }, () => [len, record]).flat()]);
+    const bomb = Buffer.concat([Buffer.of(1), deflateRawSync(body)]);
+    const chunks = Array.from({ length: 5 }, () => ({ records: 16, bytes: bomb }));
+    const msg = encodeBatchV2({ device: 'gw-1', seqFrom: 1, sentAt: 5 }, chunks);
+    expect(msg.length).toBeLessThan(10_000);
+    expect(() => decodeBatchV2(msg)).toThrow(/does not inflate within/);
   });
 
   it('refuses a header whose counts disagree with the chunks', () => {
