@@ -45,7 +45,7 @@ export function migrateV1(
       const bytes = b.payload[0] === 0x1f && b.payload[1] === 0x8b ? gunzipSync(b.payload) : b.payload;
       const parsed = JSON.parse(bytes.toString('utf8')) as { records: (ChunkRecord & { seq?: number })[] };
       const records = parsed.records.map(({ seq: _seq, ...r }) => r as ChunkRecord);
-      // a v1 batch was formed from the highest priority first: its rank is that of its first record's class
+      // claimed already, so its rank only says what it holds: alert when it carries an alert, else telemetry
       out.insert(
         [chunkOf(records.some((r) => r.kind === 'reading' && r.priority === 'alert') ? 0 : 2, records, null)],
         b.seq_from,
