@@ -1,5 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ConfigLayer, FleetwaveError, parseYamlWith } from '@fleetwave/shared';
+import { type AgentSetup, agentConfigSnippet } from './api/agent-setup.js';
 import { type ClientOptions, call, table } from './cli-client.js';
 import { type RolloutFlags, runRolloutCommand } from './cli-rollouts.js';
 
@@ -8,6 +10,8 @@ export interface ClientFlags extends RolloutFlags {
   tag?: string[] | undefined;
   untag?: string[] | undefined;
   hardware?: string | undefined;
+  'agent-dir'?: string | undefined;
+  out?: string | undefined;
   role?: string | undefined;
   uses?: string | undefined;
   device?: string | undefined;
@@ -62,6 +66,20 @@ function tags(list: string[] | undefined): Record<string, string> {
   );
 }
 
+/** `device add --out`: the files an agent starts from, laid out as the config's paths name them under --agent-dir. */
+function writeAgentFiles(dir: string, token: string, agent: AgentSetup, config: string): string[] {
+  mkdirSync(join(dir, 'trusted-keys'), { recursive: true });
+  const files = [join(dir, 'agent.yaml'), join(dir, 'token')];
+  writeFileSync(files[0]!, config);
+  writeFileSync(files[1]!, `${token}\n`, { mode: 0o600 });
+  for (const k of agent.trustedKeys) {
+    const f = join(dir, 'trusted-keys', `${k.keyId}.pem`);
+    writeFileSync(f, k.pem);
+    files.push(f);
+  }
+  return files;
+}
+
 /** The operator commands that talk to a running controller over its API. */
 export async function runClientCommand(
   cmd: string,
@@ -83,11 +101,15 @@ export async function runClientCommand(
         id: arg,
         tags: tags(v.tag),
         ...(v.hardware && { hardware: v.hardware }),
-      })) as { token: string; agentConfig: string };
-      out(
-        r,
-        () =>
-          `device ${arg} registered.\ntoken (shown once, store it on the device): ${r.token}\n\nagent config:\n${r.agentConfig}`,
+      })) as { token: string; agentConfig: string; agent: AgentSetup };
+      const agentDir = v['agent-dir'] ?? '/etc/fleetwave';
+      const agentConfig = v['agent-dir'] ? agentConfigSnippet(r.agent, agentDir) : r.agentConfig;
+      const written = v.out ? writeAgentFiles(v.out, r.token, r.agent, agentConfig) : undefined;
+      out({ ...r, agentConfig, ...(written && { written }) }, () =>
+        written
+          ? `device ${arg} registered.\nwrote ${written.join(', ')}: copy ${v.out} to ${agentDir} on the device ` +
+            `(the token file is secret; it is shown nowhere else)\n\nagent config:\n${agentConfig}`
+          : `device ${arg} registered.\ntoken (shown once, store it on the device as ${agentDir}/token): ${r.token}\n\nagent config:\n${agentConfig}`,
       );
       return 0;
     }

@@ -6,7 +6,7 @@ import { firstStopSignal } from '@fleetwave/agent';
 import { FleetwaveError, parseDurationMs } from '@fleetwave/shared';
 import { pino } from 'pino';
 import { mosquittoHash, newSecret } from './auth/secrets.js';
-import { mosquittoFiles } from './broker/mosquitto-config.js';
+import { mosquittoFiles, readTopicRoots } from './broker/mosquitto-config.js';
 import { runAwsCommand } from './cli-aws.js';
 import { resolveToken } from './cli-client.js';
 import { runClientCommand } from './cli-commands.js';
@@ -23,8 +23,11 @@ Usage:
   fleetwave demo [--gateways N] [--no-story] [--story-delay s]
                                             a controller and N gateways running the agent (default 100); the story:
                                             a release rolled out in waves, a broken one stopped at the canary
-  fleetwave device add <id> [--tag k=v]… [--hardware h]
-                                            register a device; prints its token once and an agent config snippet
+  fleetwave device add <id> [--tag k=v]… [--hardware h] [--out <dir>] [--agent-dir <dir>]
+                                            register a device; prints its token once and a complete agent config
+                                            (uplink, credentials, updates with the jobs root, data dir); --out writes
+                                            agent.yaml, token and trusted-keys/ there, to copy to --agent-dir on the
+                                            device (default /etc/fleetwave, the directory the config's paths name)
   fleetwave device list | show <id> | revoke <id>
   fleetwave device set <id> [--tag k=v]… [--untag k]… [--hardware h]
                                             change a device's tags (merged into its own) or hardware
@@ -56,7 +59,9 @@ Usage:
   fleetwave predict status | learn | install <model.json>   the controller's model, devices at risk, labels;
                                             learn: train on the fleet's own labelled history
   fleetwave device mark-failed <id> [--mode m] [--replaced] [--note t] | unmark-failed <id>   failure labels
-  fleetwave broker mosquitto-config --out <dir>   password file, ACL and config lines for an external Mosquitto
+  fleetwave broker mosquitto-config --out <dir> [--topic-root r] [--jobs-root r]
+                                            password file, ACL and config lines for an external Mosquitto; the topic
+                                            roots default to those the controller in --data-dir last ran with
 
 serve options:
   --data-dir <dir>        default ./.fleetwave/controller
@@ -73,6 +78,7 @@ serve options:
   --trusted-key <pem>     a public key releases must be signed with (repeatable; default <data-dir>/trusted-keys/*.pem)
   --webhook <url>         POST every rollout event here as JSON (repeatable)
   --public-http-url <url> the controller's HTTP address as devices reach it (artifact downloads)
+  --topic-root <root>     the device topics' root (default fleetwave)
   --jobs-root <root>      the jobs protocol's topic root (default fleetwave/jobs; $aws/things as on AWS IoT Core)
   --jobs-backend local|aws-iot   where rollouts run their jobs (default local: the controller's own jobs service;
                           aws-iot: each wave is an AWS IoT Job on a thing group, needs --fleet and --region or
@@ -123,6 +129,13 @@ function probability(s: string, flag: string): number {
   return n;
 }
 
+function topicRoot(s: string, flag: string): string {
+  if (!/^[^/+#\s]+(\/[^/+#\s]+)*$/.test(s) || s.length > 128) {
+    throw new FleetwaveError('E_CONFIG_INVALID', `${flag} must be topic segments without wildcards, got "${s}"`);
+  }
+  return s;
+}
+
 function requireFlag(value: string | undefined, flag: string): string {
   if (!value) throw new FleetwaveError('E_CONFIG_INVALID', `--mqtts-port needs ${flag} <file>`);
   return value;
@@ -167,6 +180,8 @@ async function main(argv: string[]): Promise<number> {
       webhook: { type: 'string', multiple: true },
       'public-http-url': { type: 'string' },
       'jobs-root': { type: 'string' },
+      'topic-root': { type: 'string' },
+      'agent-dir': { type: 'string' },
       'jobs-backend': { type: 'string' },
       'aws-poll-interval': { type: 'string' },
       artifact: { type: 'string', multiple: true },
@@ -237,7 +252,8 @@ async function main(argv: string[]): Promise<number> {
       ...(v.retention && { retentionMs: parseDurationMs(v.retention) }),
       ...(v['trusted-key'] && { trustedKeyFiles: v['trusted-key'] }),
       ...(v.webhook && { webhooks: v.webhook }),
-      ...(v['jobs-root'] && { jobsRoot: v['jobs-root'] }),
+      ...(v['jobs-root'] && { jobsRoot: topicRoot(v['jobs-root'], '--jobs-root') }),
+      ...(v['topic-root'] && { root: topicRoot(v['topic-root'], '--topic-root') }),
       ...(v['public-http-url'] && { publicHttpUrl: v['public-http-url'].replace(/\/$/, '') }),
       ...jobsBackend(v),
       ...(v.model && { modelFile: v.model }),
@@ -273,11 +289,16 @@ async function main(argv: string[]): Promise<number> {
   }
   if (cmd === 'broker' && sub === 'mosquitto-config') {
     if (!v.out) throw new FleetwaveError('E_CONFIG_INVALID', 'usage: fleetwave broker mosquitto-config --out <dir>');
+    const last = readTopicRoots(dataDir);
+    const roots = {
+      root: v['topic-root'] ? topicRoot(v['topic-root'], '--topic-root') : (last?.root ?? 'fleetwave'),
+      jobsRoot: v['jobs-root'] ? topicRoot(v['jobs-root'], '--jobs-root') : (last?.jobsRoot ?? 'fleetwave/jobs'),
+    };
     const store = new SqliteFleetStore(join(dataDir, 'fleet.db'));
     const password = newSecret();
     const files = mosquittoFiles(
       store.listDevices(),
-      { root: 'fleetwave', jobsRoot: 'fleetwave/jobs' },
+      roots,
       { username: 'fleetwave-controller', mosquittoHash: mosquittoHash(password) },
       v.out,
     );
@@ -286,8 +307,10 @@ async function main(argv: string[]): Promise<number> {
     writeFileSync(join(v.out, 'passwd'), files.passwd, { mode: 0o600 });
     writeFileSync(join(v.out, 'acl'), files.acl);
     writeFileSync(join(v.out, 'mosquitto.conf'), files.conf);
+    const from =
+      v['topic-root'] || v['jobs-root'] ? 'as given' : last ? `as the controller in ${dataDir} ran` : 'defaults';
     process.stdout.write(
-      `wrote ${v.out}/passwd, acl, mosquitto.conf\ncontroller broker user: fleetwave-controller, password (shown once): ${password}\n`,
+      `wrote ${v.out}/passwd, acl, mosquitto.conf (topic root ${roots.root}, jobs root ${roots.jobsRoot}: ${from})\ncontroller broker user: fleetwave-controller, password (shown once): ${password}\n`,
     );
     return 0;
   }

@@ -10,6 +10,7 @@ import { Authenticator } from './auth/authenticator.js';
 import { AwsIotJobs } from './aws/jobs.js';
 import { EmbeddedBroker } from './broker/embedded-broker.js';
 import { ExternalBrokerLink } from './broker/external-link.js';
+import { writeTopicRoots } from './broker/mosquitto-config.js';
 import { ConfigService } from './config/service.js';
 import { TelemetryIngest } from './ingest/telemetry-ingest.js';
 import { JobsService } from './jobs/jobs-service.js';
@@ -155,6 +156,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
 
   async function start() {
     mkdirSync(config.dataDir, { recursive: true });
+    writeTopicRoots(config.dataDir, config);
     const s = new SqliteFleetStore(join(config.dataDir, 'fleet.db'));
     const healthStore = new HealthStore(s.db);
     const lastHealth = new Map<string, number>();
@@ -295,6 +297,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       kick: (id) => broker?.kick(id),
       agentUplinkUrl: () => config.publicMqttUrl ?? config.external?.url ?? `mqtt://${config.host}:${addresses.mqtt}`,
       root: config.root,
+      jobsRoot: config.jobsRoot,
       prediction: p,
       rollouts: {
         releases,

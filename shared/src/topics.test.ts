@@ -6,7 +6,9 @@ import {
   DEVICE_TOPIC_KINDS,
   deviceTopic,
   JOB_OPERATIONS,
+  JOB_REQUESTS,
   jobNotifyTopic,
+  jobRequestFilters,
   jobTopic,
   parseJobTopic,
   parseTopic,
@@ -63,6 +65,47 @@ describe('topics', () => {
     );
     expect(jobTopic('$aws/things', 'gw-1', 'describe', 'request', '$next')).toBe('$aws/things/gw-1/jobs/$next/get');
     expect(jobTopic('$aws/things', 'gw-1', 'start-next', 'accepted')).toBe('$aws/things/gw-1/jobs/start-next/accepted');
+  });
+
+  it('builds, parses and filters jobs requests from one table: what a filter matches, the parser accepts', () => {
+    const matches = (filter: string, topic: string) => {
+      const f = filter.split('/');
+      const t = topic.split('/');
+      return f.length === t.length && f.every((s, i) => s === '+' || s === t[i]);
+    };
+    fc.assert(
+      fc.property(
+        root,
+        device,
+        fc.constantFrom(...JOB_REQUESTS),
+        fc.oneof(jobId, fc.constant('$next')),
+        (r, d, req, id) => {
+          const needsId = req.segments.includes('{jobId}');
+          const allowed = !needsId || id !== '$next' || req.next === true;
+          const filters = jobRequestFilters(r, d);
+          if (!allowed) {
+            expect(code(() => jobTopic(r, d, req.op, 'request', id))).toBe('E_TOPIC_SEGMENT');
+            return;
+          }
+          const topic = jobTopic(r, d, req.op, 'request', needsId ? id : undefined);
+          expect(filters.filter((f) => matches(f, topic))).toHaveLength(1);
+          expect(parseJobTopic(r, topic)).toMatchObject({ family: 'jobs', op: req.op, reply: 'request', thing: d });
+        },
+      ),
+    );
+    expect(jobRequestFilters('$aws/things', '%u')).toEqual([
+      '$aws/things/%u/jobs/get',
+      '$aws/things/%u/jobs/start-next',
+      '$aws/things/%u/jobs/+/get',
+      '$aws/things/%u/jobs/+/update',
+    ]);
+    expect(parseJobTopic('$aws/things', '$aws/things/gw/jobs/$next/get')).toEqual({
+      family: 'jobs',
+      thing: 'gw',
+      op: 'describe',
+      reply: 'request',
+      jobId: '$next',
+    });
   });
 
   it('rejects wrong device ids, empty or wildcard segments, unknown kinds and foreign roots with codes', () => {

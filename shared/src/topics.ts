@@ -24,6 +24,8 @@ export type ParsedTopic =
   | { family: 'jobs'; thing: string; op: JobOperation; jobId?: string; reply: JobReply }
   | { family: 'jobs-notify'; thing: string; which: 'notify' | 'notify-next' };
 
+export type JobsTopic = Extract<ParsedTopic, { family: 'jobs' | 'jobs-notify' }>;
+
 const DEVICE_RE = /^[a-zA-Z0-9:_-]{1,128}$/;
 const JOB_ID_RE = /^[a-zA-Z0-9_-]{1,64}$/;
 
@@ -61,6 +63,37 @@ export const topicFilters = {
   jobs: (jobsRoot: string, thing: string) => `${checkRoot(jobsRoot).join('/')}/${checkDevice(thing)}/jobs/#`,
 };
 
+/**
+ * Every jobs request a device may publish, as the segments after `{jobsRoot}/{thing}/jobs/` (JOBS-PROTOCOL "Topics").
+ * One table read by the topic builder and parser, the embedded broker's ACL and the generated Mosquitto ACL, so the
+ * three cannot disagree. `{jobId}` is one segment matching JOB_ID_RE, or `$next` where AWS allows it: only
+ * DescribeJobExecution (`$next/get`); UpdateJobExecution needs a real job id.
+ */
+export const JOB_REQUESTS: readonly { op: JobOperation; segments: readonly string[]; next?: true }[] = Object.freeze([
+  { op: 'get', segments: ['get'] },
+  { op: 'start-next', segments: ['start-next'] },
+  { op: 'describe', segments: ['{jobId}', 'get'], next: true },
+  { op: 'update', segments: ['{jobId}', 'update'] },
+]);
+
+/** `$next`: the next pending execution, in place of a job id (describe only). */
+export const NEXT_JOB = '$next';
+
+function jobIdFits(request: (typeof JOB_REQUESTS)[number], jobId: string | undefined): boolean {
+  return jobId !== undefined && (JOB_ID_RE.test(jobId) || (request.next === true && jobId === NEXT_JOB));
+}
+
+/**
+ * The request topic filters of one thing, with `+` for the job id: what a device may publish. `thing` is not checked
+ * so that an ACL can pass a placeholder such as Mosquitto's `%u`.
+ */
+export function jobRequestFilters(jobsRoot: string, thing: string): string[] {
+  checkRoot(jobsRoot);
+  return JOB_REQUESTS.map(
+    (r) => `${jobsRoot}/${thing}/jobs/${r.segments.map((s) => (s === '{jobId}' ? '+' : s)).join('/')}`,
+  );
+}
+
 export function jobTopic(
   jobsRoot: string,
   thing: string,
@@ -70,22 +103,12 @@ export function jobTopic(
 ): string {
   checkRoot(jobsRoot);
   checkDevice(thing);
-  const suffix = reply === 'request' ? '' : `/${reply}`;
-  switch (op) {
-    case 'get':
-      return `${jobsRoot}/${thing}/jobs/get${suffix}`;
-    case 'start-next':
-      return `${jobsRoot}/${thing}/jobs/start-next${suffix}`;
-    case 'describe':
-    case 'update': {
-      if (jobId === undefined || !(JOB_ID_RE.test(jobId) || (op === 'describe' && jobId === '$next'))) {
-        throw new FleetwaveError('E_TOPIC_SEGMENT', `invalid jobId "${jobId}"`);
-      }
-      return `${jobsRoot}/${thing}/jobs/${jobId}/${op === 'describe' ? 'get' : 'update'}${suffix}`;
-    }
-    default:
-      throw new FleetwaveError('E_TOPIC_KIND', `unknown job operation "${String(op)}"`);
-  }
+  const request = JOB_REQUESTS.find((r) => r.op === op);
+  if (!request) throw new FleetwaveError('E_TOPIC_KIND', `unknown job operation "${String(op)}"`);
+  const needsId = request.segments.includes('{jobId}');
+  if (needsId && !jobIdFits(request, jobId)) throw new FleetwaveError('E_TOPIC_SEGMENT', `invalid jobId "${jobId}"`);
+  const path = request.segments.map((s) => (s === '{jobId}' ? jobId : s)).join('/');
+  return `${jobsRoot}/${thing}/jobs/${path}${reply === 'request' ? '' : `/${reply}`}`;
 }
 
 export function jobNotifyTopic(jobsRoot: string, thing: string, which: 'notify' | 'notify-next'): string {
@@ -126,24 +149,31 @@ export function parseTopic(root: string, topic: string): ParsedTopic {
   throw new FleetwaveError('E_TOPIC_KIND', `unknown topic "${topic}"`);
 }
 
-/** Parses a jobs topic under `jobsRoot` (`$aws/things` on AWS IoT Core). */
-export function parseJobTopic(jobsRoot: string, topic: string): ParsedTopic {
+/** Parses a jobs topic under `jobsRoot` (`$aws/things` on AWS IoT Core), by the JOB_REQUESTS table. */
+export function parseJobTopic(jobsRoot: string, topic: string): JobsTopic {
   const rest = splitUnder(jobsRoot, topic);
-  const [thing, jobs, a, b, c, ...extra] = rest;
-  if (thing === undefined || jobs !== 'jobs' || a === undefined || extra.length > 0) {
+  const [thing, jobs, ...path] = rest;
+  if (thing === undefined || jobs !== 'jobs' || path.length === 0) {
     throw new FleetwaveError('E_TOPIC_KIND', `not a jobs topic: "${topic}"`);
   }
   checkDevice(thing);
-  const reply = (s: string | undefined): JobReply | undefined =>
-    s === undefined ? 'request' : s === 'accepted' || s === 'rejected' ? s : undefined;
-  if ((a === 'notify' || a === 'notify-next') && b === undefined) return { family: 'jobs-notify', thing, which: a };
-  if ((a === 'get' || a === 'start-next') && c === undefined) {
-    const r = reply(b);
-    if (r) return { family: 'jobs', thing, op: a, reply: r };
+  if (path.length === 1 && (path[0] === 'notify' || path[0] === 'notify-next')) {
+    return { family: 'jobs-notify', thing, which: path[0] };
   }
-  if ((b === 'get' || b === 'update') && (JOB_ID_RE.test(a) || (a === '$next' && b === 'get'))) {
-    const r = reply(c);
-    if (r) return { family: 'jobs', thing, op: b === 'get' ? 'describe' : 'update', jobId: a, reply: r };
+  for (const r of JOB_REQUESTS) {
+    const n = r.segments.length;
+    if (path.length !== n && path.length !== n + 1) continue;
+    const last = path[n];
+    const reply: JobReply | undefined =
+      last === undefined ? 'request' : last === 'accepted' || last === 'rejected' ? last : undefined;
+    if (!reply) continue;
+    let jobId: string | undefined;
+    const fits = r.segments.every((s, i) => {
+      if (s !== '{jobId}') return path[i] === s;
+      jobId = path[i];
+      return jobIdFits(r, jobId);
+    });
+    if (fits) return { family: 'jobs', thing, op: r.op, reply, ...(jobId !== undefined && { jobId }) };
   }
   throw new FleetwaveError('E_TOPIC_KIND', `unknown jobs topic "${topic}"`);
 }

@@ -36,30 +36,56 @@ export class IngestListener {
   private broker: Aedes | undefined;
   private server: Server | undefined;
 
+  /** (sensor, code) pairs already logged: each refusal is logged once at info, then only counted. */
+  private readonly logged = new Set<string>();
+
   constructor(private readonly opts: ListenerOptions) {}
+
+  private refused(sensor: string, code: ErrorCode, reason: string): void {
+    const key = `${sensor}\u0000${code}`;
+    if (this.logged.has(key) || this.logged.size >= 1000) return;
+    this.logged.add(key);
+    this.opts.log.info({ sensor, code, reason }, 'sensor refused (logged once per sensor and reason; counted always)');
+  }
 
   async start(): Promise<{ host: string; port: number }> {
     const o = this.opts;
     const users = new Map([...o.users].map(([u, p]) => [u, digest(p)]));
+    // [MQTT-3.1.3-8]: a zero-byte client id with CleanSession=0 gets CONNACK 0x02 (aedes would give it a random id)
+    const noIdWithSession = new WeakSet<object>();
     const broker = await Aedes.createBroker({
-      authenticate: (_client, username, password, done) => {
+      preConnect: (client, packet, done) => {
+        if (packet.clientId === '' && packet.clean === false) noIdWithSession.add(client);
+        done(null, true);
+      },
+      authenticate: (client, username, password, done) => {
+        if (noIdWithSession.has(client)) {
+          this.refused(username ?? '(no client id)', 'E_AUTH', 'a zero-length client id needs CleanSession=1');
+          return done(Object.assign(new Error('identifier rejected'), { returnCode: 2 as const }), false);
+        }
         if (users.size === 0) return done(null, true);
         const want = username === undefined ? undefined : users.get(username);
         const ok = want !== undefined && password !== undefined && timingSafeEqual(want, digest(password));
         if (!ok) {
           o.sink.countRefused('E_AUTH');
+          this.refused(username ?? client.id, 'E_AUTH', 'bad username or password');
           const err = Object.assign(new Error('bad username or password'), { returnCode: 4 as const });
           return done(err, false);
         }
         done(null, true);
       },
-      authorizeSubscribe: (_client, sub, done) => done(new Error(`sensors may not subscribe (${sub.topic})`), null),
+      // sensors have nothing to subscribe to: SUBACK with the failure code 0x80 per filter [MQTT-3.9.3-2]; the
+      // connection stays
+      authorizeSubscribe: (client, sub, done) => {
+        this.refused(client?.id ?? '?', 'E_FORBIDDEN', `sensors may not subscribe (${sub.topic.slice(0, 200)})`);
+        done(null, null);
+      },
       authorizePublish: (client, packet, done) => {
         if (!client) return done(null); // the broker's own messages (wills): nothing to store
         const refuse = (err: unknown) => {
           const code: ErrorCode = err instanceof FleetwaveError ? err.code : 'E_SCHEMA';
           o.sink.countRefused(code);
-          o.log.debug({ sensor: client.id, topic: packet.topic, code }, 'reading refused');
+          this.refused(client.id, code, `${(err as Error).message} (topic ${packet.topic.slice(0, 200)})`);
           // QoS 0: nothing to acknowledge, the reading is just dropped. QoS 1: no PUBACK, the connection closes.
           done(packet.qos === 0 ? null : new FleetwaveError(code, (err as Error).message));
         };

@@ -60,7 +60,8 @@ export interface PendingReport {
 export interface UpdateState {
   v: 1;
   jobId: string;
-  executionNumber: number;
+  /** Unknown only for a job rejected because its execution could not be read. */
+  executionNumber: number | undefined;
   /** The execution's version as last acknowledged by the jobs service (sent as expectedVersion). */
   versionNumber: number | undefined;
   purpose: 'update' | 'rollback';

@@ -11,6 +11,7 @@ import {
 } from '@fleetwave/shared';
 import type { Logger } from 'pino';
 import type { Installer } from './installers/types.js';
+import { decodeJobsMessage } from './jobs-inbound.js';
 import { context, runStage, type StageDeps } from './stages.js';
 import {
   ACTIVE_STAGES,
@@ -124,31 +125,47 @@ export class UpdateManager {
     });
   }
 
+  /** Jobs messages that did not pass the shared schemas (refused, counted, logged; nothing changed). */
+  refusedMessages = 0;
+  private readonly refusalsLogged = new Set<string>();
+
   onMessage(topic: string, payload: Buffer): void {
-    if (!topic.startsWith(`${this.base}/`)) return;
-    const rest = topic.slice(this.base.length + 1);
-    let body: Record<string, unknown>;
-    try {
-      body = JSON.parse(payload.toString('utf8'));
-    } catch {
-      this.o.log.warn({ topic }, 'jobs message is not JSON');
-      return;
-    }
-    if (rest === 'notify-next') {
-      if (!this.state && body.execution) this.startNext();
-    } else if (rest === 'start-next/accepted') {
-      if (!this.state && body.execution) this.begin(body.execution as JobExecution);
-    } else if (rest === 'start-next/rejected') {
-      this.o.log.warn({ body }, 'start-next rejected');
-    } else {
-      const m = /^([A-Za-z0-9_-]+)\/update\/(accepted|rejected)$/.exec(rest);
-      if (m && this.state?.jobId === m[1]) this.onUpdateAnswer(m[2] as 'accepted' | 'rejected', body);
+    const m = decodeJobsMessage(this.o.config.jobsRoot, this.o.device, topic, payload);
+    switch (m.kind) {
+      case 'refused':
+        return this.refuse(topic, m.reason, m.jobId);
+      case 'notify-next':
+        if (!this.state && m.execution) this.startNext();
+        return;
+      case 'start-next':
+        if (m.reply === 'rejected')
+          this.o.log.warn({ code: m.rejection.code, message: m.rejection.message }, 'start-next rejected');
+        else if (!this.state && m.execution) this.begin(m.execution);
+        return;
+      case 'update':
+        if (this.state?.jobId === m.jobId) this.onUpdateAnswer(m.reply, m.answer);
+        return;
+      default:
+        return;
     }
   }
 
-  /** A new execution: validate its document, then run the machine (or reject it at once). */
-  private begin(e: JobExecution): void {
-    const base = {
+  /**
+   * A jobs message that did not pass changes nothing. When it was the answer to start-next and its job id is valid,
+   * that job is REJECTED with the reason (the service must not wait for a job this agent cannot read).
+   */
+  private refuse(topic: string, reason: string, jobId?: string): void {
+    this.refusedMessages++;
+    const key = `${topic.slice(this.base.length + 1).replace(/^[^/]+\/(get|update)/, '{jobId}/$1')} ${reason.slice(0, 60)}`;
+    if (!this.refusalsLogged.has(key) && this.refusalsLogged.size < 100) {
+      this.refusalsLogged.add(key);
+      this.o.log.warn({ topic, reason, refused: this.refusedMessages }, 'jobs message refused');
+    }
+    if (jobId && !this.state) this.rejectUnreadable(jobId, `the execution cannot be read: ${reason}`);
+  }
+
+  private fresh(e: { jobId: string; executionNumber: number | undefined; versionNumber: number | undefined }) {
+    return {
       v: 1 as const,
       jobId: e.jobId,
       executionNumber: e.executionNumber,
@@ -158,22 +175,35 @@ export class UpdateManager {
       updatedAt: this.o.now(),
       report: undefined,
     };
+  }
+
+  /** A job this agent cannot do is rejected with a reason, never left IN_PROGRESS. */
+  private rejectJob(base: ReturnType<UpdateManager['fresh']>, reason: string): void {
+    this.state = {
+      ...base,
+      purpose: 'update',
+      manifest: null as never,
+      artifactBaseUrl: undefined,
+      stage: 'rejected',
+      previousVersion: null,
+      code: 'E_SCHEMA',
+      reason: reason.slice(0, 1000),
+    };
+    this.persistAndReport();
+  }
+
+  private rejectUnreadable(jobId: string, reason: string): void {
+    this.rejectJob(this.fresh({ jobId, executionNumber: undefined, versionNumber: undefined }), reason);
+  }
+
+  /** A new execution: validate its document, then run the machine (or reject it at once). */
+  private begin(e: JobExecution): void {
+    const base = this.fresh(e);
     let doc: UpdateJobDocument;
     try {
       doc = parseWith(UpdateJobDocument, e.jobDocument ?? {}, 'job document') as UpdateJobDocument;
     } catch (err) {
-      // a job this agent cannot do is rejected with a reason, never left IN_PROGRESS
-      this.state = {
-        ...base,
-        purpose: 'update',
-        manifest: null as never,
-        artifactBaseUrl: undefined,
-        stage: 'rejected',
-        previousVersion: null,
-        code: 'E_SCHEMA',
-        reason: `not a Fleetwave update job: ${(err as Error).message}`.slice(0, 1000),
-      };
-      this.persistAndReport();
+      this.rejectJob(base, `not a Fleetwave update job: ${(err as Error).message}`);
       return;
     }
     const installed = this.installed();
@@ -235,9 +265,12 @@ export class UpdateManager {
    * The answer to a status update. Only the answer to the status sent last counts (matched by clientToken): an
    * acknowledged older status must not clear a newer one still unacknowledged.
    */
-  private onUpdateAnswer(kind: 'accepted' | 'rejected', body: Record<string, unknown>): void {
+  private onUpdateAnswer(
+    kind: 'accepted' | 'rejected',
+    body: { clientToken?: string; code?: string; message?: string; executionState?: { versionNumber: number } },
+  ): void {
     const s = this.state!;
-    const exec = body.executionState as { status?: string; versionNumber?: number } | undefined;
+    const exec = body.executionState;
     if (exec?.versionNumber !== undefined && (s.versionNumber === undefined || exec.versionNumber > s.versionNumber)) {
       s.versionNumber = exec.versionNumber;
     }
@@ -251,7 +284,7 @@ export class UpdateManager {
       writeDurable(this.statePath, JSON.stringify(s));
       return;
     }
-    const code = body.code as string;
+    const code = body.code;
     if (code === 'VersionMismatch') {
       this.sendReport();
       return;

@@ -32,6 +32,8 @@ export interface ApiDeps {
   /** What `device add` prints for the agent's config: the broker URL devices use, and the topic root. */
   agentUplinkUrl: () => string;
   root: string;
+  /** The jobs root agents take jobs under (default fleetwave/jobs). */
+  jobsRoot?: string;
   /** Releases and rollouts (absent in API tests that need only the registry). */
   rollouts?: RolloutApiDeps;
   /** Failure prediction (absent in API tests that need only the registry). */

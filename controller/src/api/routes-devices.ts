@@ -11,25 +11,13 @@ import type { FastifyInstance } from 'fastify';
 import { hashSecret, newId, newSecret, verifySecret } from '../auth/secrets.js';
 import { healthMetrics } from '../predict/health-store.js';
 import type { DeviceRecord } from '../store/fleet-store.js';
+import { agentConfigSnippet, agentSetup } from './agent-setup.js';
 import type { ApiDeps, Guard } from './app.js';
 
 /** A device as the API shows it: never its credential hashes. */
 export function publicDevice(d: DeviceRecord) {
   const { tokenHash: _t, mosquittoHash: _m, ...rest } = d;
   return rest;
-}
-
-/** The agent config snippet printed at enrolment (YAML). */
-export function agentConfigSnippet(id: string, url: string, root: string): string {
-  return [
-    `device: { id: ${id} }`,
-    'uplink:',
-    `  url: ${url}`,
-    `  root: ${root}`,
-    `  username: ${id}`,
-    '  tokenFile: /etc/fleetwave/token   # put the token printed once here, readable by the agent only',
-    '',
-  ].join('\n');
 }
 
 /** What the fleet list shows of a device's health: its newest report's headline figures and warnings. */
@@ -56,6 +44,16 @@ function deviceIdParam(params: unknown): string {
 export function deviceRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard): void {
   const { store, auth, now } = deps;
 
+  const agentOf = (id: string, hardware: string | null) => {
+    const agent = agentSetup(id, hardware, {
+      uplinkUrl: deps.agentUplinkUrl(),
+      root: deps.root,
+      jobsRoot: deps.jobsRoot ?? 'fleetwave/jobs',
+      trusted: deps.rollouts?.releases.trustedKeys() ?? [],
+    });
+    return { agent, agentConfig: agentConfigSnippet(agent) };
+  };
+
   const register = (id: string, tags: Record<string, string>, hardware: string | undefined, actor: string) => {
     if (id.startsWith('backend-')) {
       // backend client ids start with backend-: a device of that name could be pushed off the broker by a backend
@@ -75,7 +73,7 @@ export function deviceRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard):
     return {
       device: publicDevice(store.getDevice(id)!),
       token: creds.token,
-      agentConfig: agentConfigSnippet(id, deps.agentUplinkUrl(), deps.root),
+      ...agentOf(id, hardware ?? null),
     };
   };
 

@@ -24,6 +24,17 @@ export function parseApiToken(token: string): { id: string; secret: string } | n
 }
 
 /**
+ * The AWS IoT Device SDKs append their metrics to the MQTT username as a query part
+ * (`gw-1?SDK=IoTDeviceSDK/JS&Platform=Unix&Metadata=(…)`); AWS IoT Core strips it, and so does the controller, before
+ * the username is looked up. A device id never contains `?` (DeviceId), so nothing else changes.
+ */
+export function withoutSdkMetrics(username: string | undefined): string | undefined {
+  if (username === undefined) return undefined;
+  const q = username.indexOf('?');
+  return q < 0 ? username : username.slice(0, q);
+}
+
+/**
  * Credentials: device tokens (MQTT), backend and operator API tokens (MQTT for backends, HTTP for all). Secrets are
  * stored only as slow hashes; every refusal is written to the audit log.
  */
@@ -54,7 +65,8 @@ export class Authenticator {
   }
 
   /** The principal an MQTT CONNECT authenticates as, or null (refused and audited). */
-  async mqtt(clientId: string, username: string | undefined, password: string | undefined): Promise<Principal | null> {
+  async mqtt(clientId: string, sent: string | undefined, password: string | undefined): Promise<Principal | null> {
+    const username = withoutSdkMetrics(sent);
     const refuse = (why: string) => {
       this.log.warn({ clientId, username, why }, 'mqtt connect refused');
       this.audit(username ? `mqtt:${username}` : 'mqtt:anonymous', 'mqtt.connect', clientId, 'denied', why);

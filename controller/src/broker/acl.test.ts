@@ -21,6 +21,17 @@ describe('topic ACL', () => {
     expect(canPublish(a, 'fleetwave/devices/gw-a', r)).toBe(false);
   });
 
+  it('allows $next where AWS IoT Jobs does (describe), nowhere else, under any jobs root', () => {
+    const aws = { root: 'fleetwave', jobsRoot: '$aws/things' };
+    expect(canPublish(a, '$aws/things/gw-a/jobs/$next/get', aws)).toBe(true);
+    expect(canPublish(a, 'fleetwave/jobs/gw-a/jobs/$next/get', r)).toBe(true);
+    expect(canPublish(a, '$aws/things/gw-a/jobs/$next/update', aws)).toBe(false);
+    expect(canPublish(a, '$aws/things/gw-a/jobs/$next/get/accepted', aws)).toBe(false);
+    expect(canPublish(a, '$aws/things/gw-b/jobs/$next/get', aws)).toBe(false);
+    expect(canPublish(a, '$aws/things/gw-a/jobs/j 1/get', aws)).toBe(false);
+    expect(canPublish(a, '$aws/things/gw-a/jobs/get', aws)).toBe(true);
+  });
+
   it('lets a device subscribe only to its own desired config and jobs', () => {
     expect(canSubscribe(a, 'fleetwave/devices/gw-a/config/desired', r)).toBe(true);
     expect(canSubscribe(a, 'fleetwave/jobs/gw-a/jobs/#', r)).toBe(true);

@@ -1,3 +1,5 @@
+import { parseJobTopic } from '@fleetwave/shared';
+
 /**
  * Who may publish and subscribe to what (DESIGN invariant 8). Pure, so every forbidden combination is testable
  * without a broker; the embedded broker and the generated Mosquitto ACL both follow it.
@@ -10,7 +12,6 @@ export interface TopicRoots {
 }
 
 const DEVICE_PUBLISHES = ['telemetry', 'health', 'presence', 'backlog', 'config/reported'];
-const JOB_ID = /^[a-zA-Z0-9_-]{1,64}$/;
 
 /** Strips a shared-subscription prefix (`$share/group/…`, MQTT 5 and Mosquitto). */
 export function unshare(filter: string): string {
@@ -23,11 +24,14 @@ export function canPublish(p: Principal, topic: string, r: TopicRoots): boolean 
   if (p.kind === 'backend') return false;
   const own = `${r.root}/devices/${p.id}/`;
   if (topic.startsWith(own)) return DEVICE_PUBLISHES.includes(topic.slice(own.length));
-  const jobs = `${r.jobsRoot}/${p.id}/jobs/`;
-  if (!topic.startsWith(jobs)) return false;
-  const rest = topic.slice(jobs.length).split('/');
-  if (rest.length === 1) return rest[0] === 'get' || rest[0] === 'start-next';
-  return rest.length === 2 && JOB_ID.test(rest[0]!) && (rest[1] === 'get' || rest[1] === 'update');
+  if (!topic.startsWith(`${r.jobsRoot}/${p.id}/jobs/`)) return false;
+  // the jobs requests of shared's JOB_REQUESTS table, the same the Mosquitto ACL is generated from
+  try {
+    const t = parseJobTopic(r.jobsRoot, topic);
+    return t.family === 'jobs' && t.reply === 'request' && t.thing === p.id;
+  } catch {
+    return false;
+  }
 }
 
 export function canSubscribe(p: Principal, filter: string, r: TopicRoots): boolean {

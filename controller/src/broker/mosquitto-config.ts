@@ -1,3 +1,6 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { jobRequestFilters } from '@fleetwave/shared';
 import type { DeviceRecord } from '../store/fleet-store.js';
 import type { TopicRoots } from './acl.js';
 
@@ -26,10 +29,8 @@ export function mosquittoFiles(
       (k) => `pattern write ${r.root}/devices/%u/${k}`,
     ),
     `pattern read ${r.root}/devices/%u/config/desired`,
-    `pattern write ${r.jobsRoot}/%u/jobs/get`,
-    `pattern write ${r.jobsRoot}/%u/jobs/start-next`,
-    `pattern write ${r.jobsRoot}/%u/jobs/+/get`,
-    `pattern write ${r.jobsRoot}/%u/jobs/+/update`,
+    // the jobs requests of shared's JOB_REQUESTS table (`+` also matches `$next`, as the embedded ACL allows)
+    ...jobRequestFilters(r.jobsRoot, '%u').map((f) => `pattern write ${f}`),
     `pattern read ${r.jobsRoot}/%u/jobs/#`,
     '',
   ];
@@ -42,4 +43,22 @@ export function mosquittoFiles(
     '',
   ];
   return { passwd: `${passwd.join('\n')}\n`, acl: acl.join('\n'), conf: conf.join('\n') };
+}
+
+/** The topic roots a controller runs with, kept in its data dir so `broker mosquitto-config` can follow them. */
+const ROOTS_FILE = 'topic-roots.json';
+
+export function writeTopicRoots(dataDir: string, r: TopicRoots): void {
+  writeFileSync(join(dataDir, ROOTS_FILE), `${JSON.stringify({ root: r.root, jobsRoot: r.jobsRoot })}\n`);
+}
+
+export function readTopicRoots(dataDir: string): TopicRoots | undefined {
+  try {
+    const v = JSON.parse(readFileSync(join(dataDir, ROOTS_FILE), 'utf8')) as Partial<TopicRoots>;
+    return typeof v.root === 'string' && typeof v.jobsRoot === 'string'
+      ? { root: v.root, jobsRoot: v.jobsRoot }
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -187,4 +187,131 @@ describe('jobs service (JOBS-PROTOCOL.md)', () => {
     expect(t.jobs.end('job-a', 'gw-1', 'CANCELED', 'again')).toBe(false);
     expect(t.take()).toEqual([]);
   });
+
+  it('accepts the request members of the iot-jobs-data model (the AWS IoT Device SDK sends them) and checks them against the topic', () => {
+    const t = setup();
+    t.jobs.queue({ jobId: 'job-a', thing: 'gw-1', executionNumber: 1, document: { n: 'a' } });
+    t.take();
+    // exactly what aws-iot-device-sdk-v2's IotJobsClient publishes: its whole request object
+    let m = conforms(t.request('gw-1', 'get', { thingName: 'gw-1' }));
+    expect(m[0]!.body).toMatchObject({ queuedJobs: [{ jobId: 'job-a' }] });
+    m = conforms(t.request('gw-1', '$next/get', { thingName: 'gw-1', jobId: '$next', includeJobDocument: true }));
+    expect(m[0]!.body.execution).toMatchObject({ jobId: 'job-a', jobDocument: { n: 'a' } });
+    m = conforms(t.request('gw-1', 'start-next', { thingName: 'gw-1', stepTimeoutInMinutes: 5 }));
+    expect(m.at(-1)!.body.execution).toMatchObject({ jobId: 'job-a', status: 'IN_PROGRESS' });
+    m = conforms(t.request('gw-1', 'job-a/get', { thingName: 'gw-1', jobId: 'job-a', executionNumber: 1 }));
+    expect(m[0]!.body.execution).toMatchObject({ status: 'IN_PROGRESS' });
+    m = conforms(
+      t.request('gw-1', 'job-a/update', {
+        thingName: 'gw-1',
+        jobId: 'job-a',
+        status: 'IN_PROGRESS',
+        expectedVersion: 2,
+      }),
+    );
+    expect(topics(m)).toEqual(['gw-1/jobs/job-a/update/accepted']);
+    // a body that names another thing or job than its topic is refused, and changes nothing
+    for (const [op, body] of [
+      ['get', { thingName: 'gw-2' }],
+      ['start-next', { thingName: 'gw-2' }],
+      ['$next/get', { jobId: 'job-a' }],
+      ['job-a/get', { jobId: 'job-b' }],
+      ['job-a/update', { thingName: 'gw-2', status: 'SUCCEEDED' }],
+      ['job-a/update', { jobId: 'job-b', status: 'SUCCEEDED' }],
+      ['job-a/update', { jobId: '$next', status: 'SUCCEEDED' }],
+    ] as const) {
+      const r = conforms(t.request('gw-1', op, body));
+      expect(r, `${op} ${JSON.stringify(body)}`).toHaveLength(1);
+      expect(r[0]!.body.code, `${op} ${JSON.stringify(body)}`).toBe('InvalidRequest');
+    }
+    expect(t.jobs.pendingOf('gw-1')[0]).toMatchObject({ status: 'IN_PROGRESS', versionNumber: 3 });
+  });
+
+  /**
+   * AWS IoT Core developer guide, "Jobs notifications": a ListNotification (notify) whenever an execution is queued,
+   * changes to a non-terminal status, or an old one reaches a terminal status; a NextNotification (notify-next)
+   * whenever the first execution of the list changes: a new QUEUED one first in the list, a QUEUED one that becomes
+   * first by starting, the first one reaching a terminal status. Three jobs created, then started and finished in
+   * turn on one thing; every message the thing receives, in order.
+   */
+  it('sends the notify / notify-next sequence of three jobs created, started and finished in turn (AWS "Jobs notifications")', () => {
+    const t = setup();
+    const steps: { act: () => void; expect: { topic: string; list?: [string[], string[]]; next?: string | null }[] }[] =
+      [];
+    const queue = (id: string) => () => {
+      t.advance(1000);
+      t.jobs.queue({ jobId: id, thing: 'thing1', executionNumber: 1, document: { op: id } });
+    };
+    const start = () => () => {
+      t.advance(1000);
+      t.request('thing1', 'start-next', {});
+    };
+    const finish = (id: string) => () => {
+      t.advance(1000);
+      t.request('thing1', `${id}/update`, { status: 'SUCCEEDED' });
+    };
+    const notify = (inProgress: string[], queued: string[]) => ({
+      topic: 'notify',
+      list: [inProgress, queued] as [string[], string[]],
+    });
+    const next = (id: string | null) => ({ topic: 'notify-next', next: id });
+    steps.push(
+      { act: queue('job1'), expect: [notify([], ['job1']), next('job1')] },
+      { act: queue('job2'), expect: [notify([], ['job1', 'job2'])] },
+      { act: queue('job3'), expect: [notify([], ['job1', 'job2', 'job3'])] },
+      { act: start(), expect: [notify(['job1'], ['job2', 'job3'])] },
+      { act: finish('job1'), expect: [notify([], ['job2', 'job3']), next('job2')] },
+      { act: start(), expect: [notify(['job2'], ['job3'])] },
+      { act: finish('job2'), expect: [notify([], ['job3']), next('job3')] },
+      { act: start(), expect: [notify(['job3'], [])] },
+      { act: finish('job3'), expect: [notify([], []), next(null)] },
+    );
+    for (const [i, step] of steps.entries()) {
+      t.take();
+      step.act();
+      const got = conforms(t.sent.splice(0)).filter((m) => /\/jobs\/notify(-next)?$/.test(m.topic));
+      expect(
+        got.map((m) => m.topic.split('/').at(-1)),
+        `step ${i + 1}`,
+      ).toEqual(step.expect.map((e) => e.topic));
+      for (const [j, e] of step.expect.entries()) {
+        const body = got[j]!.body as {
+          timestamp: number;
+          jobs?: { IN_PROGRESS?: { jobId: string }[]; QUEUED?: { jobId: string }[] };
+          execution?: { jobId: string; status: string; jobDocument: unknown };
+        };
+        expect(body.timestamp).toBe(t.now());
+        if (e.list) {
+          expect(
+            [(body.jobs!.IN_PROGRESS ?? []).map((x) => x.jobId), (body.jobs!.QUEUED ?? []).map((x) => x.jobId)],
+            `step ${i + 1}`,
+          ).toEqual(e.list);
+        } else if (e.next === null) {
+          expect(body, `step ${i + 1}`).toEqual({ timestamp: t.now() });
+        } else {
+          expect(body.execution, `step ${i + 1}`).toMatchObject({
+            jobId: e.next,
+            status: 'QUEUED',
+            jobDocument: { op: e.next },
+          });
+        }
+      }
+    }
+  });
+
+  it('lists at most 15 pending executions in a notify, IN_PROGRESS first, then by the time they were queued', () => {
+    const t = setup();
+    for (let i = 0; i < 20; i++) {
+      t.advance(10);
+      t.jobs.queue({ jobId: `job-${String(i).padStart(2, '0')}`, thing: 'gw-1', executionNumber: 1, document: {} });
+    }
+    t.take();
+    t.request('gw-1', 'start-next');
+    const n = conforms(t.take()).find((m) => m.topic.endsWith('/notify'))!;
+    const jobs = n.body.jobs as { IN_PROGRESS: { jobId: string }[]; QUEUED: { jobId: string }[] };
+    expect(jobs.IN_PROGRESS.map((x) => x.jobId)).toEqual(['job-00']);
+    expect(jobs.QUEUED.map((x) => x.jobId)).toEqual(
+      Array.from({ length: 14 }, (_, i) => `job-${String(i + 1).padStart(2, '0')}`),
+    );
+  });
 });

@@ -76,6 +76,8 @@ const stateOf = (e: StoredExecution) => ({
   versionNumber: e.versionNumber,
 });
 
+export const LIST_NOTIFICATION_MAX = 15;
+
 const key = (e: StoredExecution | undefined) => (e ? `${e.jobId}#${e.executionNumber}` : '');
 const listKey = (l: StoredExecution[]) => l.map((e) => `${key(e)}:${e.status}`).join(',');
 
@@ -103,12 +105,12 @@ export class JobsService {
       clientToken = typeof body.clientToken === 'string' ? body.clientToken : undefined;
       const answer =
         t.op === 'get'
-          ? this.listPending(thing, this.parse(GetPendingRequest, body))
+          ? this.listPending(thing, this.addressed(GetPendingRequest, body, t))
           : t.op === 'start-next'
-            ? this.startNext(thing, this.parse(StartNextRequest, body))
+            ? this.startNext(thing, this.addressed(StartNextRequest, body, t))
             : t.op === 'describe'
-              ? this.describe(thing, t.jobId!, this.parse(DescribeRequest, body))
-              : this.update(thing, t.jobId!, this.parse(UpdateRequest, body));
+              ? this.describe(thing, t.jobId!, this.addressed(DescribeRequest, body, t))
+              : this.update(thing, t.jobId!, this.addressed(UpdateRequest, body, t));
       this.reply(`${topic}/accepted`, { ...answer, timestamp: this.o.now(), ...(clientToken && { clientToken }) });
     } catch (err) {
       if (!(err instanceof Rejection)) this.o.log.error({ err, thing, topic }, 'jobs request failed');
@@ -236,8 +238,10 @@ export class JobsService {
   private notify(thing: string, before: StoredExecution[], after: StoredExecution[]): void {
     const timestamp = this.o.now();
     if (listKey(before) !== listKey(after)) {
-      const inProgress = after.filter((e) => e.status === 'IN_PROGRESS').map(summary);
-      const queued = after.filter((e) => e.status === 'QUEUED').map(summary);
+      // a ListNotification holds at most 15 pending executions, in the order of nextOrder (AWS "Jobs notifications")
+      const listed = after.slice(0, LIST_NOTIFICATION_MAX);
+      const inProgress = listed.filter((e) => e.status === 'IN_PROGRESS').map(summary);
+      const queued = listed.filter((e) => e.status === 'QUEUED').map(summary);
       this.reply(jobNotifyTopic(this.o.jobsRoot, thing, 'notify'), {
         timestamp,
         jobs: { ...(inProgress.length && { IN_PROGRESS: inProgress }), ...(queued.length && { QUEUED: queued }) },
@@ -339,6 +343,21 @@ export class JobsService {
     } catch {
       throw new Rejection('InvalidJson', 'the request is not a JSON object');
     }
+  }
+
+  /**
+   * Parses a request and checks the `thingName` and `jobId` an AWS SDK client repeats in the body against the topic:
+   * the topic is the address (the ACL checked it); a body naming another thing or job is a confused client, refused.
+   */
+  private addressed<T extends z.ZodType>(schema: T, body: unknown, t: { thing: string; jobId?: string }): z.infer<T> {
+    const req = this.parse(schema, body) as { thingName?: string; jobId?: string };
+    if (req.thingName !== undefined && req.thingName !== t.thing) {
+      throw new Rejection('InvalidRequest', `thingName "${req.thingName}" is not the topic's thing "${t.thing}"`);
+    }
+    if (req.jobId !== undefined && req.jobId !== t.jobId) {
+      throw new Rejection('InvalidRequest', `jobId "${req.jobId}" is not the topic's job "${t.jobId}"`);
+    }
+    return req as z.infer<T>;
   }
 
   private parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {

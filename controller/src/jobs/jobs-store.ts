@@ -155,12 +155,11 @@ export class JobsStore {
   }
 }
 
-/** JOBS-PROTOCOL.md "start next": IN_PROGRESS first, then the oldest QUEUED. */
+/**
+ * JOBS-PROTOCOL.md "start next" and AWS's "Jobs notifications": IN_PROGRESS before QUEUED, then by the time each was
+ * queued (so an execution queued earlier than every IN_PROGRESS one becomes first when it starts).
+ */
 export function nextOrder(a: StoredExecution, b: StoredExecution): number {
   const rank = (e: StoredExecution) => (e.status === 'IN_PROGRESS' ? 0 : 1);
-  return (
-    rank(a) - rank(b) ||
-    (a.status === 'IN_PROGRESS' ? (a.startedAt ?? 0) - (b.startedAt ?? 0) : a.queuedAt - b.queuedAt) ||
-    a.jobId.localeCompare(b.jobId)
-  );
+  return rank(a) - rank(b) || a.queuedAt - b.queuedAt || a.jobId.localeCompare(b.jobId);
 }

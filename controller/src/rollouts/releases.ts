@@ -50,6 +50,11 @@ export class ReleaseService {
     mkdirSync(this.dir, { recursive: true });
   }
 
+  /** The release keys manifests are verified against (public keys; `device add` hands them to agents). */
+  trustedKeys(): readonly TrustedKey[] {
+    return this.o.trusted();
+  }
+
   /** Verifies and registers a manifest; registering the identical manifest again changes nothing. */
   add(input: unknown): { manifest: SignedReleaseManifest; added: boolean } {
     const trusted = this.o.trusted();

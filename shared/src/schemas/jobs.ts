@@ -39,6 +39,8 @@ export const JobExecution = z.strictObject({
   lastUpdatedAt: JobTime,
   versionNumber: z.number().int().min(0),
   executionNumber: z.number().int().min(0),
+  /** AWS IoT Core sends it with a step timeout (jobs MQTT API, JobExecution). */
+  approximateSecondsBeforeTimedOut: z.number().min(0).optional(),
 });
 export type JobExecution = z.infer<typeof JobExecution>;
 
@@ -59,19 +61,25 @@ export const JobExecutionSummary = z.strictObject({
 
 export const StepTimeout = z.number().int().min(1).max(10_080);
 
-// Requests (device → service)
-export const GetPendingRequest = z.strictObject({ clientToken: ClientToken.optional() });
+// Requests (device → service). Besides each request's own fields, the members AWS's `iot-jobs-data` service model
+// lists for the request (botocore: `thingName` on every request, `jobId` on describe and update) are accepted,
+// as AWS IoT Core accepts them: the AWS IoT Device SDK's IotJobsClient sends its whole request object. The topic is
+// what counts; the jobs service refuses a request whose body names another thing or job (docs/JOBS-PROTOCOL.md).
+const Addressed = { thingName: ThingName.optional(), clientToken: ClientToken.optional() };
+export const GetPendingRequest = z.strictObject({ ...Addressed });
 export const StartNextRequest = z.strictObject({
   statusDetails: StatusDetails.optional(),
   stepTimeoutInMinutes: StepTimeout.optional(),
-  clientToken: ClientToken.optional(),
+  ...Addressed,
 });
 export const DescribeRequest = z.strictObject({
+  jobId: z.union([JobId, z.literal('$next')]).optional(),
   executionNumber: z.number().int().min(0).optional(),
   includeJobDocument: z.boolean().optional(),
-  clientToken: ClientToken.optional(),
+  ...Addressed,
 });
 export const UpdateRequest = z.strictObject({
+  jobId: JobId.optional(),
   status: DeviceSettableStatus,
   statusDetails: StatusDetails.optional(),
   expectedVersion: z.number().int().min(0).optional(),
@@ -79,7 +87,7 @@ export const UpdateRequest = z.strictObject({
   includeJobExecutionState: z.boolean().optional(),
   includeJobDocument: z.boolean().optional(),
   stepTimeoutInMinutes: StepTimeout.optional(),
-  clientToken: ClientToken.optional(),
+  ...Addressed,
 });
 export type UpdateRequest = z.infer<typeof UpdateRequest>;
 
@@ -106,6 +114,7 @@ export const UpdateAccepted = z.strictObject({
   timestamp: JobTime,
   clientToken: ClientToken.optional(),
 });
+export type UpdateAccepted = z.infer<typeof UpdateAccepted>;
 export const JobsErrorCode = z.enum([
   'InvalidTopic',
   'InvalidJson',
@@ -129,6 +138,8 @@ export const JobsRejected = z
     message: 'executionState comes only with InvalidStateTransition and VersionMismatch',
     path: ['executionState'],
   });
+
+export type JobsRejected = z.infer<typeof JobsRejected>;
 
 // Notifications (service → device)
 export const NotifyJobs = z.strictObject({
