@@ -133,7 +133,8 @@ export class UpdateManager {
     const m = decodeJobsMessage(this.o.config.jobsRoot, this.o.device, topic, payload);
     switch (m.kind) {
       case 'refused':
-        return this.refuse(topic, m.reason, m.jobId);
+        this.refuse(topic, m.reason, m.jobId);
+        return;
       case 'notify-next':
         if (!this.state && m.execution) this.startNext();
         return;
