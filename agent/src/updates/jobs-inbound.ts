@@ -92,13 +92,15 @@ export function decodeJobsMessage(
           rejection: decodeMessage(JobsRejected, payload, 'start-next rejected', opts),
         };
       }
+      let a: StartNextAccepted;
       try {
-        const a = decodeMessage(StartNextAccepted, payload, 'start-next accepted', opts);
-        return { kind: 'start-next', reply: 'accepted', execution: own(a.execution) };
+        a = decodeMessage(StartNextAccepted, payload, 'start-next accepted', opts);
       } catch (err) {
         const jobId = salvageJobId(payload);
         return { kind: 'refused', reason: reasonOf(err), ...(jobId && { jobId }) };
       }
+      // an execution for another thing is not salvaged: this thing must not answer for it
+      return { kind: 'start-next', reply: 'accepted', execution: own(a.execution) };
     }
     if (t.op === 'update') {
       const jobId = t.jobId!;

@@ -103,6 +103,7 @@ export const StartNextAccepted = z.strictObject({
   timestamp: JobTime,
   clientToken: ClientToken.optional(),
 });
+export type StartNextAccepted = z.infer<typeof StartNextAccepted>;
 export const DescribeAccepted = z.strictObject({
   execution: JobExecution,
   timestamp: JobTime,
