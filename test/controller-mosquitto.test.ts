@@ -60,6 +60,8 @@ async function mosquittoSetup(ids: string[], brokerConf = '') {
     'fleetwave-controller',
     '--broker-password',
     password,
+    '--broker-connections',
+    '1',
     '--http-port',
     '0',
   ];

@@ -73,6 +73,9 @@ serve options:
   --tls-cert <file> --tls-key <file>   PEM certificate chain and key for MQTT over TLS
   --external-broker <url> use this broker instead of the embedded one (e.g. mqtt://127.0.0.1:1883)
   --broker-username <u> --broker-password <p>   credentials for the external broker
+  --broker-connections <n>  connections to it, sharing the device topics ($share/fleetwave/…; default 4); 1 on a
+                          Mosquitto with use_username_as_clientid, where every connection of one user gets one
+                          client id and they would push each other off
   --public-mqtt-url <url> the broker URL agents use, printed at enrolment
   --retention <duration>  how long telemetry is kept (default 7d)
   --trusted-key <pem>     a public key releases must be signed with (repeatable; default <data-dir>/trusted-keys/*.pem)
@@ -129,6 +132,14 @@ function probability(s: string, flag: string): number {
   return n;
 }
 
+function count(s: string, flag: string, min: number, max: number): number {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new FleetwaveError('E_CONFIG_INVALID', `${flag} must be a whole number from ${min} to ${max}, got "${s}"`);
+  }
+  return n;
+}
+
 function topicRoot(s: string, flag: string): string {
   if (!/^[^/+#\s]+(\/[^/+#\s]+)*$/.test(s) || s.length > 128) {
     throw new FleetwaveError('E_CONFIG_INVALID', `${flag} must be topic segments without wildcards, got "${s}"`);
@@ -157,6 +168,7 @@ async function main(argv: string[]): Promise<number> {
       'external-broker': { type: 'string' },
       'broker-username': { type: 'string' },
       'broker-password': { type: 'string' },
+      'broker-connections': { type: 'string' },
       'public-mqtt-url': { type: 'string' },
       retention: { type: 'string' },
       'log-level': { type: 'string' },
@@ -246,6 +258,9 @@ async function main(argv: string[]): Promise<number> {
           username: v['broker-username'],
           password: v['broker-password'],
           shareGroup: 'fleetwave',
+          ...(v['broker-connections'] !== undefined && {
+            connections: count(v['broker-connections'], '--broker-connections', 1, 64),
+          }),
         },
       }),
       ...(v['public-mqtt-url'] && { publicMqttUrl: v['public-mqtt-url'] }),
@@ -310,7 +325,9 @@ async function main(argv: string[]): Promise<number> {
     const from =
       v['topic-root'] || v['jobs-root'] ? 'as given' : last ? `as the controller in ${dataDir} ran` : 'defaults';
     process.stdout.write(
-      `wrote ${v.out}/passwd, acl, mosquitto.conf (topic root ${roots.root}, jobs root ${roots.jobsRoot}: ${from})\ncontroller broker user: fleetwave-controller, password (shown once): ${password}\n`,
+      `wrote ${v.out}/passwd, acl, mosquitto.conf (topic root ${roots.root}, jobs root ${roots.jobsRoot}: ${from})\n` +
+        `controller broker user: fleetwave-controller, password (shown once): ${password}\n` +
+        `run the controller with: fleetwave serve --external-broker mqtt://<mosquitto>:1883 --broker-username fleetwave-controller --broker-password <that password> --broker-connections 1 --topic-root ${roots.root} --jobs-root '${roots.jobsRoot}'\n`,
     );
     return 0;
   }

@@ -34,7 +34,7 @@ export interface ControllerConfig {
   wsPort?: number;
   tls?: { port: number; keyFile: string; certFile: string };
   /** Connect to this broker instead of running one. */
-  external?: { url: string; username?: string; password?: string; shareGroup?: string };
+  external?: { url: string; username?: string; password?: string; shareGroup?: string; connections?: number };
   /** The broker URL agents should use (printed at enrolment); default derived from the embedded broker. */
   publicMqttUrl?: string;
   retentionMs: number;

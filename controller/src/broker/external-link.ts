@@ -1,4 +1,4 @@
-import { FleetwaveError, parseJobTopic, parseTopic } from '@fleetwave/shared';
+import { FleetwaveError, jobRequestFilters, parseJobTopic, parseTopic } from '@fleetwave/shared';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { TelemetryIngest } from '../ingest/telemetry-ingest.js';
@@ -35,10 +35,10 @@ export class ExternalBrokerLink {
   async start(): Promise<void> {
     const n = this.o.shareGroup ? (this.o.connections ?? 4) : 1;
     for (let i = 0; i < n; i++)
-      this.clients.push(await this.connect(n === 1 ? this.o.clientId : `${this.o.clientId}-${i}`));
+      this.clients.push(await this.connect(n === 1 ? this.o.clientId : `${this.o.clientId}-${i}`, i === 0));
   }
 
-  private async connect(clientId: string): Promise<MqttClient> {
+  private async connect(clientId: string, first: boolean): Promise<MqttClient> {
     const o = this.o;
     const client = mqtt.connect(o.url, {
       clientId,
@@ -71,8 +71,17 @@ export class ExternalBrokerLink {
     const filter = `${o.root}/devices/+/#`;
     await client.subscribeAsync(o.shareGroup ? `$share/${o.shareGroup}/${filter}` : filter, { qos: 1 });
     if (o.jobsRoot && o.onJobRequest) {
-      const jobs = `${o.jobsRoot}/+/jobs/#`;
-      await client.subscribeAsync(o.shareGroup ? `$share/${o.shareGroup}/${jobs}` : jobs, { qos: 1 });
+      // the devices' jobs requests only (shared's JOB_REQUESTS), not the answers the controller itself publishes
+      // Mosquitto 2.0 delivers nothing under a `$` root (such as `$aws/things`) to a shared subscription: those are
+      // subscribed plainly, on the first connection only
+      const jobs = jobRequestFilters(o.jobsRoot, '+');
+      const shareable = !o.jobsRoot.startsWith('$');
+      if (shareable || first) {
+        await client.subscribeAsync(
+          jobs.map((f) => (o.shareGroup && shareable ? `$share/${o.shareGroup}/${f}` : f)),
+          { qos: 1 },
+        );
+      }
     }
     return client;
   }
