@@ -1,6 +1,6 @@
 /**
  * The one catalogue of coded errors. `transient` says whether retrying the same operation later can succeed;
- * retry and rollback decisions branch on it, never on message text (STYLE.md, convention 6).
+ * retry and rollback decisions branch on it, never on message text (docs/STYLE.md, convention 6).
  */
 export const errorCatalogue = {
   E_PAYLOAD_TOO_LARGE: { transient: false, summary: 'payload exceeds the size limit' },

@@ -3,7 +3,7 @@ import type { JobStatus } from './schemas/jobs.js';
 
 export type JobActor = 'device' | 'service';
 
-/** The status lifecycle of JOBS-PROTOCOL.md as data. A status not listed as `from` has no way out (terminal). */
+/** The status lifecycle of docs/JOBS-PROTOCOL.md as data. A status not listed as `from` has no way out (terminal). */
 export const jobTransitions: readonly { from: JobStatus; to: JobStatus; by: JobActor }[] = Object.freeze([
   { from: 'QUEUED', to: 'IN_PROGRESS', by: 'device' },
   { from: 'QUEUED', to: 'FAILED', by: 'device' },

@@ -2,7 +2,7 @@ import { FleetwaveError } from './errors.js';
 
 /**
  * Topic builders and parsers. Device topics: `{root}/devices/{device}/{kind}`; clean telemetry for backends:
- * `{root}/clean/{device}/telemetry`; jobs: `{jobsRoot}/{thing}/jobs/…` exactly as JOBS-PROTOCOL.md lists them.
+ * `{root}/clean/{device}/telemetry`; jobs: `{jobsRoot}/{thing}/jobs/…` exactly as docs/JOBS-PROTOCOL.md lists them.
  */
 export const DEVICE_TOPIC_KINDS = [
   'telemetry',

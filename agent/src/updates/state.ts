@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import type { SignedReleaseManifest } from '@fleetwave/shared';
 
 /**
- * The update state machine as data (STYLE.md convention 2). Stage names are persisted: they are a wire format and
+ * The update state machine as data (docs/STYLE.md convention 2). Stage names are persisted: they are a wire format and
  * never change. `ok` moves on, `fail` leaves by the failure edge; every non-terminal stage has one.
  */
 export const STAGES = [

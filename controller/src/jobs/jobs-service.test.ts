@@ -60,7 +60,7 @@ function conforms<T extends { topic: string; body: unknown }>(messages: T[]): T[
 
 const topics = (m: { topic: string }[]) => m.map((x) => x.topic.slice(ROOT.length + 1));
 
-describe('jobs service (JOBS-PROTOCOL.md)', () => {
+describe('jobs service (docs/JOBS-PROTOCOL.md)', () => {
   it('walks several jobs through their lifecycle with notify and notify-next only when they should be sent', () => {
     const t = setup();
     // queueing the first job changes the pending list and which job is next

@@ -82,7 +82,7 @@ const key = (e: StoredExecution | undefined) => (e ? `${e.jobId}#${e.executionNu
 const listKey = (l: StoredExecution[]) => l.map((e) => `${key(e)}:${e.status}`).join(',');
 
 /**
- * The jobs service of JOBS-PROTOCOL.md: executions per thing, versioned updates, step timeouts, and the two
+ * The jobs service of docs/JOBS-PROTOCOL.md: executions per thing, versioned updates, step timeouts, and the two
  * notifications — `notify` when a thing's list of pending executions changes, `notify-next` only when *which*
  * execution is next changes. Every change is committed to SQLite before anything is published.
  */

@@ -1,7 +1,7 @@
 import type { JobStatus } from '@fleetwave/shared';
 import type Database from 'better-sqlite3';
 
-/** One execution of a job on one thing, as the jobs service keeps it (JOBS-PROTOCOL.md "Types"). */
+/** One execution of a job on one thing, as the jobs service keeps it (docs/JOBS-PROTOCOL.md "Types"). */
 export interface StoredExecution {
   jobId: string;
   thing: string;
@@ -156,7 +156,7 @@ export class JobsStore {
 }
 
 /**
- * JOBS-PROTOCOL.md "start next" and AWS's "Jobs notifications": IN_PROGRESS before QUEUED, then by the time each was
+ * docs/JOBS-PROTOCOL.md "start next" and AWS's "Jobs notifications": IN_PROGRESS before QUEUED, then by the time each was
  * queued (so an execution queued earlier than every IN_PROGRESS one becomes first when it starts).
  */
 export function nextOrder(a: StoredExecution, b: StoredExecution): number {

@@ -54,7 +54,7 @@ export interface RolloutJobs {
 
 export const rollbackJob = (id: string) => `${id}-rb`;
 
-/** The controller's own jobs service (JOBS-PROTOCOL.md) over SQLite: one update job and one rollback job per rollout. */
+/** The controller's own jobs service (docs/JOBS-PROTOCOL.md) over SQLite: one update job and one rollback job per rollout. */
 export class LocalRolloutJobs implements RolloutJobs {
   readonly name = 'local';
   readonly selfPaced = false;

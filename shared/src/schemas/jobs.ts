@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ShortText } from './common.js';
 
-/** The jobs protocol of ../shared/JOBS-PROTOCOL.md: the shape of the AWS IoT Jobs device MQTT API. */
+/** The jobs protocol of docs/JOBS-PROTOCOL.md: the shape of the AWS IoT Jobs device MQTT API. */
 export const JobStatus = z.enum([
   'QUEUED',
   'IN_PROGRESS',

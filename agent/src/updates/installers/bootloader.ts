@@ -7,7 +7,7 @@ import { writeDurable } from '../state.js';
 export type Slot = 'a' | 'b';
 export const otherSlot = (s: Slot): Slot => (s === 'a' ? 'b' : 'a');
 
-/** The boot loader as the `ab-rootfs` installer needs it (STYLE.md: `Bootloader`). */
+/** The boot loader as the `ab-rootfs` installer needs it (docs/STYLE.md: `Bootloader`). */
 export interface Bootloader {
   /** The slot the running system booted from. */
   booted(): Slot;

@@ -12,7 +12,7 @@ export interface InstallContext {
 }
 
 /**
- * One way to install a release (STYLE.md: `Installer`). Every step is idempotent — after a crash the update machine
+ * One way to install a release (docs/STYLE.md: `Installer`). Every step is idempotent — after a crash the update machine
  * runs the interrupted step again — and one contract suite (installer.contract.ts) runs against every installer.
  */
 export interface Installer {
