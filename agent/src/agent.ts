@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type AgentConfig,
@@ -15,6 +15,7 @@ import { IngestListener } from './ingest/listener.js';
 import { Outbox, type OutboxStatus } from './outbox/outbox.js';
 import { SqliteOutboxStore } from './outbox/sqlite-store.js';
 import { sideDuty } from './side-duty.js';
+import { DiskSpace, type SpaceState } from './storage/space.js';
 import { compileStreamMap } from './streams.js';
 import { AbRootfsInstaller } from './updates/installers/ab-rootfs.js';
 import { AgentSelfInstaller } from './updates/installers/agent-self.js';
@@ -44,6 +45,7 @@ export interface AgentDeps {
 
 export interface AgentStatus extends OutboxStatus {
   device: string;
+  storage: SpaceState;
   filtersVersion: number;
   connected: boolean;
   inflightBatches: number;
@@ -61,6 +63,15 @@ export function createAgent(deps: AgentDeps) {
   mkdirSync(config.dataDir, { recursive: true });
   const statusPath = join(config.dataDir, 'status.json');
   let outbox: Outbox | undefined;
+  const space = new DiskSpace({
+    dir: config.dataDir,
+    minFreeBytes: config.outbox.minFreeBytes,
+    reserveBytes: config.outbox.reserveBytes,
+    log: log.child({ part: 'storage' }),
+    now,
+    outboxBytes: () => outbox?.status().bytes ?? 0,
+    onChange: () => reportBacklogSoon(),
+  });
   let uplink: Uplink | undefined;
   let listener: IngestListener | undefined;
   let ingestAddr: { host: string; port: number } | null = null;
@@ -128,6 +139,7 @@ export function createAgent(deps: AgentDeps) {
     return {
       ...outbox.status(),
       device: config.device.id,
+      storage: space.state(),
       filtersVersion: outbox.appliedFilters().version,
       connected: uplink.connected,
       inflightBatches: uplink.inflightCount,
@@ -155,6 +167,7 @@ export function createAgent(deps: AgentDeps) {
       accepted: s.accepted,
       filtered: s.filtered,
       filtersVersion: s.filtersVersion,
+      storage: s.storage,
     });
     uplink?.publishStatus('backlog', JSON.stringify(report));
     writeStatus(s);
@@ -162,11 +175,21 @@ export function createAgent(deps: AgentDeps) {
 
   /** status.json for `fleetwave-agent status` and supervisors, replaced atomically (readers never see half a file). */
   function writeStatus(s: AgentStatus): void {
-    writeFileSync(`${statusPath}.tmp`, `${JSON.stringify(s, null, 2)}\n`);
-    renameSync(`${statusPath}.tmp`, statusPath);
+    try {
+      writeFileSync(`${statusPath}.tmp`, `${JSON.stringify(s, null, 2)}\n`);
+      renameSync(`${statusPath}.tmp`, statusPath);
+    } catch (err) {
+      rmSync(`${statusPath}.tmp`, { force: true }); // no half-written file left behind (a full disk)
+      space.noteError(err, 'status file');
+      throw err;
+    }
   }
 
   const backlogDuty = sideDuty(log, 'backlog report and status file', reportBacklog);
+  /** The disk filled or has room again: say so upstream now, not at the next interval. */
+  function reportBacklogSoon(): void {
+    setImmediate(backlogDuty);
+  }
   let health: ReturnType<typeof createHealthReporter> | undefined;
   let backlogTimer: NodeJS.Timeout | undefined;
   /** The backlog report interval: the applied desired config's, else the config file's. */
@@ -214,6 +237,8 @@ export function createAgent(deps: AgentDeps) {
 
   return {
     async start(): Promise<{ ingest: { host: string; port: number } }> {
+      // on a full disk the reserve is released before the outbox opens: the agent starts, and drains
+      space.start();
       const store = new SqliteOutboxStore(join(config.dataDir, 'outbox.db'), {
         synchronous: config.outbox.synchronous,
       });
@@ -231,6 +256,7 @@ export function createAgent(deps: AgentDeps) {
         onCommitted: () => uplink?.pump(),
         wantBatches: () => uplink?.freeSlots() ?? 0,
         filters: config.filters,
+        space,
       });
       uplink = new Uplink({
         url: config.uplink.url,
@@ -271,6 +297,10 @@ export function createAgent(deps: AgentDeps) {
         ),
         setInterval(
           sideDuty(log, 'filter ticks', () => box.tickFilters()),
+          1000,
+        ),
+        setInterval(
+          sideDuty(log, 'disk space', () => space.check()),
           1000,
         ),
       ];

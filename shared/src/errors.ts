@@ -24,6 +24,10 @@ export const errorCatalogue = {
   E_CONFIG_READ: { transient: false, summary: 'configuration file cannot be read' },
   E_OUTBOX_FULL: { transient: true, summary: 'outbox is full and refuses new input' },
   E_OUTBOX_CLOSED: { transient: true, summary: 'outbox is closed' },
+  E_STORAGE_FULL: {
+    transient: true,
+    summary: 'the data directory is full: new readings are refused while the agent drains what it holds',
+  },
   E_UPLINK_DISCONNECTED: { transient: true, summary: 'uplink is not connected' },
   E_AUTH: { transient: false, summary: 'credentials are missing or wrong' },
   E_FORBIDDEN: { transient: false, summary: 'the credentials do not allow this' },

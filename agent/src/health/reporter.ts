@@ -83,7 +83,10 @@ export function createHealthReporter(d: HealthReporterDeps) {
       const prev = stored ? (JSON.parse(stored) as RunMarker) : undefined;
       reason = deriveRestartReason(prev, bootId, watchdogFired(src));
       starts = (prev?.starts ?? 0) + 1;
-      outbox.setSetting(RUN_MARKER, JSON.stringify({ bootId, clean: false, starts } satisfies RunMarker));
+      // on a full disk this cannot be written: the agent starts all the same (the next start may misread the reason)
+      sideDuty(d.log, 'run marker', () =>
+        outbox.setSetting(RUN_MARKER, JSON.stringify({ bootId, clean: false, starts } satisfies RunMarker)),
+      )();
       d.log.info({ restartReason: reason, starts }, 'agent run recorded');
       if (config.health.enabled) {
         underVoltage = underVoltageWatch(src);
@@ -110,7 +113,9 @@ export function createHealthReporter(d: HealthReporterDeps) {
     stop(): void {
       if (timer) clearInterval(timer);
       if (uvTimer) clearInterval(uvTimer);
-      outbox.setSetting(RUN_MARKER, JSON.stringify({ bootId, clean: true, starts } satisfies RunMarker));
+      sideDuty(d.log, 'run marker at stop', () =>
+        outbox.setSetting(RUN_MARKER, JSON.stringify({ bootId, clean: true, starts } satisfies RunMarker)),
+      )();
     },
   };
 }

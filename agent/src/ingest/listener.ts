@@ -82,9 +82,10 @@ export class IngestListener {
       },
       authorizePublish: (client, packet, done) => {
         if (!client) return done(null); // the broker's own messages (wills): nothing to store
-        const refuse = (err: unknown) => {
+        /** `counted`: the sink already counted it (a refusal from the outbox itself). */
+        const refuse = (err: unknown, counted = false) => {
           const code: ErrorCode = err instanceof FleetwaveError ? err.code : 'E_SCHEMA';
-          o.sink.countRefused(code);
+          if (!counted) o.sink.countRefused(code);
           this.refused(client.id, code, `${(err as Error).message} (topic ${packet.topic.slice(0, 200)})`);
           // QoS 0: nothing to acknowledge, the reading is just dropped. QoS 1: no PUBACK, the connection closes.
           done(packet.qos === 0 ? null : new FleetwaveError(code, (err as Error).message));
@@ -102,7 +103,7 @@ export class IngestListener {
           o.sink.submit(route, reading, () => {});
           return done(null);
         }
-        o.sink.submit(route, reading, (err) => (err ? refuse(err) : done(null)));
+        o.sink.submit(route, reading, (err) => (err ? refuse(err, true) : done(null)));
       },
     });
     this.broker = broker;

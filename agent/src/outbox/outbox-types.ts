@@ -23,6 +23,17 @@ export interface OutboxOptions {
   wantBatches?: () => number;
   /** Filter rules from the config file; rules applied from the cloud (persisted) take precedence. */
   filters?: readonly FilterRule[];
+  /** The data directory's space (storage/space.ts): while full, readings are refused and the outbox only drains. */
+  space?: SpaceGate;
+}
+
+/** What the outbox needs of the disk-space state. */
+export interface SpaceGate {
+  readonly isFull: boolean;
+  /** Looks at free space (rate-limited) and returns whether the disk counts as full. */
+  check(): boolean;
+  /** A write failed: true when for lack of space (the state is then full). */
+  noteError(err: unknown, where: string): boolean;
 }
 
 /** The filter rules and desired-config version in force, persisted with the outbox. */

@@ -114,6 +114,10 @@ export class Outbox {
       done(new FleetwaveError('E_OUTBOX_CLOSED'));
       return;
     }
+    if (this.opts.space?.isFull) {
+      this.refuseFull([{ route, reading, done, internal }]);
+      return;
+    }
     this.queue.push({ route, reading, done, internal });
     if (this.queue.length >= this.maxGroup) this.flush();
     else if (this.queue.length === 1) this.schedule(this.opts.now() + this.opts.maxAckDelayMs);
@@ -152,6 +156,13 @@ export class Outbox {
     if (group.length === 0 && ticked.length === 0 && acked.length === 0) return;
     this.queue = [];
     this.ticked = [];
+    if (this.opts.space?.check()) {
+      // the disk is full: nothing new is stored; what the cloud acknowledged still leaves, and sending goes on
+      this.ticked = ticked;
+      this.refuseFull(group);
+      this.drainOnly(acked);
+      return;
+    }
     const now = this.opts.now();
     let accepted: Pending[] = group;
     let refused: Pending[] = [];
@@ -204,6 +215,12 @@ export class Outbox {
     } catch (err) {
       this.filters.rollback();
       this.ready = readyBefore;
+      if (this.opts.space?.noteError(err, 'outbox commit')) {
+        this.ticked = ticked;
+        this.refuseFull(group);
+        this.drainOnly(acked);
+        return;
+      }
       for (const id of acked) this.acked.add(id);
       // the filter states went back to before the tick too: the next tick emits those records again
       const e =
@@ -222,6 +239,42 @@ export class Outbox {
       const e = new FleetwaveError('E_OUTBOX_FULL', `outbox is at its cap of ${this.opts.capBytes} bytes`);
       for (const p of refused) p.done(e);
     }
+  }
+
+  /** Readings refused because the disk is full: no PUBACK (their sensors send them again), counted. */
+  private refuseFull(group: readonly Pending[]): void {
+    if (group.length === 0) return;
+    const outside = group.filter((p) => !p.internal).length;
+    if (outside) this.refusedBy.set('E_STORAGE_FULL', (this.refusedBy.get('E_STORAGE_FULL') ?? 0) + outside);
+    const e = new FleetwaveError('E_STORAGE_FULL');
+    for (const p of group) p.done(e);
+  }
+
+  /**
+   * On a full disk: a transaction with only the deletes of acknowledged chunks and the claims the uplink has room
+   * for. It needs little space (the reserve released on entering the full state covers it), and it frees some.
+   */
+  private drainOnly(acked: number[]): void {
+    const now = this.opts.now();
+    const want = Math.max(0, (this.opts.wantBatches?.() ?? 0) - this.ready.length);
+    if (acked.length === 0 && want === 0) return;
+    const readyBefore = [...this.ready];
+    let claimed = 0;
+    try {
+      this.store.transaction(() => {
+        this.store.deleteChunks(acked);
+        if (want > 0) claimed = this.claimInto(want, now);
+        this.counters = this.store.counters();
+      });
+    } catch (err) {
+      this.ready = readyBefore;
+      for (const id of acked) this.acked.add(id);
+      if (!this.opts.space?.noteError(err, 'outbox drain')) throw err;
+      // not even a delete commits: try again at the next acknowledgement or timer
+      this.schedule(this.opts.now() + 1000);
+      return;
+    }
+    if (claimed) this.opts.onCommitted?.();
   }
 
   private expireIn(now: number): void {
@@ -322,6 +375,11 @@ export class Outbox {
     } catch (err) {
       this.ready = [];
       for (const id of acked) this.acked.add(id);
+      // no room even to claim: nothing new goes out now; the next acknowledgement or timer tries again
+      if (this.opts.space?.noteError(err, 'outbox claim')) {
+        this.schedule(this.opts.now() + 1000);
+        return out;
+      }
       throw err;
     }
     out.push(...this.ready.splice(0, n - out.length));

@@ -85,6 +85,13 @@ export async function download(o: DownloadOptions): Promise<void> {
     } catch (err) {
       if (err instanceof FleetwaveError && !err.transient) throw err;
       if (o.signal?.aborted) throw err;
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
+        // the disk filled while downloading: what was written stays for a later resume; this attempt fails, clearly
+        throw new FleetwaveError(
+          'E_DISK_FULL',
+          `the disk filled while downloading ${o.url}: ${(err as Error).message}`,
+        );
+      }
       lastError = (err as Error).message;
     }
   }

@@ -85,6 +85,20 @@ export const AgentConfig = z.strictObject({
         .max(2 ** 40)
         .default(256 * 1024 * 1024),
       fullPolicy: z.enum(['drop-oldest', 'refuse']).default('drop-oldest'),
+      /** Below this much free space in the data directory's file system the agent refuses readings and drains. */
+      minFreeBytes: z
+        .number()
+        .int()
+        .min(0)
+        .max(2 ** 40)
+        .default(4 * 1024 * 1024),
+      /** A file of this size kept in the data directory, released when the disk fills so deletes can still commit. */
+      reserveBytes: z
+        .number()
+        .int()
+        .min(0)
+        .max(2 ** 30)
+        .default(1024 * 1024),
     })
     .transform(({ commitWindowMs, maxAckDelay, ...o }) => ({
       ...o,

@@ -105,6 +105,10 @@ export const BacklogReport = z.strictObject({
   filtered: z.record(ShortText, Count).default({}),
   /** The desired-config version whose filter rules are in force (0: the config file's). */
   filtersVersion: Count.default(0),
+  /** The data directory's space: while `full`, new readings are refused and the outbox drains (agent/README.md). */
+  storage: z
+    .strictObject({ full: z.boolean(), freeBytes: Count, reserveBytes: Count, since: EpochMs.optional() })
+    .optional(),
 });
 export type BacklogReport = z.infer<typeof BacklogReport>;
 
