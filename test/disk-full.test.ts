@@ -156,14 +156,11 @@ describe.each([
     cleanups.push(() => cloud.close());
     const rx = await Receiver.connect(cloud.url);
     cleanups.push(() => rx.close());
-    await waitFor(
-      'every acknowledged reading upstream',
-      () => {
-        const got = new Set(rx.readings().map((r) => Math.floor(r.value)));
-        return [...acked].every((v) => got.has(v));
-      },
-      120_000,
-    );
+    const allUpstream = () => {
+      const got = new Set(rx.readings().map((r) => Math.floor(r.value)));
+      return [...acked].every((v) => got.has(v));
+    };
+    await waitFor('every acknowledged reading upstream', allUpstream, 120_000);
     expect(rx.gapFree()).toBe(true);
     expect(rx.conflicting).toBe(0);
 
@@ -173,14 +170,7 @@ describe.each([
     const before = acked.size;
     await pump(() => acked.size >= before + 50, 30_000);
     expect(acked.size).toBeGreaterThanOrEqual(before + 50);
-    await waitFor(
-      'the new readings upstream',
-      () => {
-        const got = new Set(rx.readings().map((r) => Math.floor(r.value)));
-        return [...acked].every((v) => got.has(v));
-      },
-      60_000,
-    );
+    await waitFor('the new readings upstream', allUpstream, 60_000);
     expect(rx.gapFree()).toBe(true);
     await agent.kill('SIGTERM');
   });
