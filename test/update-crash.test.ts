@@ -24,6 +24,26 @@ async function killAt(r: Rig, stage: string, delayMs = 0): Promise<boolean> {
   });
 }
 
+/**
+ * Starts the agent and SIGKILLs it at a random instant (0–`jitterMs`) after it says it is in `stage` (on entering it,
+ * or starting it again after a restart); false when the job ended first (the agent is killed then too).
+ */
+async function killInside(r: Rig, jobId: string, stage: string, jitterMs: number): Promise<boolean> {
+  const agent: AgentProcess = await r.start();
+  const ended = r.waitTerminal(jobId).then(() => false);
+  const inStage = new Promise<boolean>((resolve) => {
+    const seen = (line: string) => {
+      if (line.includes('"update-stage"') && JSON.parse(line).stage === stage) resolve(true);
+    };
+    agent.onLine(seen);
+    for (const line of agent.stdout().split('\n')) seen(line);
+  });
+  const hit = await Promise.race([inStage, ended]);
+  if (hit) await new Promise((res) => setTimeout(res, Math.random() * jitterMs));
+  await agent.kill('SIGKILL');
+  return hit;
+}
+
 /** The invariant: the job ended, and the device runs either the old version or, committed, the new one. */
 function assertConsistent(r: Rig, e: { status: string }, from: string, to: string, what: string) {
   const onNew = r.active() === `slots/${to}` && installed(r) === to;
@@ -128,4 +148,45 @@ describe('agent updates survive kill -9 at any instant (agent as a child process
     assertConsistent(r, e, '1.0.0', '1.1.0', 'reboot loop');
     await agent.kill('SIGKILL');
   }, 120_000);
+
+  it('ends a crash loop inside any stage after the attempt limit: FAILED with the reason (or committed), never a loop', async () => {
+    const r = await rig(cleanups, {
+      healthCommand: (c) => `[sh, -c, "test -f ${c}/ok && { test ! -f ${c}/slow || sleep 2; }"]`,
+      extra: '  maxAttempts: 2\n  maxStageStarts: 2\n',
+    });
+    let agent = await r.start();
+    const first = await release(r, '1.0.0');
+    expect(await r.waitTerminal(r.queue(first.manifest))).toMatchObject({ status: 'SUCCEEDED' });
+    await agent.kill('SIGKILL');
+    let from = '1.0.0';
+    let minor = 0;
+    const ends: Record<string, string> = {};
+    for (const stage of ['verifying', 'downloading', 'installing', 'activating', 'health-checking', 'committing']) {
+      const to = `3.${++minor}.0`;
+      const rel = await release(r, to, {
+        ok: '',
+        slow: '',
+        'app.txt': to,
+        'blob.bin': randomBytes(1024 * 1024).toString('base64'),
+      });
+      const jobId = r.queue(rel.manifest);
+      // the limit is 2 starts of a stage: 5 kills are more than a bounded machine can take without ending
+      let kills = 0;
+      for (let i = 0; i < 5; i++) {
+        if (!(await killInside(r, jobId, stage, 40))) break;
+        kills++;
+      }
+      agent = await r.start();
+      const e = await r.waitTerminal(jobId);
+      assertConsistent(r, e, from, to, `crash loop in ${stage} (${kills} kills)`);
+      if (e.status === 'FAILED')
+        expect(e.statusDetails?.code, `${stage}: ${e.statusDetails?.reason}`).toBe('E_UPDATE_ATTEMPTS');
+      else from = to;
+      ends[stage] = `${e.status} after ${kills} kills`;
+      await agent.kill('SIGKILL');
+    }
+    console.log(`crash loops: ${JSON.stringify(ends)}`);
+    // a slow stage (download of 1 MiB, the 2 s health check) is hit every time: those must end by the guard
+    expect(ends['health-checking']).toMatch(/^FAILED/);
+  }, 300_000);
 });

@@ -127,12 +127,11 @@ export async function runStage(s: UpdateState, d: StageDeps): Promise<'ok' | 'sk
       while (!d.activationAllowed()) await sleep(1000);
       return 'ok';
     case 'activating': {
-      s.attempts++;
+      // the visit was counted and persisted before this step ran (the reboot-loop guard: UpdateManager.enter)
       const installer = installerFor(s, d);
-      if (installer.beforeActivate) s.slot = installer.beforeActivate(context(s, d));
-      d.persist(); // counted before acting: a crash loop ends in a rollback (the reboot-loop guard)
-      if (s.attempts > d.config.maxAttempts) {
-        throw new FleetwaveError('E_UPDATE_ATTEMPTS', `${s.attempts - 1} activation attempts did not end healthy`);
+      if (installer.beforeActivate) {
+        s.slot = installer.beforeActivate(context(s, d));
+        d.persist();
       }
       await installer.activate(context(s, d));
       if (d.config.restartCommand && m.install.type === 'files') {

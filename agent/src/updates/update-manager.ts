@@ -15,12 +15,17 @@ import { decodeJobsMessage } from './jobs-inbound.js';
 import { context, runStage, type StageDeps } from './stages.js';
 import {
   ACTIVE_STAGES,
+  loadUpdateState,
   nextStage,
   type PendingReport,
   readJson,
   removeDurable,
   type Stage,
+  type StageEvent,
   TERMINAL_STAGES,
+  transitions,
+  UNCOUNTED_STAGES,
+  UPDATE_STATE_VERSION,
   type UpdateState,
   writeDurable,
 } from './state.js';
@@ -74,7 +79,8 @@ export class UpdateManager {
     mkdirSync(join(this.dir, 'downloads'), { recursive: true });
     this.statePath = join(this.dir, 'state.json');
     this.installedPath = join(this.dir, 'installed.json');
-    this.state = readJson<UpdateState>(this.statePath);
+    // the version is checked: an unknown one is refused with what to do (E_CONFIG_INVALID), never guessed
+    this.state = loadUpdateState(this.statePath);
   }
 
   private get base(): string {
@@ -96,12 +102,18 @@ export class UpdateManager {
       : null;
   }
 
-  /** Resumes an update a restart interrupted. */
+  /**
+   * Resumes an update a restart interrupted. A stage the new version may run in asks the installer where the device
+   * came back (an event of the table); any other stage starts again, which counts as a visit (the crash-loop guard).
+   */
   start(): void {
     const s = this.state;
     if (!s) return;
-    this.o.log.info({ jobId: s.jobId, stage: s.stage }, 'resuming update after restart');
-    if (!TERMINAL_STAGES.includes(s.stage)) void this.run();
+    this.o.log.info({ jobId: s.jobId, stage: s.stage, visits: s.visits }, 'resuming update after restart');
+    if (TERMINAL_STAGES.includes(s.stage)) return;
+    if (ACTIVE_STAGES.includes(s.stage)) this.resumeActive(s);
+    else this.persist({ visit: true, report: true }); // the stage starts again: counted, and said upstream
+    void this.run();
   }
 
   stop(): void {
@@ -167,11 +179,10 @@ export class UpdateManager {
 
   private fresh(e: { jobId: string; executionNumber: number | undefined; versionNumber: number | undefined }) {
     return {
-      v: 1 as const,
+      v: UPDATE_STATE_VERSION,
       jobId: e.jobId,
       executionNumber: e.executionNumber,
       versionNumber: e.versionNumber,
-      attempts: 0,
       slot: {},
       updatedAt: this.o.now(),
       report: undefined,
@@ -182,6 +193,7 @@ export class UpdateManager {
   private rejectJob(base: ReturnType<UpdateManager['fresh']>, reason: string): void {
     this.state = {
       ...base,
+      visits: {},
       purpose: 'update',
       manifest: null as never,
       artifactBaseUrl: undefined,
@@ -190,7 +202,7 @@ export class UpdateManager {
       code: 'E_SCHEMA',
       reason: reason.slice(0, 1000),
     };
-    this.persistAndReport();
+    this.persist({ report: true });
   }
 
   private rejectUnreadable(jobId: string, reason: string): void {
@@ -214,9 +226,10 @@ export class UpdateManager {
       manifest: doc.manifest,
       artifactBaseUrl: doc.artifactBaseUrl,
       stage: 'verifying',
+      visits: {},
       previousVersion: installed.current[doc.manifest.name] ?? null,
     };
-    this.persistAndReport();
+    this.persist({ visit: true, report: true });
     void this.run();
   }
 
@@ -235,15 +248,37 @@ export class UpdateManager {
     return { status, statusDetails: details };
   }
 
-  /** Persist, then act: the state (with the status for the cloud) is on disk before anything else happens. */
-  private persistAndReport(progress?: Record<string, string>): void {
+  /**
+   * The one writer of the state file (persist, then act): the state, with the status for the cloud when `report`
+   * (sent after the write), and one more visit of the current stage when `visit` (a stage starts: the crash-loop
+   * guard counts these).
+   */
+  private persist(o: { visit?: boolean; report?: boolean; progress?: Record<string, string> } = {}): void {
     const s = this.state!;
-    s.report = this.report(s);
-    if (progress) Object.assign(s.report.statusDetails, progress);
+    if (o.visit && !UNCOUNTED_STAGES.includes(s.stage)) s.visits[s.stage] = (s.visits[s.stage] ?? 0) + 1;
+    if (o.report) {
+      s.report = this.report(s);
+      if (o.progress) Object.assign(s.report.statusDetails, o.progress);
+    }
     s.updatedAt = this.o.now();
     writeDurable(this.statePath, JSON.stringify(s));
-    this.o.onStage?.({ jobId: s.jobId, stage: s.stage, ...(s.code && { code: s.code }) });
-    this.sendReport();
+    if (o.report) {
+      this.o.onStage?.({ jobId: s.jobId, stage: s.stage, ...(s.code && { code: s.code }) });
+      this.sendReport();
+    }
+  }
+
+  /** Every stage change: an event through the transition table, persisted (a visit of the new stage) and reported. */
+  private transition(event: StageEvent, why?: { code: string; reason: string }, report = true): void {
+    const s = this.state!;
+    s.stage = nextStage(s.stage, event);
+    if (why) Object.assign(s, why);
+    this.persist({ visit: true, report });
+  }
+
+  /** How often a stage may be started before it counts as a loop. */
+  private limitOf(stage: Stage): number {
+    return ACTIVE_STAGES.includes(stage) ? this.o.config.maxAttempts : this.o.config.maxStageStarts;
   }
 
   private sendReport(): void {
@@ -282,7 +317,7 @@ export class UpdateManager {
         return;
       }
       s.report = undefined;
-      writeDurable(this.statePath, JSON.stringify(s));
+      this.persist();
       return;
     }
     const code = body.code;
@@ -297,9 +332,8 @@ export class UpdateManager {
       return;
     }
     s.report = undefined;
-    writeDurable(this.statePath, JSON.stringify(s));
-    if (['verifying', 'downloading', 'installing', 'awaiting-activation'].includes(s.stage))
-      this.cancelRequested = true;
+    this.persist();
+    if (transitions.some((t) => t.from === s.stage && t.on === 'cancel')) this.cancelRequested = true;
   }
 
   /** The terminal status is acknowledged: forget the update and ask for the next job. */
@@ -316,21 +350,26 @@ export class UpdateManager {
     if (this.running) return;
     this.running = true;
     try {
-      const s = this.state!;
-      if (ACTIVE_STAGES.includes(s.stage)) this.resumeActive(s);
       while (!this.stopped && this.state && !TERMINAL_STAGES.includes(this.state.stage)) {
         const st = this.state;
         if (this.cancelRequested) {
-          Object.assign(st, {
-            stage: 'failed',
-            code: 'E_UPDATE_BUSY',
-            reason: 'the jobs service ended this execution',
-          });
-          writeDurable(this.statePath, JSON.stringify(st));
+          // the service already ended the execution: nothing to report, the update is dropped
+          this.transition('cancel', { code: 'E_UPDATE_BUSY', reason: 'the jobs service ended this execution' }, false);
           this.finish();
           return;
         }
-        let event: 'ok' | 'fail' | 'skip' = 'ok';
+        const visits = st.visits[st.stage] ?? 0;
+        if (visits > this.limitOf(st.stage)) {
+          this.transition('loop', {
+            code: 'E_UPDATE_ATTEMPTS',
+            reason:
+              st.stage === 'health-checking' || st.stage === 'activating'
+                ? `${visits - 1} starts of the new version (${st.stage}) did not end healthy`
+                : `${st.stage} was started ${visits} times without finishing (a crash or power loss each time)`,
+          });
+          continue;
+        }
+        let event: StageEvent = 'ok';
         try {
           event = await runStage(st, this.stageDeps());
         } catch (err) {
@@ -340,8 +379,7 @@ export class UpdateManager {
           this.o.log.warn({ jobId: st.jobId, stage: st.stage, code: st.code, reason: st.reason }, 'update step failed');
         }
         if (this.stopped) return;
-        st.stage = event === 'skip' ? 'succeeded' : nextStage(st.stage, event);
-        this.persistAndReport();
+        this.transition(event);
       }
     } finally {
       this.running = false;
@@ -350,33 +388,20 @@ export class UpdateManager {
 
   /**
    * A restart while the new version may have been active. Installers that restart the device to activate say where it
-   * came back (probe); the others are activated again, which counts as an attempt (the reboot-loop guard).
+   * came back (probe); with the others the device is activated again. Each is an event of the table; the visit it
+   * counts is what bounds a reboot loop.
    */
   private resumeActive(s: UpdateState): void {
     const installer = this.o.installers[s.manifest.install.type];
     const probe = installer?.probe?.(context(s, this.stageDeps()));
-    if (probe === 'active') {
-      // back on the new version: the expected reboot of activation, or a crash during the health check (an attempt)
-      if (s.stage === 'health-checking') s.attempts++;
-      if (s.attempts > this.o.config.maxAttempts) {
-        Object.assign(s, {
-          stage: 'rolling-back',
-          code: 'E_UPDATE_ATTEMPTS',
-          reason: `${s.attempts - 1} boots into the new version did not end healthy`,
-        });
-      } else s.stage = 'health-checking';
-    } else if (probe === 'fell-back') {
-      Object.assign(s, {
-        stage: 'rolling-back',
+    if (probe === 'active') this.transition('restart-active');
+    else if (probe === 'fell-back') {
+      this.transition('restart-fell-back', {
         code: 'E_HEALTH_CHECK',
         reason:
           'restarted without the new version: it fell back (the boot loader, or the service manager ran the previous agent)',
       });
-    } else {
-      s.stage = 'activating';
-      return;
-    }
-    this.persistAndReport();
+    } else this.transition('restart-inactive');
   }
 
   private stageDeps(): StageDeps {
@@ -388,8 +413,8 @@ export class UpdateManager {
         writeDurable(this.installedPath, JSON.stringify(r));
         this.o.onInstalled?.();
       },
-      persist: () => writeDurable(this.statePath, JSON.stringify(this.state)),
-      progress: (p) => this.persistAndReport(p),
+      persist: () => this.persist(),
+      progress: (p) => this.persist({ report: true, progress: p }),
       activationAllowed: () => {
         const a = this.o.config.activation;
         if (a.mode === 'immediate') return true;

@@ -194,8 +194,10 @@ export const AgentConfig = z.strictObject({
       /** Run on activation and rollback of a `files` release (for example `systemctl restart my-app`). */
       restartCommand: z.array(z.string().min(1).max(1024)).min(1).max(64).optional(),
       healthDeadline: Duration.prefault('5m'),
-      /** The reboot-loop guard: attempts at one update before it is rolled back and failed. */
+      /** The reboot-loop guard: starts of the new version (activation, health check) before it is rolled back. */
       maxAttempts: z.number().int().min(1).max(20).default(3),
+      /** The crash-loop guard of the other stages: starts of one stage (a crash or power loss each time) before FAILED. */
+      maxStageStarts: z.number().int().min(1).max(100).default(5),
       downloadRetries: z.number().int().min(0).max(100).default(5),
       downloadBackoffMs: z.number().int().min(10).max(600_000).default(1000),
       maxArtifactBytes: z
