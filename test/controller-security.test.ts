@@ -62,6 +62,19 @@ describe('controller security (real clients against the embedded broker and the 
     expect(await auditHas(/^mqtt:anonymous$/, 'mqtt.connect')).toBe(true);
   });
 
+  it('closes a device connection that announces a packet over the 2 MiB limit, before the body is buffered', async () => {
+    const { client } = await connect({ clientId: 'gw-a', username: 'gw-a', password: tokens['gw-a'] });
+    expect(client).toBeDefined();
+    // the fixed header of a PUBLISH of 100 MB (Remaining Length 0x80 0xc2 0xd7 0x2f): nothing more is sent
+    client!.stream.write(Buffer.from([0x30, 0x80, 0xc2, 0xd7, 0x2f]));
+    await closed(client!);
+    client!.end(true);
+    // the broker is fine, and the device may come back
+    const again = await connect({ clientId: 'gw-a', username: 'gw-a', password: tokens['gw-a'] });
+    expect(again.client?.connected).toBe(true);
+    await again.client!.endAsync();
+  });
+
   it('stops device A from publishing or subscribing as device B', async () => {
     const { client: a } = await connect({ clientId: 'gw-a', username: 'gw-a', password: tokens['gw-a'] });
     expect(await suback(a!, 'fleetwave/devices/gw-b/config/desired')).toBe(128);

@@ -284,6 +284,7 @@ export function createAgent(deps: AgentDeps) {
         port: config.ingest.port,
         users: deps.sensorUsers,
         limits: { maxPayloadBytes: config.ingest.maxPayloadBytes, maxClockSkewMs: config.ingest.maxClockSkew },
+        maxPacketBytes: config.ingest.maxPacketBytes,
         route: compileStreamMap(config.ingest.streams),
         sink: outbox,
         now,

@@ -71,6 +71,8 @@ serve options:
   --ws-port <port>        embedded broker, MQTT over WebSocket (off unless given)
   --mqtts-port <port>     embedded broker, MQTT over TLS (with --tls-cert and --tls-key; off unless given)
   --tls-cert <file> --tls-key <file>   PEM certificate chain and key for MQTT over TLS
+  --max-packet-bytes <n>  largest MQTT packet a client of the embedded broker may send (default 2097152); a larger
+                          one closes its connection before it is buffered
   --external-broker <url> use this broker instead of the embedded one (e.g. mqtt://127.0.0.1:1883)
   --broker-username <u> --broker-password <p>   credentials for the external broker
   --broker-connections <n>  connections to it, sharing the device topics ($share/fleetwave/…; default 4); 1 on a
@@ -169,6 +171,7 @@ async function main(argv: string[]): Promise<number> {
       'broker-username': { type: 'string' },
       'broker-password': { type: 'string' },
       'broker-connections': { type: 'string' },
+      'max-packet-bytes': { type: 'string' },
       'public-mqtt-url': { type: 'string' },
       retention: { type: 'string' },
       'log-level': { type: 'string' },
@@ -251,6 +254,9 @@ async function main(argv: string[]): Promise<number> {
           certFile: requireFlag(v['tls-cert'], '--tls-cert'),
           keyFile: requireFlag(v['tls-key'], '--tls-key'),
         },
+      }),
+      ...(v['max-packet-bytes'] !== undefined && {
+        maxPacketBytes: count(v['max-packet-bytes'], '--max-packet-bytes', 1024, 268_435_455),
       }),
       ...(v['external-broker'] && {
         external: {

@@ -33,6 +33,8 @@ export interface ControllerConfig {
   mqttPort: number;
   wsPort?: number;
   tls?: { port: number; keyFile: string; certFile: string };
+  /** Largest MQTT packet a client of the embedded broker may send (default 2 MiB). */
+  maxPacketBytes?: number;
   /** Connect to this broker instead of running one. */
   external?: { url: string; username?: string; password?: string; shareGroup?: string; connections?: number };
   /** The broker URL agents should use (printed at enrolment); default derived from the embedded broker. */
@@ -272,6 +274,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
         auth: a,
         ingest: i,
         log: log.child({ part: 'broker' }),
+        ...(config.maxPacketBytes !== undefined && { maxPacketBytes: config.maxPacketBytes }),
         onJobRequest: (device, topic, payload) => j.enqueue(device, topic, payload),
       });
       Object.assign(addresses, await broker.start());

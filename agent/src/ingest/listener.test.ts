@@ -70,6 +70,7 @@ async function listener() {
     sink: { submit: (_r, _reading, done) => done(undefined), countRefused: (c) => refused.push(c) },
     now: () => Date.now(),
     log,
+    maxPacketBytes: 4096,
   });
   const { port } = await l.start();
   cleanups.push(() => l.stop());
@@ -129,5 +130,22 @@ describe('the sensor listener as an MQTT 3.1.1 server', () => {
       code: 'E_TOPIC_KIND',
       reason: expect.stringContaining('elsewhere/x'),
     });
+  });
+
+  it('closes a connection whose packet is announced over maxPacketBytes before its body arrives, and logs it once', async () => {
+    const l = await listener();
+    const w = wire(l.port);
+    w.send(connectPacket('big-1', true));
+    await w.until('CONNACK', () => w.bytes().length >= 4);
+    // a PUBLISH announcing 200 MB (Remaining Length 0x80 0x84 0xaf 0x5f): only its header is sent
+    w.send(Buffer.from([0x30, 0x80, 0x84, 0xaf, 0x5f, 0x00]));
+    await w.until('close', () => w.closed());
+    expect(l.lines.filter((x) => String(x.reason).includes('over ingest.maxPacketBytes 4096'))).toHaveLength(1);
+    // a packet within the limit is read as ever (and refused only for its unknown topic)
+    const ok = wire(l.port);
+    ok.send(connectPacket('small-1', true));
+    await ok.until('CONNACK', () => ok.bytes().length >= 4);
+    ok.send(Buffer.from([0xc0, 0x00]));
+    await ok.until('PINGRESP', () => ok.bytes().subarray(4).toString('hex') === 'd000');
   });
 });

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
-import { type ErrorCode, FleetwaveError } from '@fleetwave/shared';
+import { type ErrorCode, FleetwaveError, limitPacketSize } from '@fleetwave/shared';
 import { Aedes } from 'aedes';
 import type { Logger } from 'pino';
 import type { Committed } from '../outbox/outbox.js';
@@ -22,6 +22,8 @@ export interface ListenerOptions {
   sink: IngestSink;
   now: () => number;
   log: Logger;
+  /** Largest MQTT packet a sensor may send; larger closes its connection before the body is buffered. */
+  maxPacketBytes: number;
 }
 
 const digest = (s: string | Buffer) => createHash('sha256').update(s).digest();
@@ -107,7 +109,16 @@ export class IngestListener {
       },
     });
     this.broker = broker;
-    const server = createServer(broker.handle);
+    const server = createServer((sock) => {
+      limitPacketSize(sock, o.maxPacketBytes, (announced) =>
+        this.refused(
+          sock.remoteAddress ?? '?',
+          'E_PAYLOAD_TOO_LARGE',
+          `an MQTT packet of ${announced} bytes, over ingest.maxPacketBytes ${o.maxPacketBytes}: connection closed`,
+        ),
+      );
+      broker.handle(sock);
+    });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

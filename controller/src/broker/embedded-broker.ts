@@ -1,7 +1,8 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer } from 'node:tls';
-import { FleetwaveError, parseTopic } from '@fleetwave/shared';
+import { FleetwaveError, limitPacketSize, parseTopic } from '@fleetwave/shared';
 import { Aedes, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer } from 'ws';
@@ -22,7 +23,12 @@ export interface EmbeddedBrokerOptions extends TopicRoots {
   log: Logger;
   /** A device's jobs request (the ACL checked it is under its own jobs topics). */
   onJobRequest?: (device: string, topic: string, payload: Buffer) => void;
+  /** Largest MQTT packet a client may send (Remaining Length); larger closes its connection (default 2 MiB). */
+  maxPacketBytes?: number;
 }
+
+/** Telemetry batches are at most 1 MiB (uplink.batchMaxBytes): 2 MiB leaves room and bounds what one client holds. */
+export const DEFAULT_MAX_PACKET_BYTES = 2 * 1024 * 1024;
 
 type WithPrincipal = Client & { principal?: Principal };
 
@@ -110,18 +116,28 @@ export class EmbeddedBroker {
       if (c.principal?.kind === 'device') o.ingest.connection(c.principal.id, false);
     });
     this.aedes = aedes;
-    const tcp = createServer(aedes.handle);
+    const max = o.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
+    const handle = (conn: Duplex & { remoteAddress?: string }, req?: unknown) => {
+      limitPacketSize(conn, max, (announced) =>
+        o.log.warn(
+          { remote: conn.remoteAddress, announced, maxPacketBytes: max },
+          'MQTT packet larger than the limit: connection closed (--max-packet-bytes)',
+        ),
+      );
+      aedes.handle(conn as never, req as never);
+    };
+    const tcp = createServer(handle);
     this.servers.push(tcp);
     this.addresses = { mqtt: await listen(tcp, o.port, o.host, '--mqtt-port') };
     if (o.tls) {
-      const tls = createTlsServer({ key: o.tls.key, cert: o.tls.cert }, aedes.handle);
+      const tls = createTlsServer({ key: o.tls.key, cert: o.tls.cert }, handle);
       this.servers.push(tls);
       this.addresses.mqtts = await listen(tls, o.tls.port, o.host, '--mqtts-port');
     }
     if (o.wsPort !== undefined) {
       const http = createHttpServer();
       this.wss = new WebSocketServer({ server: http });
-      this.wss.on('connection', (ws, req) => aedes.handle(createWebSocketStream(ws) as never, req as never));
+      this.wss.on('connection', (ws, req) => handle(createWebSocketStream(ws), req));
       this.servers.push(http);
       this.addresses.ws = await listen(http, o.wsPort, o.host, '--ws-port');
     }

@@ -54,6 +54,8 @@ export const AgentConfig = z.strictObject({
         .max(1000)
         .default([{ pattern: 'sensors/{sensor}/{metric}', stream: '{sensor}/{metric}', priority: 'telemetry' }]),
       maxPayloadBytes: z.number().int().min(16).max(65_536).default(1024),
+      /** Largest MQTT packet a sensor may send (topic and payload); a larger one closes its connection unread. */
+      maxPacketBytes: z.number().int().min(256).max(1_048_576).default(65_536),
       /** A reading's own timestamp may be at most this far in the future or past (else E_READING_TIMESTAMP). */
       maxClockSkew: Duration.prefault('7d'),
     })
@@ -63,6 +65,7 @@ export const AgentConfig = z.strictObject({
       users: [],
       streams: [{ pattern: 'sensors/{sensor}/{metric}', stream: '{sensor}/{metric}', priority: 'telemetry' }],
       maxPayloadBytes: 1024,
+      maxPacketBytes: 65_536,
       maxClockSkew: 7 * 86_400_000,
     }),
   outbox: z
