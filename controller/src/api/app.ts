@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { FleetwaveError, jsonSchemaFiles } from '@fleetwave/shared';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -46,12 +47,36 @@ declare module 'fastify' {
   }
 }
 
+/** No request body the API takes is nested this deep; deeper ones are refused with E_SCHEMA. */
+export const MAX_BODY_DEPTH = 32;
+
+/** Whether a parsed JSON value nests deeper than `max` (iterative: a hostile depth cannot overflow the stack). */
+export function tooDeep(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (d >= max) return true;
+    for (const child of Object.values(v)) if (child !== null && typeof child === 'object') stack.push([child, d + 1]);
+  }
+  return false;
+}
+
 export type Guard = (need: Role, action: string) => (req: FastifyRequest) => Promise<void>;
 
 /** The HTTP API, built by a factory; only the controller's start() listens (tests use inject()). */
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const logger: FastifyBaseLogger = deps.log.child({ part: 'api' }, { level: 'warn' });
-  const app = Fastify({ loggerInstance: logger, bodyLimit: 256 * 1024 });
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: 256 * 1024,
+    // errors the router raises before any route runs (a path parameter too long, a malformed URL) get the API's coded
+    // body like every other error
+    frameworkErrors: (err, _req, reply) => {
+      const { status, body } = errorBody(err);
+      (reply as FastifyReply).status(status).send(body);
+    },
+  });
 
   const guard: Guard = (need, action) => async (req) => {
     const header = req.headers.authorization ?? '';
@@ -77,6 +102,23 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     reply
       .status(404)
       .send({ error: { code: 'E_NOT_FOUND', message: `no route ${req.method} ${req.url}`, transient: false } });
+  });
+
+  // Bodies are checked before any route sees them: a raw stream only where a route asks for one (artifact uploads),
+  // and JSON no deeper than MAX_BODY_DEPTH (recursive code past the boundary, JSON.stringify among it, would overflow)
+  app.addHook('preValidation', async (req) => {
+    const body = req.body as unknown;
+    if (body instanceof Readable) {
+      if ((req.routeOptions.config as { rawBody?: boolean }).rawBody) return;
+      body.resume();
+      throw new FleetwaveError(
+        'E_SCHEMA',
+        `${req.method} ${req.routeOptions.url ?? req.url} takes a JSON body (content-type: application/json), not a raw stream`,
+      );
+    }
+    if (tooDeep(body, MAX_BODY_DEPTH)) {
+      throw new FleetwaveError('E_SCHEMA', `the body is nested deeper than ${MAX_BODY_DEPTH} levels`);
+    }
   });
 
   app.get('/healthz', async () => ({ ok: true }));

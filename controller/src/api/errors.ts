@@ -40,7 +40,9 @@ export function errorBody(err: unknown): { status: number; body: unknown } {
   }
   const e = err as { statusCode?: number; message?: string; code?: string };
   if (e.statusCode && e.statusCode < 500) {
-    return { status: e.statusCode, body: { error: { code: 'E_SCHEMA', message: e.message, transient: false } } };
+    // fastify's own refusals (a body over the limit, an unsupported content type, a malformed URL) in the API's terms
+    const code = e.statusCode === 413 ? 'E_PAYLOAD_TOO_LARGE' : e.statusCode === 404 ? 'E_NOT_FOUND' : 'E_SCHEMA';
+    return { status: e.statusCode, body: { error: { code, message: e.message, transient: false } } };
   }
   return { status: 500, body: { error: { code: 'E_INTERNAL', message: 'internal error', transient: true } } };
 }

@@ -71,7 +71,8 @@ export function rolloutRoutes(app: FastifyInstance, api: ApiDeps, deps: RolloutA
 
   app.put(
     '/api/releases/:name/:version/artifacts/:artifact',
-    { preHandler: guard('operator', 'release.artifact') },
+    // the one route that takes a raw stream (app.ts refuses octet-stream bodies everywhere else)
+    { preHandler: guard('operator', 'release.artifact'), config: { rawBody: true } },
     async (req) => {
       const p = artifactParams(req);
       if (!req.headers['content-type']?.startsWith('application/octet-stream')) {
