@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { FleetwaveError, trustedKeyFromPem } from '@fleetwave/shared';
+import { exitOnUncaught, FleetwaveError, trustedKeyFromPem } from '@fleetwave/shared';
 import { pino } from 'pino';
 import { AGENT_VERSION, createAgent } from './agent.js';
 import { type ConfigOverrides, loadAgentConfig } from './config.js';
@@ -153,6 +153,7 @@ async function main(argv: string[]): Promise<number> {
     case 'run': {
       const config = loadAgentConfig(values.config, overrides(values));
       const log = pino({ level: config.log.level, redact: ['password', '*.password', 'client.password'] });
+      exitOnUncaught(log, 'fleetwave-agent');
       const token = config.uplink.tokenFile
         ? readFileSync(config.uplink.tokenFile, 'utf8').trim()
         : config.uplink.tokenEnv

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { firstStopSignal } from '@fleetwave/agent';
-import { FleetwaveError, parseDurationMs } from '@fleetwave/shared';
+import { exitOnUncaught, FleetwaveError, parseDurationMs } from '@fleetwave/shared';
 import { pino } from 'pino';
 import { mosquittoHash, newSecret } from './auth/secrets.js';
 import { mosquittoFiles, readTopicRoots } from './broker/mosquitto-config.js';
@@ -281,6 +281,7 @@ async function main(argv: string[]): Promise<number> {
       ...(v['risk-threshold'] && { riskThreshold: probability(v['risk-threshold'], '--risk-threshold') }),
     };
     const log = pino({ level: v['log-level'] ?? 'info' });
+    exitOnUncaught(log, 'fleetwave');
     const controller = createController({ config, log });
     // before "ready": a supervisor may signal the moment it reads it
     const signalled = firstStopSignal();

@@ -1,6 +1,7 @@
 export * from './canonical-json.js';
 export * from './decode.js';
 export * from './errors.js';
+export * from './fatal.js';
 export * from './jobs-lifecycle.js';
 export * from './json-schema.js';
 export * from './mqtt-packet-limit.js';
