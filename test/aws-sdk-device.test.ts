@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import {
   cleanupAfterEach,
   freePort,
   haveBinary,
+  selfSignedCert,
   spawnController,
   startMosquitto,
   tmp,
@@ -47,37 +48,6 @@ selector: { hardware: [rpi4] }
 waves:
   - { name: all, percent: 100, deviceTimeout: 5m }
 `;
-
-/** A server certificate for 127.0.0.1 and localhost, readable by Mosquitto's own user. */
-function serverCert(dir: string) {
-  const key = join(dir, 'server.key');
-  const cert = join(dir, 'server.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ],
-    { stdio: 'ignore' },
-  );
-  chmodSync(key, 0o644);
-  return { key, cert };
-}
 
 interface Seen {
   topic: string;
@@ -212,7 +182,7 @@ describe.skipIf(!sdk || !openssl)('a device on the official AWS IoT Device SDK v
     const dir = tmp('aws-sdk');
     const ctlDir = join(dir, 'ctl');
     const key = trustedKey(ctlDir);
-    const tls = serverCert(dir);
+    const tls = selfSignedCert(dir);
     const ctl = await spawnController(ctlDir, [
       '--jobs-root',
       '$aws/things',
@@ -249,7 +219,7 @@ describe.skipIf(!sdk || !openssl)('a device on the official AWS IoT Device SDK v
       chmodSync(dir, 0o777);
       const ctlDir = join(dir, 'ctl');
       const key = trustedKey(ctlDir);
-      const tls = serverCert(dir);
+      const tls = selfSignedCert(dir);
       // register the device on a controller that ran with the $aws/things root, then generate the broker files
       // without naming the roots: they come from the controller's data dir
       const first = await spawnController(ctlDir, [

@@ -1,9 +1,16 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, type ControllerProcess, haveBinary, spawnController, tmp, waitForAsync } from './helpers.js';
+import {
+  api,
+  type ControllerProcess,
+  haveBinary,
+  selfSignedCert,
+  spawnController,
+  tmp,
+  waitForAsync,
+} from './helpers.js';
 
 const openssl = haveBinary('openssl');
 let ctl: ControllerProcess;
@@ -13,31 +20,7 @@ let ca: Buffer;
 beforeAll(async () => {
   if (!openssl) return;
   const dir = tmp('ctl-tls');
-  const key = join(dir, 'key.pem');
-  const cert = join(dir, 'cert.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ],
-    { stdio: 'ignore' },
-  );
+  const { key, cert } = selfSignedCert(dir);
   ca = readFileSync(cert);
   ctl = await spawnController(join(dir, 'ctl'), [
     '--mqtt-port',

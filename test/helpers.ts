@@ -399,3 +399,34 @@ export async function webhookReceiver<T = unknown>(cleanups: (() => Promise<unkn
   await new Promise((r) => server.once('listening', r));
   return { hooks, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/hook` };
 }
+
+/** A self-signed server certificate (P-256) for localhost and 127.0.0.1, made with openssl; key readable by others. */
+export function selfSignedCert(dir: string): { key: string; cert: string } {
+  const key = join(dir, 'server.key');
+  const cert = join(dir, 'server.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { stdio: 'ignore' },
+  );
+  chmodSync(key, 0o644); // a broker started as root may read it as its own user
+  return { key, cert };
+}
