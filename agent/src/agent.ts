@@ -315,6 +315,7 @@ export function createAgent(deps: AgentDeps) {
         now,
         reconnects: () => uplink?.reconnects ?? 0,
         publish: (json) => uplink?.publishStatus('health', json),
+        storageFull: () => space.isFull,
       });
       health.start();
       ingestAddr = await listener.start();

@@ -19,6 +19,8 @@ export interface HealthReporterDeps {
   reconnects: () => number;
   /** Publishes the latest report on the device's health topic (when connected). */
   publish: (json: string) => void;
+  /** Whether the data directory is full (reported with every sample). */
+  storageFull?: () => boolean;
 }
 
 /**
@@ -39,7 +41,7 @@ export function createHealthReporter(d: HealthReporterDeps) {
   let underVoltage: ReturnType<typeof underVoltageWatch> | undefined;
 
   function sample(): void {
-    const report = collectHealth(src, {
+    const collected = collectHealth(src, {
       device: config.device.id,
       now: d.now(),
       restartReason: reason,
@@ -49,6 +51,7 @@ export function createHealthReporter(d: HealthReporterDeps) {
       underVoltageEvents: underVoltage?.events,
       diskPath: config.dataDir,
     });
+    const report = d.storageFull ? { ...collected, storageFull: d.storageFull() } : collected;
     for (const r of healthReadings(report)) {
       outbox.submit(
         { stream: r.stream, priority: 'telemetry', rank: 2, ttlMs: undefined },

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentConfig, parseJobTopic, UpdateRequest } from '@fleetwave/shared';
@@ -166,5 +166,15 @@ describe('the agent jobs boundary (every message decoded with the shared schemas
       status: 'REJECTED',
       statusDetails: { reason: expect.stringContaining('not a Fleetwave update job') },
     });
+  });
+
+  it('keeps going when its state file cannot be written (a full disk): the message is not acted on, nothing throws', () => {
+    const { m, sent, statePath } = manager();
+    mkdirSync(`${statePath}.tmp`, { recursive: true }); // writeDurable's temp file cannot be opened: every write fails
+    expect(() =>
+      m.onMessage(`${BASE}/start-next/accepted`, Buffer.from(JSON.stringify({ timestamp: 1, execution: execution() }))),
+    ).not.toThrow();
+    expect(existsSync(statePath)).toBe(false);
+    expect(sent).toEqual([]); // persist, then act: nothing reported that is not on disk
   });
 });

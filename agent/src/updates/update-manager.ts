@@ -111,8 +111,26 @@ export class UpdateManager {
     if (!s) return;
     this.o.log.info({ jobId: s.jobId, stage: s.stage, visits: s.visits }, 'resuming update after restart');
     if (TERMINAL_STAGES.includes(s.stage)) return;
-    if (ACTIVE_STAGES.includes(s.stage)) this.resumeActive(s);
-    else this.persist({ visit: true, report: true }); // the stage starts again: counted, and said upstream
+    try {
+      if (ACTIVE_STAGES.includes(s.stage)) this.resumeActive(s);
+      else this.persist({ visit: true, report: true }); // the stage starts again: counted, and said upstream
+    } catch (err) {
+      // not persisted (a full disk): nothing was done; the same start is tried again later
+      this.o.log.warn(
+        { jobId: s.jobId, err: (err as Error).message },
+        'update not resumed yet: state cannot be written; again in 30 s',
+      );
+      setTimeout(() => {
+        if (this.stopped) return;
+        try {
+          this.state = loadUpdateState(this.statePath);
+          this.start();
+        } catch (e) {
+          this.o.log.error({ err: (e as Error).message }, 'update state cannot be read; updates stay stopped');
+        }
+      }, 30_000).unref();
+      return;
+    }
     void this.run();
   }
 
@@ -141,7 +159,19 @@ export class UpdateManager {
   refusedMessages = 0;
   private readonly refusalsLogged = new Set<string>();
 
+  /** A jobs message from the uplink. A fault handling it (a state file that cannot be written) is logged, never fatal. */
   onMessage(topic: string, payload: Buffer): void {
+    try {
+      this.handleMessage(topic, payload);
+    } catch (err) {
+      this.o.log.warn(
+        { topic, err: (err as Error).message },
+        'jobs message could not be handled; the service sends it again',
+      );
+    }
+  }
+
+  private handleMessage(topic: string, payload: Buffer): void {
     const m = decodeJobsMessage(this.o.config.jobsRoot, this.o.device, topic, payload);
     switch (m.kind) {
       case 'refused':
@@ -346,7 +376,30 @@ export class UpdateManager {
     this.startNext();
   }
 
+  /**
+   * Runs the machine. A step whose state cannot be persisted (a full disk) is not taken: the run stops, says so, and
+   * starts again later from the state on disk, which is where it was.
+   */
   private async run(): Promise<void> {
+    try {
+      await this.runSteps();
+    } catch (err) {
+      this.o.log.warn(
+        { jobId: this.state?.jobId, stage: this.state?.stage, err: (err as Error).message },
+        'update state could not be persisted; the update goes on in 30 s from the state on disk',
+      );
+      const retry = setTimeout(() => {
+        if (this.stopped) return;
+        try {
+          this.state = loadUpdateState(this.statePath);
+        } catch {}
+        if (this.state && !TERMINAL_STAGES.includes(this.state.stage)) void this.run();
+      }, 30_000);
+      retry.unref();
+    }
+  }
+
+  private async runSteps(): Promise<void> {
     if (this.running) return;
     this.running = true;
     try {

@@ -49,6 +49,8 @@ export const HealthReport = z.strictObject({
   agentRestarts: Count.optional(),
   reconnects: Count.optional(),
   backlogDepth: Count.optional(),
+  /** The agent's data directory is full: it refuses readings and drains (agent/README.md, "A full disk"). */
+  storageFull: z.boolean().optional(),
   unreadable: z.array(ShortText).max(64).default([]),
 });
 export type HealthReport = z.infer<typeof HealthReport>;
