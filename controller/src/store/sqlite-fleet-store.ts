@@ -100,7 +100,11 @@ export class SqliteFleetStore implements FleetStore {
     const db = this.db;
     this.s = {
       insertTelemetry: db.prepare(
-        'INSERT OR IGNORE INTO telemetry (device, seq, stream, ts, kind, record, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        // not INSERT OR IGNORE: a conflicting row would still take an AUTOINCREMENT value (a gap in the cursor), and a
+        // NOT NULL violation would be dropped in silence
+        `INSERT INTO telemetry (device, seq, stream, ts, kind, record, received_at)
+         SELECT @device, @seq, @stream, @ts, @kind, @record, @receivedAt
+         WHERE NOT EXISTS (SELECT 1 FROM telemetry WHERE device = @device AND seq = @seq)`,
       ),
       telemetryAfter: db.prepare(
         `SELECT * FROM telemetry WHERE cursor > @after AND (@device IS NULL OR device = @device)
@@ -159,7 +163,7 @@ export class SqliteFleetStore implements FleetStore {
   insertTelemetry(rows: readonly NewTelemetry[], receivedAt: number): TelemetryRow[] {
     const out: TelemetryRow[] = [];
     for (const r of rows) {
-      const info = this.s.insertTelemetry.run(r.device, r.seq, r.stream, r.ts, r.kind, r.record, receivedAt);
+      const info = this.s.insertTelemetry.run({ ...r, receivedAt });
       if (info.changes > 0) out.push({ ...r, cursor: Number(info.lastInsertRowid), receivedAt });
     }
     return out;

@@ -1,0 +1,115 @@
+import type { Pool } from 'pg';
+import type { NewTelemetry, TelemetryQuery, TelemetryRow } from '../fleet-store.js';
+import type { TelemetryLog } from '../telemetry-log.js';
+
+interface Row {
+  cursor: string;
+  device: string;
+  seq: string;
+  stream: string;
+  ts: string;
+  kind: string;
+  record: string;
+  received_at: string;
+}
+
+const toRow = (r: Row): TelemetryRow => ({
+  cursor: Number(r.cursor),
+  device: r.device,
+  seq: Number(r.seq),
+  stream: r.stream,
+  ts: Number(r.ts),
+  kind: r.kind,
+  record: r.record,
+  receivedAt: Number(r.received_at),
+});
+
+/**
+ * Telemetry on PostgreSQL. The cursor is not a sequence: a sequence value is taken before commit, so a reader polling
+ * "after X" could pass a row whose transaction commits later with a lower value. Instead every insert transaction
+ * locks the one `telemetry_head` row (SELECT … FOR UPDATE), numbers its new rows from it and writes it back, and holds
+ * that lock until it commits. Writers — several controller replicas too — therefore commit in cursor order, one burst
+ * at a time, and the numbers roll back with a failed transaction: the cursor is increasing in commit order and
+ * gap-free, and a reader cannot skip. The price is that bursts commit one after another (a burst is one multi-row
+ * INSERT, so the lock is held for one round trip and the commit).
+ */
+export class PgTelemetryLog implements TelemetryLog {
+  constructor(private readonly pool: Pool) {}
+
+  async insert(rows: readonly NewTelemetry[], receivedAt: number): Promise<TelemetryRow[]> {
+    if (rows.length === 0) return [];
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      const head = await c.query<{ last: string }>('SELECT last FROM telemetry_head WHERE id = 1 FOR UPDATE');
+      let last = Number(head.rows[0]!.last);
+      // which (device, seq) are stored already: under the head lock no other writer can add one meanwhile
+      const stored = await c.query<{ device: string; seq: string }>(
+        `SELECT t.device, t.seq FROM telemetry t
+         JOIN unnest($1::text[], $2::bigint[]) AS u(device, seq) ON t.device = u.device AND t.seq = u.seq`,
+        [rows.map((r) => r.device), rows.map((r) => r.seq)],
+      );
+      const seen = new Set(stored.rows.map((r) => `${r.device}\u0000${Number(r.seq)}`));
+      const fresh: TelemetryRow[] = [];
+      for (const r of rows) {
+        const key = `${r.device}\u0000${r.seq}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        fresh.push({ ...r, cursor: ++last, receivedAt });
+      }
+      if (fresh.length > 0) {
+        await c.query(
+          `INSERT INTO telemetry (cursor, device, seq, stream, ts, kind, record, received_at)
+           SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::bigint[])`,
+          [
+            fresh.map((r) => r.cursor),
+            fresh.map((r) => r.device),
+            fresh.map((r) => r.seq),
+            fresh.map((r) => r.stream),
+            fresh.map((r) => r.ts),
+            fresh.map((r) => r.kind),
+            fresh.map((r) => r.record),
+            fresh.map(() => receivedAt),
+          ],
+        );
+        await c.query('UPDATE telemetry_head SET last = $1 WHERE id = 1', [last]);
+      }
+      await c.query('COMMIT');
+      return fresh;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
+
+  async read(q: TelemetryQuery): Promise<TelemetryRow[]> {
+    const newest = q.pick === 'newest';
+    const r = await this.pool.query<Row>(
+      `SELECT * FROM telemetry WHERE cursor > $1 AND ($2::text IS NULL OR device = $2)
+       AND ($3::text IS NULL OR stream = $3) ORDER BY cursor ${newest ? 'DESC' : 'ASC'} LIMIT $4`,
+      [q.after, q.device ?? null, q.stream ?? null, q.limit],
+    );
+    const out = r.rows.map(toRow);
+    return newest ? out.reverse() : out;
+  }
+
+  async missingRanges(device: string): Promise<[number, number][]> {
+    const r = await this.pool.query<{ from: string; to: string }>(
+      `SELECT prev + 1 AS "from", seq - 1 AS "to" FROM (
+         SELECT seq, COALESCE(LAG(seq) OVER (ORDER BY seq), 0) AS prev FROM telemetry WHERE device = $1
+       ) s WHERE seq > prev + 1 ORDER BY seq`,
+      [device],
+    );
+    return r.rows.map((x) => [Number(x.from), Number(x.to)]);
+  }
+
+  async prune(receivedBefore: number): Promise<number> {
+    return (await this.pool.query('DELETE FROM telemetry WHERE received_at < $1', [receivedBefore])).rowCount ?? 0;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

@@ -1,0 +1,75 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { migratePg, pgMigrations } from './pg/migrations.js';
+import { PgTelemetryLog } from './pg/telemetry-log.js';
+import { createTestDatabase, havePostgres } from './pg/test-database.js';
+import { SqliteFleetStore } from './sqlite-fleet-store.js';
+import { SqliteTelemetryLog } from './sqlite-telemetry-log.js';
+import { telemetryLogContract } from './telemetry-log.contract.js';
+
+telemetryLogContract('sqlite file', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'fw-tlog-')), 'fleet.db');
+  const opened: SqliteTelemetryLog[] = [];
+  const one = () => {
+    const l = new SqliteTelemetryLog(new SqliteFleetStore(file));
+    opened.push(l);
+    return l;
+  };
+  return {
+    log: one(),
+    writers: async (n) => Array.from({ length: n }, one),
+    close: async () => {
+      for (const l of opened) await l.close();
+    },
+  };
+});
+
+const postgres = await havePostgres();
+
+describe.skipIf(!postgres)('on PostgreSQL (a database of the test’s own on 127.0.0.1:5432)', () => {
+  telemetryLogContract('postgresql', async () => {
+    const db = await createTestDatabase();
+    const pools: pg.Pool[] = [];
+    const pool = () => {
+      const p = new pg.Pool({ connectionString: db.url, max: 4 });
+      p.on('error', () => {}); // an idle connection ended by the database being dropped
+      pools.push(p);
+      return p;
+    };
+    await migratePg(pool());
+    return {
+      log: new PgTelemetryLog(pool()),
+      // each writer its own pool: as separate controller processes would be
+      writers: async (n) => Array.from({ length: n }, () => new PgTelemetryLog(pool())),
+      close: async () => {
+        for (const p of pools) await p.end().catch(() => {});
+        await db.drop();
+      },
+    };
+  });
+
+  it('migrates an empty database and every earlier version, and refuses a newer schema without touching it', async () => {
+    const db = await createTestDatabase();
+    const pool = new pg.Pool({ connectionString: db.url });
+    try {
+      for (let v = 0; v <= pgMigrations.length; v++) expect(await migratePg(pool, v)).toBe(v);
+      expect(await migratePg(pool)).toBe(pgMigrations.length);
+      await pool.query('UPDATE fleetwave_schema SET version = $1', [pgMigrations.length + 1]);
+      await expect(migratePg(pool)).rejects.toThrow(/newer than this controller's .*run the newer controller/);
+      expect((await pool.query('SELECT version FROM fleetwave_schema')).rows[0].version).toBe(pgMigrations.length + 1);
+      // two controllers migrating at once: one does it, the other finds it done
+      const db2 = await createTestDatabase();
+      const a = new pg.Pool({ connectionString: db2.url });
+      const b = new pg.Pool({ connectionString: db2.url });
+      expect(await Promise.all([migratePg(a), migratePg(b)])).toEqual([pgMigrations.length, pgMigrations.length]);
+      await Promise.all([a.end(), b.end()]);
+      await db2.drop();
+    } finally {
+      await pool.end();
+      await db.drop();
+    }
+  });
+});
