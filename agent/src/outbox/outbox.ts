@@ -269,8 +269,8 @@ export class Outbox {
     } catch (err) {
       this.ready = readyBefore;
       for (const id of acked) this.acked.add(id);
-      if (!this.opts.space?.noteError(err, 'outbox drain')) throw err;
-      // not even a delete commits: try again at the next acknowledgement or timer
+      this.opts.space?.noteError(err, 'outbox drain');
+      // not even a delete commits: nothing is lost (the chunks are still there), try again in a second
       this.schedule(this.opts.now() + 1000);
       return;
     }
