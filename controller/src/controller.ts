@@ -22,6 +22,7 @@ import { RolloutService } from './rollouts/rollout-service.js';
 import { type RolloutEvent, RolloutStore } from './rollouts/rollout-store.js';
 import { Webhooks } from './rollouts/webhooks.js';
 import { SqliteFleetStore } from './store/sqlite-fleet-store.js';
+import { StoreTelemetryLog } from './store/store-telemetry-log.js';
 
 export interface ControllerConfig {
   dataDir: string;
@@ -170,6 +171,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       (broker ?? link)?.publish(topic, payload, { qos: 1 }) ?? Promise.resolve();
     const i = new TelemetryIngest({
       store: s,
+      telemetry: new StoreTelemetryLog(s),
       now,
       log: log.child({ part: 'ingest' }),
       // the history keeps at most one sample per device every 5 minutes (a report a minute is more than trends need)

@@ -5,13 +5,20 @@ import { Authenticator } from '../auth/authenticator.js';
 import { ConfigService } from '../config/service.js';
 import { TelemetryIngest } from '../ingest/telemetry-ingest.js';
 import { MemoryFleetStore } from '../store/memory-fleet-store.js';
+import { StoreTelemetryLog } from '../store/store-telemetry-log.js';
 import { buildApi } from './app.js';
 import { TelemetryHub } from './telemetry-hub.js';
 
 const log = pino({ level: 'silent' });
 const store = new MemoryFleetStore();
 const auth = new Authenticator(store, Date.now, log);
-const ingest = new TelemetryIngest({ store, now: Date.now, log, onClean: () => {} });
+const ingest = new TelemetryIngest({
+  store,
+  telemetry: new StoreTelemetryLog(store),
+  now: Date.now,
+  log,
+  onClean: () => {},
+});
 const published: { topic: string; doc: { version: number; config: Record<string, unknown> } }[] = [];
 const config = new ConfigService({
   store,

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { MemoryFleetStore } from '../store/memory-fleet-store.js';
+import { StoreTelemetryLog } from '../store/store-telemetry-log.js';
 import { TelemetryIngest } from './telemetry-ingest.js';
 
 function setup() {
@@ -12,6 +13,7 @@ function setup() {
   const clean: unknown[] = [];
   const ingest = new TelemetryIngest({
     store,
+    telemetry: new StoreTelemetryLog(store),
     now: () => 1000,
     log: pino({ level: 'silent' }),
     onClean: (_d, r) => clean.push(...r),
@@ -29,42 +31,50 @@ const batch = (seqFrom: number, n: number, device = 'gw-1') => ({
 });
 
 describe('TelemetryIngest', () => {
-  it('stores a batch once, drops re-sent records, accepts gzip, and hands on only new records', () => {
+  it('stores a batch once, drops re-sent records, accepts gzip, and hands on only new records', async () => {
     const { store, ingest, clean } = setup();
-    expect(ingest.telemetry('gw-1', Buffer.from(JSON.stringify(batch(1, 3))))).toEqual({ stored: 3, duplicates: 0 });
-    expect(ingest.telemetry('gw-1', gzipSync(JSON.stringify(batch(2, 4))))).toEqual({ stored: 2, duplicates: 2 });
+    expect(await ingest.telemetry('gw-1', Buffer.from(JSON.stringify(batch(1, 3))))).toEqual({
+      stored: 3,
+      duplicates: 0,
+    });
+    expect(await ingest.telemetry('gw-1', gzipSync(JSON.stringify(batch(2, 4))))).toEqual({ stored: 2, duplicates: 2 });
     expect(store.telemetry({ after: 0, limit: 100 }).map((r) => r.seq)).toEqual([1, 2, 3, 4, 5]);
     expect(clean).toHaveLength(5);
-    expect(ingest.telemetry('gw-1', Buffer.from(JSON.stringify(batch(9, 1))))).toEqual({ stored: 1, duplicates: 0 });
+    expect(await ingest.telemetry('gw-1', Buffer.from(JSON.stringify(batch(9, 1))))).toEqual({
+      stored: 1,
+      duplicates: 0,
+    });
     expect(store.missingRanges('gw-1')).toEqual([[6, 8]]);
   });
 
-  it('takes v1 and v2 side by side: the same records reach the store and the backends either way', () => {
+  it('takes v1 and v2 side by side: the same records reach the store and the backends either way', async () => {
     const one = setup();
     const two = setup();
     const records = batch(1, 6).records.map(({ seq: _seq, ...r }) => r as ChunkRecord);
-    one.ingest.telemetry('gw-1', Buffer.from(JSON.stringify(batch(1, 6))));
+    await one.ingest.telemetry('gw-1', Buffer.from(JSON.stringify(batch(1, 6))));
     const v2 = encodeBatchV2({ device: 'gw-1', seqFrom: 1, sentAt: 5 }, [
       { records: 4, bytes: encodeChunk(records.slice(0, 4)) },
       { records: 2, bytes: encodeChunk(records.slice(4)) },
     ]);
-    expect(two.ingest.telemetry('gw-1', v2)).toEqual({ stored: 6, duplicates: 0 });
+    expect(await two.ingest.telemetry('gw-1', v2)).toEqual({ stored: 6, duplicates: 0 });
     expect(two.clean).toEqual(one.clean);
     expect(two.store.telemetry({ after: 0, limit: 100 })).toEqual(one.store.telemetry({ after: 0, limit: 100 }));
     // a v2 re-send of records stored from v1 is a duplicate like any other
-    expect(one.ingest.telemetry('gw-1', v2)).toEqual({ stored: 0, duplicates: 6 });
+    expect(await one.ingest.telemetry('gw-1', v2)).toEqual({ stored: 0, duplicates: 6 });
     const magicOnly = Buffer.from([0x46, 0x57, 0x02, 0x05]);
-    expect(() => one.ingest.telemetry('gw-1', magicOnly)).toThrow(FleetwaveError);
+    await expect(one.ingest.telemetry('gw-1', magicOnly)).rejects.toThrow(FleetwaveError);
   });
 
-  it('rejects a batch for another device and counts it', () => {
+  it('rejects a batch for another device and counts it', async () => {
     const { store, ingest } = setup();
-    expect(() => ingest.telemetry('gw-1', Buffer.from(JSON.stringify(batch(1, 1, 'gw-2'))))).toThrow(FleetwaveError);
+    await expect(ingest.telemetry('gw-1', Buffer.from(JSON.stringify(batch(1, 1, 'gw-2'))))).rejects.toThrow(
+      FleetwaveError,
+    );
     expect(ingest.rejected.get('gw-1')).toEqual({ E_FORBIDDEN: 1 });
     expect(store.telemetry({ after: 0, limit: 10 })).toEqual([]);
   });
 
-  it('survives any malformed payload: a coded rejection, counted, and nothing stored', () => {
+  it('survives any malformed payload: a coded rejection, counted, and nothing stored', async () => {
     const { store, ingest } = setup();
     const good = JSON.stringify(batch(1, 2));
     const mutated = fc.tuple(fc.nat({ max: good.length - 1 }), fc.integer({ min: 1, max: 255 })).map(([i, d]) => {
@@ -80,11 +90,11 @@ describe('TelemetryIngest', () => {
       mutated,
     );
     let rejected = 0;
-    fc.assert(
-      fc.property(payloads, (p) => {
+    await fc.assert(
+      fc.asyncProperty(payloads, async (p) => {
         const before = store.telemetry({ after: 0, limit: 1e6 }).length;
         try {
-          ingest.telemetry('gw-1', p);
+          await ingest.telemetry('gw-1', p);
         } catch (err) {
           expect(err).toBeInstanceOf(FleetwaveError);
           rejected++;

@@ -13,6 +13,7 @@ import {
 } from '@fleetwave/shared';
 import type { Logger } from 'pino';
 import type { FleetStore, NewTelemetry, TelemetryRow } from '../store/fleet-store.js';
+import type { TelemetryLog } from '../store/telemetry-log.js';
 
 export interface IngestResult {
   stored: number;
@@ -29,6 +30,8 @@ interface Queued {
 
 export interface IngestOptions {
   store: FleetStore;
+  /** Where telemetry is committed (the async port any database stands behind). */
+  telemetry: TelemetryLog;
   /** Batches arriving within this window share one transaction (default 2 ms). */
   commitWindowMs?: number;
   /** A group is committed at once when it holds this many records (default 5,000). */
@@ -43,8 +46,9 @@ export interface IngestOptions {
 
 /**
  * Controller ingest: validates what devices publish, drops telemetry duplicates by (device, sequence), stores the
- * rest, keeps presence and last-seen, and hands clean records on. Every method is synchronous over SQLite, so a
- * caller can acknowledge the device's PUBLISH after it returns (commit, then acknowledge).
+ * rest, keeps presence and last-seen, and hands clean records on. Telemetry goes in group commits through the
+ * TelemetryLog port, one at a time (the next group gathers meanwhile), and each batch's `done` runs after its commit,
+ * so a caller acknowledging the device's PUBLISH there acknowledges only what is durable.
  */
 export class TelemetryIngest {
   readonly rejected = new Map<string, Partial<Record<ErrorCode, number>>>();
@@ -54,6 +58,8 @@ export class TelemetryIngest {
   private queue: Queued[] = [];
   private queuedRecords = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** The commit in flight: groups commit one after another, in the order they were gathered. */
+  private committing: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: IngestOptions) {}
 
@@ -88,19 +94,26 @@ export class TelemetryIngest {
   }
 
   /** Stores the queued batches in one transaction (one fsync), then calls each back and hands on the new records. */
-  private commit(group: readonly Queued[]): void {
+  private async commit(group: readonly Queued[]): Promise<void> {
     const now = this.o.now();
     let results: TelemetryRow[][];
     try {
-      results = this.o.store.transaction(() => {
-        const out = group.map((q) => this.o.store.insertTelemetry(q.rows, now));
-        for (const device of new Set(group.map((q) => q.device))) this.o.store.updateDevice(device, { lastSeen: now });
-        return out;
-      });
+      results = await this.o.telemetry.insertGroups(
+        group.map((q) => q.rows),
+        now,
+      );
     } catch (err) {
       const e = new FleetwaveError('E_OUTBOX_CLOSED', `telemetry commit failed: ${(err as Error).message}`);
       for (const q of group) q.done(e);
       return;
+    }
+    try {
+      // last seen is advisory: a write of its own after the telemetry committed
+      this.o.store.transaction(() => {
+        for (const device of new Set(group.map((q) => q.device))) this.o.store.updateDevice(device, { lastSeen: now });
+      });
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'last-seen update failed');
     }
     group.forEach((q, i) => {
       const fresh = results[i]!;
@@ -121,17 +134,28 @@ export class TelemetryIngest {
     });
   }
 
-  /** Validates and stores a batch now. Throws (after counting) a coded error when it is malformed or not the device's. */
-  telemetry(device: string, payload: Buffer): IngestResult {
-    let result: IngestResult | undefined;
-    let failure: FleetwaveError | undefined;
-    const done: Done = (err, r) => {
-      failure = err;
-      result = r;
-    };
-    this.commit([{ device, rows: this.parse(device, payload), done }]);
-    if (failure) throw failure;
-    return result!;
+  /** Validates and stores a batch now. Rejects (after counting) with a coded error when it is malformed or not the device's. */
+  telemetry(device: string, payload: Buffer): Promise<IngestResult> {
+    return new Promise((resolve, reject) => {
+      let rows: NewTelemetry[];
+      try {
+        rows = this.parse(device, payload);
+      } catch (err) {
+        reject(err);
+        return;
+      }
+      this.enqueueCommit([{ device, rows, done: (err, r) => (err ? reject(err) : resolve(r!)) }]);
+    });
+  }
+
+  private enqueueCommit(group: readonly Queued[]): void {
+    this.committing = this.committing.then(() => this.commit(group));
+  }
+
+  /** Resolves when every group gathered so far is committed (and its callbacks ran). */
+  async settled(): Promise<void> {
+    this.flush();
+    await this.committing;
   }
 
   /**
@@ -159,7 +183,7 @@ export class TelemetryIngest {
     const group = this.queue;
     this.queue = [];
     this.queuedRecords = 0;
-    if (group.length) this.commit(group);
+    if (group.length) this.enqueueCommit(group);
   }
 
   presence(device: string, payload: Buffer): void {

@@ -50,6 +50,22 @@ export function telemetryLogContract(
       expect(await t.log.read({ after: 0, limit: 10, stream: 'other' })).toEqual([]);
     });
 
+    it('commits a group of batches in one transaction, in order, a row repeated later in the group a duplicate', async () => {
+      const r = await t.log.insertGroups([[rec('gw-a', 1), rec('gw-a', 2)], [], [rec('gw-a', 2), rec('gw-b', 7)]], 5);
+      expect(r.map((g) => g.map((x) => [x.device, x.seq, x.cursor]))).toEqual([
+        [
+          ['gw-a', 1, 1],
+          ['gw-a', 2, 2],
+        ],
+        [],
+        [['gw-b', 7, 3]],
+      ]);
+      await expect(
+        t.log.insertGroups([[rec('gw-c', 1)], [{ ...rec('gw-c', 2), kind: null as never }]], 6),
+      ).rejects.toThrow();
+      expect(await t.log.read({ after: 3, limit: 10 })).toEqual([]); // the whole group rolled back
+    });
+
     it('keeps the cursor gap-free across a failed insert, and reports missing sequence ranges', async () => {
       await t.log.insert([rec('gw-a', 1)], 1);
       await expect(t.log.insert([rec('gw-a', 2), { ...rec('gw-a', 3), stream: null as never }], 2)).rejects.toThrow();

@@ -7,14 +7,14 @@ import { migratePg, pgMigrations } from './pg/migrations.js';
 import { PgTelemetryLog } from './pg/telemetry-log.js';
 import { createTestDatabase, havePostgres } from './pg/test-database.js';
 import { SqliteFleetStore } from './sqlite-fleet-store.js';
-import { SqliteTelemetryLog } from './sqlite-telemetry-log.js';
+import { StoreTelemetryLog } from './store-telemetry-log.js';
 import { telemetryLogContract } from './telemetry-log.contract.js';
 
 telemetryLogContract('sqlite file', async () => {
   const file = join(mkdtempSync(join(tmpdir(), 'fw-tlog-')), 'fleet.db');
-  const opened: SqliteTelemetryLog[] = [];
+  const opened: StoreTelemetryLog[] = [];
   const one = () => {
-    const l = new SqliteTelemetryLog(new SqliteFleetStore(file));
+    const l = new StoreTelemetryLog(new SqliteFleetStore(file));
     opened.push(l);
     return l;
   };

@@ -11,6 +11,11 @@ import type { NewTelemetry, TelemetryQuery, TelemetryRow } from './fleet-store.j
 export interface TelemetryLog {
   /** One transaction: the rows not yet stored for (device, seq) get the next cursors; returns those rows. */
   insert(rows: readonly NewTelemetry[], receivedAt: number): Promise<TelemetryRow[]>;
+  /**
+   * A group commit: several batches in one transaction, in order (a row repeated in a later batch of the group is a
+   * duplicate); returns each batch's new rows.
+   */
+  insertGroups(groups: readonly (readonly NewTelemetry[])[], receivedAt: number): Promise<TelemetryRow[][]>;
   read(q: TelemetryQuery): Promise<TelemetryRow[]>;
   /** Sequence ranges missing between 1 and the highest sequence stored for the device. */
   missingRanges(device: string): Promise<[from: number, to: number][]>;

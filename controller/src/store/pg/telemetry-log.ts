@@ -37,7 +37,12 @@ export class PgTelemetryLog implements TelemetryLog {
   constructor(private readonly pool: Pool) {}
 
   async insert(rows: readonly NewTelemetry[], receivedAt: number): Promise<TelemetryRow[]> {
-    if (rows.length === 0) return [];
+    return (await this.insertGroups([rows], receivedAt))[0]!;
+  }
+
+  async insertGroups(groups: readonly (readonly NewTelemetry[])[], receivedAt: number): Promise<TelemetryRow[][]> {
+    const rows = groups.flat();
+    if (rows.length === 0) return groups.map(() => []);
     const c = await this.pool.connect();
     try {
       await c.query('BEGIN');
@@ -50,13 +55,16 @@ export class PgTelemetryLog implements TelemetryLog {
         [rows.map((r) => r.device), rows.map((r) => r.seq)],
       );
       const seen = new Set(stored.rows.map((r) => `${r.device}\u0000${Number(r.seq)}`));
-      const fresh: TelemetryRow[] = [];
-      for (const r of rows) {
-        const key = `${r.device}\u0000${r.seq}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
-        fresh.push({ ...r, cursor: ++last, receivedAt });
-      }
+      const out: TelemetryRow[][] = groups.map(() => []);
+      groups.forEach((g, i) => {
+        for (const r of g) {
+          const key = `${r.device}\u0000${r.seq}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+          out[i]!.push({ ...r, cursor: ++last, receivedAt });
+        }
+      });
+      const fresh = out.flat();
       if (fresh.length > 0) {
         await c.query(
           `INSERT INTO telemetry (cursor, device, seq, stream, ts, kind, record, received_at)
@@ -75,7 +83,7 @@ export class PgTelemetryLog implements TelemetryLog {
         await c.query('UPDATE telemetry_head SET last = $1 WHERE id = 1', [last]);
       }
       await c.query('COMMIT');
-      return fresh;
+      return out;
     } catch (err) {
       await c.query('ROLLBACK').catch(() => {});
       throw err;
