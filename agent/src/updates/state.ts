@@ -5,6 +5,7 @@ import {
   parseWith,
   type SignedReleaseManifest,
   UPDATE_STAGES,
+  type UpdateJobDocument,
   UpdateStateFile,
 } from '@fleetwave/shared';
 
@@ -107,6 +108,73 @@ export interface UpdateState {
   /** The last status for the cloud, kept until the jobs service acknowledged it (re-sent after every restart). */
   report: PendingReport | undefined;
   updatedAt: number;
+}
+
+/** What identifies an execution (a job id alone when the rest of it could not be read). */
+export interface ExecutionRef {
+  jobId: string;
+  executionNumber: number | undefined;
+  versionNumber: number | undefined;
+}
+
+function base(e: ExecutionRef, now: number) {
+  return {
+    v: UPDATE_STATE_VERSION,
+    jobId: e.jobId,
+    executionNumber: e.executionNumber,
+    versionNumber: e.versionNumber,
+    slot: {},
+    visits: {},
+    updatedAt: now,
+    report: undefined,
+  };
+}
+
+/** The state of a job this agent will try: at verifying, nothing counted yet. */
+export function newUpdateState(
+  e: ExecutionRef,
+  doc: UpdateJobDocument,
+  previousVersion: string | null,
+  now: number,
+): UpdateState {
+  return {
+    ...base(e, now),
+    purpose: doc.purpose,
+    manifest: doc.manifest,
+    artifactBaseUrl: doc.artifactBaseUrl,
+    stage: 'verifying',
+    previousVersion,
+  };
+}
+
+/** The state of a job this agent cannot do (its document, or the execution itself, is not readable). */
+export function rejectedState(e: ExecutionRef, reason: string, now: number): UpdateState {
+  return {
+    ...base(e, now),
+    purpose: 'update',
+    manifest: null as never,
+    artifactBaseUrl: undefined,
+    stage: 'rejected',
+    previousVersion: null,
+    code: 'E_SCHEMA',
+    reason: reason.slice(0, 1000),
+  };
+}
+
+/** The status for the jobs service that a state stands for. */
+export function reportOf(s: UpdateState): PendingReport {
+  const details: Record<string, string> = { stage: s.stage, version: s.manifest?.version ?? '', purpose: s.purpose };
+  if (s.code) details.code = s.code;
+  if (s.reason) details.reason = s.reason.slice(0, 1000);
+  const status =
+    s.stage === 'succeeded'
+      ? 'SUCCEEDED'
+      : s.stage === 'failed'
+        ? 'FAILED'
+        : s.stage === 'rejected'
+          ? 'REJECTED'
+          : 'IN_PROGRESS';
+  return { status, statusDetails: details };
 }
 
 /** Writes a file so that a crash leaves either the old or the new content: temp file, fsync, rename, fsync dir. */

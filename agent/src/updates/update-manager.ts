@@ -15,17 +15,19 @@ import { decodeJobsMessage } from './jobs-inbound.js';
 import { context, runStage, type StageDeps } from './stages.js';
 import {
   ACTIVE_STAGES,
+  type ExecutionRef,
   loadUpdateState,
+  newUpdateState,
   nextStage,
-  type PendingReport,
   readJson,
+  rejectedState,
   removeDurable,
+  reportOf,
   type Stage,
   type StageEvent,
   TERMINAL_STAGES,
   transitions,
   UNCOUNTED_STAGES,
-  UPDATE_STATE_VERSION,
   type UpdateState,
   writeDurable,
 } from './state.js';
@@ -207,75 +209,28 @@ export class UpdateManager {
     if (jobId && !this.state) this.rejectUnreadable(jobId, `the execution cannot be read: ${reason}`);
   }
 
-  private fresh(e: { jobId: string; executionNumber: number | undefined; versionNumber: number | undefined }) {
-    return {
-      v: UPDATE_STATE_VERSION,
-      jobId: e.jobId,
-      executionNumber: e.executionNumber,
-      versionNumber: e.versionNumber,
-      slot: {},
-      updatedAt: this.o.now(),
-      report: undefined,
-    };
-  }
-
   /** A job this agent cannot do is rejected with a reason, never left IN_PROGRESS. */
-  private rejectJob(base: ReturnType<UpdateManager['fresh']>, reason: string): void {
-    this.state = {
-      ...base,
-      visits: {},
-      purpose: 'update',
-      manifest: null as never,
-      artifactBaseUrl: undefined,
-      stage: 'rejected',
-      previousVersion: null,
-      code: 'E_SCHEMA',
-      reason: reason.slice(0, 1000),
-    };
+  private reject(e: ExecutionRef, reason: string): void {
+    this.state = rejectedState(e, reason, this.o.now());
     this.persist({ report: true });
   }
 
   private rejectUnreadable(jobId: string, reason: string): void {
-    this.rejectJob(this.fresh({ jobId, executionNumber: undefined, versionNumber: undefined }), reason);
+    this.reject({ jobId, executionNumber: undefined, versionNumber: undefined }, reason);
   }
 
   /** A new execution: validate its document, then run the machine (or reject it at once). */
   private begin(e: JobExecution): void {
-    const base = this.fresh(e);
     let doc: UpdateJobDocument;
     try {
       doc = parseWith(UpdateJobDocument, e.jobDocument ?? {}, 'job document') as UpdateJobDocument;
     } catch (err) {
-      this.rejectJob(base, `not a Fleetwave update job: ${(err as Error).message}`);
+      this.reject(e, `not a Fleetwave update job: ${(err as Error).message}`);
       return;
     }
-    const installed = this.installed();
-    this.state = {
-      ...base,
-      purpose: doc.purpose,
-      manifest: doc.manifest,
-      artifactBaseUrl: doc.artifactBaseUrl,
-      stage: 'verifying',
-      visits: {},
-      previousVersion: installed.current[doc.manifest.name] ?? null,
-    };
+    this.state = newUpdateState(e, doc, this.installed().current[doc.manifest.name] ?? null, this.o.now());
     this.persist({ visit: true, report: true });
     void this.run();
-  }
-
-  private report(s: UpdateState): PendingReport {
-    const details: Record<string, string> = { stage: s.stage, version: s.manifest?.version ?? '', purpose: s.purpose };
-    if (s.code) details.code = s.code;
-    if (s.reason) details.reason = s.reason.slice(0, 1000);
-    const status =
-      s.stage === 'succeeded'
-        ? 'SUCCEEDED'
-        : s.stage === 'failed'
-          ? 'FAILED'
-          : s.stage === 'rejected'
-            ? 'REJECTED'
-            : 'IN_PROGRESS';
-    return { status, statusDetails: details };
   }
 
   /**
@@ -287,7 +242,7 @@ export class UpdateManager {
     const s = this.state!;
     if (o.visit && !UNCOUNTED_STAGES.includes(s.stage)) s.visits[s.stage] = (s.visits[s.stage] ?? 0) + 1;
     if (o.report) {
-      s.report = this.report(s);
+      s.report = reportOf(s);
       if (o.progress) Object.assign(s.report.statusDetails, o.progress);
     }
     s.updatedAt = this.o.now();
