@@ -116,6 +116,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
         `${req.method} ${req.routeOptions.url ?? req.url} takes a JSON body (content-type: application/json), not a raw stream`,
       );
     }
+    // no route takes a JSON null; routes read a missing body as {} (`req.body ?? {}`), and null must not pass for it
+    if (body === null) throw new FleetwaveError('E_SCHEMA', 'the body is JSON null: send an object, or no body');
     if (tooDeep(body, MAX_BODY_DEPTH)) {
       throw new FleetwaveError('E_SCHEMA', `the body is nested deeper than ${MAX_BODY_DEPTH} levels`);
     }
