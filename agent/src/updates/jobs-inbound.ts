@@ -44,6 +44,7 @@ const opts = { maxBytes: MAX_BYTES };
 
 /** The job id of a start-next answer that failed its schema, when that id alone is valid. */
 function salvageJobId(payload: Buffer): string | undefined {
+  if (payload.length > MAX_BYTES) return undefined;
   try {
     const v = JSON.parse(payload.toString('utf8')) as { execution?: { jobId?: unknown } } | null;
     const id = v?.execution?.jobId;
