@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, openSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 
@@ -50,11 +50,18 @@ export class DiskSpace {
   private lastFree = Number.POSITIVE_INFINITY;
   private lastCheck = Number.NEGATIVE_INFINITY;
   private readonly reservePath: string;
+  /** Bytes of the reserve on disk: read once at construction, then kept as this class writes and removes the file. */
+  private held: number;
   private readonly free: (dir: string) => number;
 
   constructor(private readonly o: SpaceOptions) {
     this.reservePath = join(o.dir, 'reserve');
     this.free = o.freeBytes ?? statfsFree;
+    try {
+      this.held = statSync(this.reservePath).size;
+    } catch {
+      this.held = 0;
+    }
   }
 
   /**
@@ -74,7 +81,7 @@ export class DiskSpace {
     return {
       full: this.full,
       freeBytes: Number.isFinite(this.lastFree) ? this.lastFree : 0,
-      reserveBytes: this.reserveHeld(),
+      reserveBytes: this.held,
       ...(this.since !== undefined && { since: this.since }),
     };
   }
@@ -92,7 +99,7 @@ export class DiskSpace {
     }
     this.lastFree = free;
     // the reserve, while released, is not room for readings: it is counted as taken
-    const usable = free - Math.max(0, this.o.reserveBytes - this.reserveHeld());
+    const usable = free - Math.max(0, this.o.reserveBytes - this.held);
     if (!this.full && usable < this.o.minFreeBytes) {
       this.enter(`free space ${usable} B (reserve counted as taken) is below ${this.o.minFreeBytes} B`);
     } else if (this.full && usable >= this.o.minFreeBytes + this.hysteresis()) this.leave();
@@ -114,10 +121,11 @@ export class DiskSpace {
   private enter(why: string): void {
     this.full = true;
     this.since = this.o.now();
-    const released = this.reserveHeld();
+    const released = this.held;
     try {
       rmSync(this.reservePath, { force: true });
-    } catch {} // the state matters more than the reserve; the log line below says what was released
+      this.held = 0;
+    } catch {} // the state matters more than the reserve
     let free = this.lastFree;
     try {
       free = this.free(this.o.dir);
@@ -147,17 +155,9 @@ export class DiskSpace {
     this.o.onChange?.(false);
   }
 
-  private reserveHeld(): number {
-    try {
-      return statSync(this.reservePath).size;
-    } catch {
-      return 0;
-    }
-  }
-
   /** Writes the reserve file (zeros, fsync'd: the blocks are really taken). False when that fails for lack of space. */
   private ensureReserve(): boolean {
-    if (this.o.reserveBytes === 0 || (existsSync(this.reservePath) && this.reserveHeld() >= this.o.reserveBytes)) {
+    if (this.o.reserveBytes === 0 || this.held >= this.o.reserveBytes) {
       return true;
     }
     let fd: number | undefined;
@@ -168,9 +168,11 @@ export class DiskSpace {
         writeSync(fd, block, 0, Math.min(block.length, left));
       }
       fsyncSync(fd);
+      this.held = this.o.reserveBytes;
       return true;
     } catch (err) {
       rmSync(this.reservePath, { force: true });
+      this.held = 0;
       if (!isDiskFullError(err)) this.o.log.warn({ err: (err as Error).message }, 'cannot write the space reserve');
       return false;
     } finally {

@@ -79,6 +79,13 @@ export const ACTIVE_STAGES: readonly Stage[] = ['activating', 'health-checking']
 /** Waiting for permission to activate does nothing that could crash: restarts there are not a loop. */
 export const UNCOUNTED_STAGES: readonly Stage[] = ['awaiting-activation'];
 
+/** Why a stage started `visits` times ends the update (the `loop` event). */
+export function loopReason(stage: Stage, visits: number): string {
+  return ACTIVE_STAGES.includes(stage)
+    ? `${visits - 1} starts of the new version (${stage}) did not end healthy`
+    : `${stage} was started ${visits} times without finishing (a crash or power loss each time)`;
+}
+
 /** The version of the persisted state (`state.json`); an agent refuses a version it does not know. */
 export const UPDATE_STATE_VERSION = 2 as const;
 

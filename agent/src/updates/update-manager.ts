@@ -17,6 +17,7 @@ import {
   ACTIVE_STAGES,
   type ExecutionRef,
   loadUpdateState,
+  loopReason,
   newUpdateState,
   nextStage,
   readJson,
@@ -117,23 +118,30 @@ export class UpdateManager {
       if (ACTIVE_STAGES.includes(s.stage)) this.resumeActive(s);
       else this.persist({ visit: true, report: true }); // the stage starts again: counted, and said upstream
     } catch (err) {
-      // not persisted (a full disk): nothing was done; the same start is tried again later
-      this.o.log.warn(
-        { jobId: s.jobId, err: (err as Error).message },
-        'update not resumed yet: state cannot be written; again in 30 s',
-      );
-      setTimeout(() => {
-        if (this.stopped) return;
-        try {
-          this.state = loadUpdateState(this.statePath);
-          this.start();
-        } catch (e) {
-          this.o.log.error({ err: (e as Error).message }, 'update state cannot be read; updates stay stopped');
-        }
-      }, 30_000).unref();
+      this.resumeLater(err); // not persisted (a full disk): nothing was done
       return;
     }
     void this.run();
+  }
+
+  /**
+   * A step whose state could not be written was not taken. In 30 s the update resumes from the state on disk, which is
+   * where it was, as after a restart (start(): counted, and probed where the new version may run).
+   */
+  private resumeLater(err: unknown): void {
+    this.o.log.warn(
+      { jobId: this.state?.jobId, stage: this.state?.stage, err: (err as Error).message },
+      'update state could not be written; the update resumes from the state on disk in 30 s',
+    );
+    setTimeout(() => {
+      if (this.stopped) return;
+      try {
+        this.state = loadUpdateState(this.statePath);
+        this.start();
+      } catch (e) {
+        this.o.log.error({ err: (e as Error).message }, 'update state cannot be read; updates stay stopped');
+      }
+    }, 30_000).unref();
   }
 
   stop(): void {
@@ -339,18 +347,7 @@ export class UpdateManager {
     try {
       await this.runSteps();
     } catch (err) {
-      this.o.log.warn(
-        { jobId: this.state?.jobId, stage: this.state?.stage, err: (err as Error).message },
-        'update state could not be persisted; the update goes on in 30 s from the state on disk',
-      );
-      const retry = setTimeout(() => {
-        if (this.stopped) return;
-        try {
-          this.state = loadUpdateState(this.statePath);
-        } catch {}
-        if (this.state && !TERMINAL_STAGES.includes(this.state.stage)) void this.run();
-      }, 30_000);
-      retry.unref();
+      this.resumeLater(err);
     }
   }
 
@@ -368,13 +365,7 @@ export class UpdateManager {
         }
         const visits = st.visits[st.stage] ?? 0;
         if (visits > this.limitOf(st.stage)) {
-          this.transition('loop', {
-            code: 'E_UPDATE_ATTEMPTS',
-            reason:
-              st.stage === 'health-checking' || st.stage === 'activating'
-                ? `${visits - 1} starts of the new version (${st.stage}) did not end healthy`
-                : `${st.stage} was started ${visits} times without finishing (a crash or power loss each time)`,
-          });
+          this.transition('loop', { code: 'E_UPDATE_ATTEMPTS', reason: loopReason(st.stage, visits) });
           continue;
         }
         let event: StageEvent = 'ok';
