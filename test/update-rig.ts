@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Controller, createController, defaultControllerConfig } from '@fleetwave/controller';
+import { type Controller, createController, defaultControllerConfig, SqliteDatabase } from '@fleetwave/controller';
 import type { SignedReleaseManifest } from '@fleetwave/shared';
 import { pino } from 'pino';
 import { type AgentProcess, api, spawnAgent, tmp, waitFor } from './helpers.js';
@@ -69,7 +69,8 @@ ${opts.jobsRoot ? `  jobsRoot: "${opts.jobsRoot}"\n` : ''}  hardware: ${opts.har
   downloadBackoffMs: 50
 ${opts.extra ?? ''}`,
   );
-  const store = () => ctl.store!.db;
+  // the rig's controller is on its SQLite file: read the executions directly (synchronously, for waitFor)
+  const store = () => (ctl.store as SqliteDatabase).db;
   const r: Rig = {
     dir,
     ctl,

@@ -14,7 +14,8 @@ import { runPredictCommand } from './cli-predict.js';
 import { type ControllerConfig, createController, defaultControllerConfig } from './controller.js';
 import { runDemo } from './demo.js';
 import { releaseTool } from './release-tool.js';
-import { SqliteFleetStore } from './store/sqlite-fleet-store.js';
+import { runDbCommand } from './cli-db.js';
+import { openDatabase } from './store/open-database.js';
 
 const HELP = `fleetwave: the Fleetwave controller and its operator CLI
 
@@ -59,12 +60,19 @@ Usage:
   fleetwave predict status | learn | install <model.json>   the controller's model, devices at risk, labels;
                                             learn: train on the fleet's own labelled history
   fleetwave device mark-failed <id> [--mode m] [--replaced] [--note t] | unmark-failed <id>   failure labels
+  fleetwave db migrate [--database url]    bring the database's schema to this controller's (serve does it too)
+  fleetwave db copy --from <url> --to <url>
+                                            copy all controller state (stop the controller first); refuses a
+                                            target that holds any; verified by row counts and checksums per table
   fleetwave broker mosquitto-config --out <dir> [--topic-root r] [--jobs-root r]
                                             password file, ACL and config lines for an external Mosquitto; the topic
                                             roots default to those the controller in --data-dir last ran with
 
 serve options:
   --data-dir <dir>        default ./.fleetwave/controller
+  --database <url>        where the controller's state is: postgres://user[:password]@host[:port]/db, or
+                          sqlite:<file> (default: FLEETWAVE_DATABASE_URL, else <data-dir>/fleet.db); artifacts,
+                          trusted keys and the model stay in --data-dir either way
   --host <addr>           listen address (default 127.0.0.1)
   --http-port <port>      API and dashboard (default 8080; 0 picks a free one)
   --mqtt-port <port>      embedded broker, MQTT over TCP (default 1883; 0 picks a free one)
@@ -149,6 +157,17 @@ function topicRoot(s: string, flag: string): string {
   return s;
 }
 
+/**
+ * Exit codes (sysexits): 78 a configuration the controller cannot use (fix it and start again), 69 a service it needs
+ * does not answer (try again later), 73 a target it must not overwrite, 1 anything else.
+ */
+function exitCodeOf(code: string): number {
+  if (['E_CONFIG_INVALID', 'E_PORT_IN_USE', 'E_DATABASE_URL', 'E_DATABASE_SCHEMA'].includes(code)) return 78;
+  if (code === 'E_DATABASE_UNREACHABLE') return 69;
+  if (code === 'E_DATABASE_NOT_EMPTY') return 73;
+  return 1;
+}
+
 function requireFlag(value: string | undefined, flag: string): string {
   if (!value) throw new FleetwaveError('E_CONFIG_INVALID', `--mqtts-port needs ${flag} <file>`);
   return value;
@@ -160,6 +179,9 @@ async function main(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       'data-dir': { type: 'string' },
+      database: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
       host: { type: 'string' },
       'http-port': { type: 'string' },
       'mqtt-port': { type: 'string' },
@@ -242,8 +264,10 @@ async function main(argv: string[]): Promise<number> {
     return n;
   };
   if (cmd === 'serve') {
+    const database = v.database ?? process.env.FLEETWAVE_DATABASE_URL;
     const config = {
       ...defaultControllerConfig(dataDir),
+      ...(database && { database }),
       host: v.host ?? '127.0.0.1',
       httpPort: port(v['http-port'], 8080, '--http-port'),
       mqttPort: port(v['mqtt-port'], 1883, '--mqtt-port'),
@@ -309,6 +333,7 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === 'predict' && ['simulate', 'train', 'backtest', 'score'].includes(sub ?? '')) {
     return runPredictCommand(sub, v);
   }
+  if (cmd === 'db') return runDbCommand(sub, v, dataDir);
   if (cmd === 'broker' && sub === 'mosquitto-config') {
     if (!v.out) throw new FleetwaveError('E_CONFIG_INVALID', 'usage: fleetwave broker mosquitto-config --out <dir>');
     const last = readTopicRoots(dataDir);
@@ -316,15 +341,14 @@ async function main(argv: string[]): Promise<number> {
       root: v['topic-root'] ? topicRoot(v['topic-root'], '--topic-root') : (last?.root ?? 'fleetwave'),
       jobsRoot: v['jobs-root'] ? topicRoot(v['jobs-root'], '--jobs-root') : (last?.jobsRoot ?? 'fleetwave/jobs'),
     };
-    const store = new SqliteFleetStore(join(dataDir, 'fleet.db'));
+    const store = await openDatabase({ url: v.database ?? process.env.FLEETWAVE_DATABASE_URL, dataDir });
     const password = newSecret();
     const files = mosquittoFiles(
-      store.listDevices(),
+      await store.fleet.listDevices().finally(() => store.close()),
       roots,
       { username: 'fleetwave-controller', mosquittoHash: mosquittoHash(password) },
       v.out,
     );
-    store.close();
     mkdirSync(v.out, { recursive: true });
     writeFileSync(join(v.out, 'passwd'), files.passwd, { mode: 0o600 });
     writeFileSync(join(v.out, 'acl'), files.acl);
@@ -351,7 +375,7 @@ main(process.argv.slice(2)).then(
   (err) => {
     if (err instanceof FleetwaveError) {
       process.stderr.write(`fleetwave: ${err.code}: ${err.message}\n`);
-      process.exit(err.code === 'E_CONFIG_INVALID' || err.code === 'E_PORT_IN_USE' ? 78 : 1);
+      process.exit(exitCodeOf(err.code));
     }
     if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`fleetwave: ${(err as Error).message}\n\n${HELP}`);

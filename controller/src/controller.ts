@@ -14,18 +14,22 @@ import { writeTopicRoots } from './broker/mosquitto-config.js';
 import { ConfigService } from './config/service.js';
 import { TelemetryIngest } from './ingest/telemetry-ingest.js';
 import { JobsService } from './jobs/jobs-service.js';
-import { JobsStore } from './jobs/jobs-store.js';
-import { HealthStore, healthMetrics } from './predict/health-store.js';
+import { healthMetrics } from './predict/health-store.js';
 import { PredictionService } from './predict/service.js';
 import { loadTrustedKeys, ReleaseService } from './rollouts/releases.js';
 import { RolloutService } from './rollouts/rollout-service.js';
-import { type RolloutEvent, RolloutStore } from './rollouts/rollout-store.js';
+import type { RolloutEvent } from './rollouts/rollout-store.js';
 import { Webhooks } from './rollouts/webhooks.js';
-import { SqliteFleetStore } from './store/sqlite-fleet-store.js';
-import { StoreTelemetryLog } from './store/store-telemetry-log.js';
+import type { ControllerDatabase } from './store/database.js';
+import { openDatabase } from './store/open-database.js';
 
 export interface ControllerConfig {
   dataDir: string;
+  /**
+   * Where the controller's state is: `postgres://user@host:5432/db`, or `sqlite:<file>`; default the SQLite file
+   * `<dataDir>/fleet.db`. Artifacts, trusted keys and the model stay in the data directory either way.
+   */
+  database?: string;
   root: string;
   jobsRoot: string;
   host: string;
@@ -83,7 +87,7 @@ export const defaultControllerConfig = (dataDir = './.fleetwave/controller'): Co
 export function createController(deps: { config: ControllerConfig; log: Logger; now?: () => number }) {
   const { config, log } = deps;
   const now = deps.now ?? Date.now;
-  let store: SqliteFleetStore | undefined;
+  let store: ControllerDatabase | undefined;
   let api: FastifyInstance | undefined;
   let broker: EmbeddedBroker | undefined;
   let link: ExternalBrokerLink | undefined;
@@ -102,26 +106,29 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
   };
 
   /** On first start an admin token is created and written, readable by the owner only, into the data directory. */
-  function bootstrapAdmin(a: Authenticator, s: SqliteFleetStore): string | undefined {
+  async function bootstrapAdmin(a: Authenticator, s: ControllerDatabase): Promise<string | undefined> {
     const file = join(config.dataDir, 'admin-token');
-    if (s.listApiTokens().length > 0) return existsSync(file) ? file : undefined;
-    const { token } = a.createApiToken('admin', 'admin');
+    if ((await s.fleet.listApiTokens()).length > 0) return existsSync(file) ? file : undefined;
+    const { token } = await a.createApiToken('admin', 'admin');
     writeFileSync(file, `${token}\n`, { mode: 0o600 });
     chmodSync(file, 0o600);
-    a.audit('controller', 'token.create', 'admin', 'ok', 'first start');
+    await a.audit('controller', 'token.create', 'admin', 'ok', 'first start');
     return file;
   }
 
   async function stop(): Promise<void> {
     if (pruner) clearInterval(pruner);
-    rollouts?.stop();
+    await rollouts?.stop();
     prediction?.stop();
-    jobs?.flush();
+    await jobs?.flush();
     await awsJobs?.idle();
     await api?.close();
     await broker?.stop();
     await link?.stop();
-    store?.close();
+    await ingest?.settled();
+    await ingest?.written();
+    await store?.close();
+    store = undefined;
   }
 
   return {
@@ -160,18 +167,18 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
   async function start() {
     mkdirSync(config.dataDir, { recursive: true });
     writeTopicRoots(config.dataDir, config);
-    const s = new SqliteFleetStore(join(config.dataDir, 'fleet.db'));
-    const healthStore = new HealthStore(s.db);
-    const lastHealth = new Map<string, number>();
+    const s = await openDatabase({ url: config.database, dataDir: config.dataDir, log: log.child({ part: 'database' }) });
     store = s;
-    const a = new Authenticator(s, now, log.child({ part: 'auth' }));
+    log.info({ database: s.kind, where: s.where }, 'state opened');
+    const healthStore = s.health;
+    const lastHealth = new Map<string, number>();
+    const a = new Authenticator(s.fleet, now, log.child({ part: 'auth' }));
     auth = a;
     const hub = new TelemetryHub();
     const publishClean: (topic: string, payload: string) => Promise<void> = (topic, payload) =>
       (broker ?? link)?.publish(topic, payload, { qos: 1 }) ?? Promise.resolve();
     const i = new TelemetryIngest({
-      store: s,
-      telemetry: new StoreTelemetryLog(s),
+      db: s,
       now,
       log: log.child({ part: 'ingest' }),
       // the history keeps at most one sample per device every 5 minutes (a report a minute is more than trends need)
@@ -179,7 +186,9 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
         const last = lastHealth.get(device);
         if (last !== undefined && report.ts >= last && report.ts - last < 300_000) return;
         lastHealth.set(device, report.ts);
-        healthStore.add(device, report.ts, healthMetrics(report));
+        healthStore
+          .add(device, report.ts, healthMetrics(report))
+          .catch((err) => log.warn({ device, err: (err as Error).message }, 'health sample not kept'));
       },
       onClean: (device, records) => {
         hub.publish(records);
@@ -189,9 +198,8 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       },
     });
     ingest = i;
-    const adminTokenFile = bootstrapAdmin(a, s);
-    const jobsStore = new JobsStore(s.db);
-    const rolloutStore = new RolloutStore(s.db);
+    const adminTokenFile = await bootstrapAdmin(a, s);
+    const rolloutStore = s.rollouts;
     const trusted = loadTrustedKeys(config.dataDir, config.trustedKeyFiles);
     const releases = new ReleaseService({ store: rolloutStore, dataDir: config.dataDir, trusted: () => trusted, now });
     const eventListeners = new Set<(e: RolloutEvent) => void>();
@@ -202,17 +210,19 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
     };
     const p = new PredictionService({
       health: healthStore,
-      fleet: s,
+      fleet: s.fleet,
+      transaction: (fn) => s.transaction(fn),
       modelFile: config.modelFile ?? join(config.dataDir, 'model.json'),
       ...(config.riskThreshold !== undefined && { threshold: config.riskThreshold }),
       now,
       log: log.child({ part: 'predict' }),
       // fleet events (not of a rollout) share the event log, its API and the webhooks, with an empty rollout
-      onEvent: (kind, details) => announce(rolloutStore.addEvent({ ts: now(), rollout: '', kind, details })),
+      onEvent: async (kind, details) => announce(await rolloutStore.addEvent({ ts: now(), rollout: '', kind, details })),
     });
+    await p.init();
     prediction = p;
     const j = new JobsService({
-      store: jobsStore,
+      db: s,
       jobsRoot: config.jobsRoot,
       now,
       log: log.child({ part: 'jobs' }),
@@ -235,10 +245,8 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
         onChange: (e) => r.executionChanged(e),
       });
     const r = new RolloutService({
-      store: rolloutStore,
-      fleet: s,
+      db: s,
       jobs: j,
-      jobsStore,
       releases,
       now,
       log: log.child({ part: 'rollouts' }),
@@ -282,7 +290,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       Object.assign(addresses, await broker.start());
     }
     const configService = new ConfigService({
-      store: s,
+      db: s,
       root: config.root,
       now,
       log: log.child({ part: 'config' }),
@@ -290,9 +298,9 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       publish: (topic, payload) =>
         (broker ?? link)?.publish(topic, payload, { qos: 1, retain: true }) ?? Promise.resolve(),
     });
-    configService.republishAll();
+    await configService.republishAll();
     api = buildApi({
-      store: s,
+      db: s,
       auth: a,
       ingest: i,
       hub,
@@ -326,12 +334,16 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       throw err;
     }
     addresses.http = (api.server.address() as { port: number }).port;
-    const prune = () => {
-      s.pruneTelemetry(now() - config.retentionMs);
-      healthStore.prune(now() - (config.healthRetentionMs ?? 30 * 86_400_000));
+    const prune = async () => {
+      try {
+        await s.telemetry.prune(now() - config.retentionMs);
+        await healthStore.prune(now() - (config.healthRetentionMs ?? 30 * 86_400_000));
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'retention pruning failed; the next run retries');
+      }
     };
-    prune();
-    pruner = setInterval(prune, 3_600_000);
+    await prune();
+    pruner = setInterval(() => void prune(), 3_600_000);
     p.start(config.scoreIntervalMs ?? 600_000);
     r.start(config.rolloutTickMs ?? 1000);
     return { ...addresses, adminTokenFile };

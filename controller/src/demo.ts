@@ -68,7 +68,7 @@ export async function runDemo(opts: { gateways: number; story?: boolean; storyDe
   for (let g = 0; g < opts.gateways; g++) {
     const id = `demo-gw-${String(g + 1).padStart(3, '0')}`;
     const creds = auth.deviceCredentials();
-    store.addDevice({
+    await store.fleet.addDevice({
       id,
       tags: { site: g % 2 ? 'north' : 'south' },
       hardware: g % 3 === 2 ? 'rpi3' : 'rpi4',
@@ -142,7 +142,7 @@ export async function runDemo(opts: { gateways: number; story?: boolean; storyDe
   // trained on another simulated fleet; the controller scores the gateways and flags those at risk
   const atRisk = simulatedHealth(
     controller.prediction!,
-    store.listDevices().map((d) => d.id),
+    (await store.fleet.listDevices()).map((d) => d.id),
   )
     .then((risky) => {
       console.log(
@@ -181,7 +181,7 @@ export async function runDemo(opts: { gateways: number; story?: boolean; storyDe
       sent += 2;
     });
   }, 500);
-  const report = setInterval(() => {
+  const report = setInterval(async () => {
     // a gateway that is offline (stopped) has no status
     const st = agents.flatMap((a) => {
       try {
@@ -192,7 +192,7 @@ export async function runDemo(opts: { gateways: number; story?: boolean; storyDe
     });
     const accepted = st.reduce((n, s) => n + s.accepted, 0);
     const reduced = st.reduce((n, s) => n + (s.filtered.deadband ?? 0), 0);
-    const online = store.listDevices().filter((d) => d.presence === 'online').length;
+    const online = (await store.fleet.listDevices().catch(() => [])).filter((d) => d.presence === "online").length;
     console.log(
       `sensors sent ${sent} · agents committed ${accepted} (${reduced} dropped by the deadband) · controller stored ${controller.ingest!.totals.stored} · ${online}/${opts.gateways} gateways online`,
     );
@@ -223,14 +223,18 @@ async function simulatedHealth(prediction: PredictionService, devices: string[])
     failing: Math.max(0.05, 1.5 / Math.max(1, devices.length)),
     seed: 42,
   });
-  history.series.forEach((s, i) => {
-    const shift = now - s.t[s.t.length - 1]!;
-    s.t.forEach((t, k) => {
-      prediction.record(devices[i]!, t + shift, Object.fromEntries(history.metrics.map((m) => [m, s.metrics[m]![k]!])));
-    });
-  });
+  await prediction.recordMany(
+    history.series.flatMap((s, i) => {
+      const shift = now - s.t[s.t.length - 1]!;
+      return s.t.map((t, k) => ({
+        device: devices[i]!,
+        ts: t + shift,
+        metrics: Object.fromEntries(history.metrics.map((m) => [m, s.metrics[m]![k]!])),
+      }));
+    }),
+  );
   const training = simulateFleet({ devices: 80, days: 45, seed: 7 });
   const model = await trainRisk(training.history, training.failures, riskDefaults(training.history.metrics, 10));
   prediction.install(JSON.stringify(model), 'the demo');
-  return prediction.scoreAll().filter((s) => s.risk >= prediction.threshold);
+  return (await prediction.scoreAll()).filter((s) => s.risk >= prediction.threshold);
 }

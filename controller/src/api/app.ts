@@ -7,7 +7,8 @@ import { roleAllows } from '../auth/authenticator.js';
 import type { ConfigService } from '../config/service.js';
 import type { TelemetryIngest } from '../ingest/telemetry-ingest.js';
 import type { PredictionService } from '../predict/service.js';
-import type { FleetStore, Role } from '../store/fleet-store.js';
+import type { ControllerDatabase } from '../store/database.js';
+import type { Role } from '../store/fleet-store.js';
 import { errorBody } from './errors.js';
 import { metricsRegistry } from './metrics.js';
 import { openApiDocument } from './openapi.js';
@@ -21,7 +22,7 @@ import { telemetryRoutes } from './routes-telemetry.js';
 import type { TelemetryHub } from './telemetry-hub.js';
 
 export interface ApiDeps {
-  store: FleetStore;
+  db: ControllerDatabase;
   auth: Authenticator;
   ingest: TelemetryIngest;
   hub: TelemetryHub;

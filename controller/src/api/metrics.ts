@@ -2,15 +2,15 @@ import { Gauge, Registry } from 'prom-client';
 import type { ApiDeps } from './app.js';
 
 /** Prometheus metrics at /metrics, read from the live objects when scraped. */
-export function metricsRegistry(deps: Pick<ApiDeps, 'ingest' | 'store' | 'hub'>): Registry {
+export function metricsRegistry(deps: Pick<ApiDeps, 'ingest' | 'db' | 'hub'>): Registry {
   const registry = new Registry();
-  const g = (name: string, help: string, collect: (gauge: Gauge) => void) =>
+  const g = (name: string, help: string, collect: (gauge: Gauge) => void | Promise<void>) =>
     new Gauge({
       name,
       help,
       registers: [registry],
       collect() {
-        collect(this);
+        return collect(this);
       },
     });
   g('fleetwave_telemetry_stored_total', 'Telemetry records stored since start', (m) =>
@@ -22,9 +22,9 @@ export function metricsRegistry(deps: Pick<ApiDeps, 'ingest' | 'store' | 'hub'>)
   g('fleetwave_messages_rejected_total', 'Device messages rejected since start', (m) =>
     m.set(deps.ingest.totals.rejected),
   );
-  g('fleetwave_devices', 'Registered devices', (m) => m.set(deps.store.listDevices().length));
-  g('fleetwave_devices_online', 'Devices online', (m) =>
-    m.set(deps.store.listDevices().filter((d) => d.presence === 'online').length),
+  g('fleetwave_devices', 'Registered devices', async (m) => m.set((await deps.db.fleet.listDevices()).length));
+  g('fleetwave_devices_online', 'Devices online', async (m) =>
+    m.set((await deps.db.fleet.listDevices()).filter((d) => d.presence === 'online').length),
   );
   g('fleetwave_telemetry_streams_open', 'Open HTTP telemetry streams', (m) => m.set(deps.hub.size));
   return registry;

@@ -3,21 +3,22 @@ import type { FastifyInstance } from 'fastify';
 import type { ApiDeps, Guard } from './app.js';
 
 export function adminRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard): void {
-  const { store, auth, now } = deps;
+  const { auth, now } = deps;
+  const store = deps.db.fleet;
 
   app.get('/api/audit', { preHandler: guard('admin', 'audit.read') }, async (req) => {
     const limit = Math.min(10_000, Math.max(1, Number((req.query as { limit?: string }).limit ?? 100) || 100));
-    return { entries: store.audit(limit) };
+    return { entries: await store.audit(limit) };
   });
 
   app.get('/api/tokens', { preHandler: guard('admin', 'token.list') }, async () => ({
-    tokens: store.listApiTokens().map(({ hash: _h, ...t }) => t),
+    tokens: (await store.listApiTokens()).map(({ hash: _h, ...t }) => t),
   }));
 
   app.post('/api/tokens', { preHandler: guard('admin', 'token.create') }, async (req, reply) => {
     const body = parseWith(ApiTokenRequest, req.body, 'token');
-    const { token, record } = auth.createApiToken(body.name, body.role);
-    auth.audit(req.caller!.actor, 'token.create', record.id, 'ok', `${body.name} as ${body.role}`);
+    const { token, record } = await auth.createApiToken(body.name, body.role);
+    await auth.audit(req.caller!.actor, 'token.create', record.id, 'ok', `${body.name} as ${body.role}`);
     reply.status(201);
     const { hash: _h, ...shown } = record;
     return { token, record: shown };
@@ -25,10 +26,10 @@ export function adminRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard): 
 
   app.post('/api/tokens/:id/revoke', { preHandler: guard('admin', 'token.revoke') }, async (req) => {
     const id = String((req.params as { id: string }).id);
-    if (!store.getApiToken(id)) throw new FleetwaveError('E_NOT_FOUND', `no token ${id}`);
-    store.revokeApiToken(id, now());
+    if (!(await store.getApiToken(id))) throw new FleetwaveError('E_NOT_FOUND', `no token ${id}`);
+    await store.revokeApiToken(id, now());
     auth.forget(`token:${id}`);
-    auth.audit(req.caller!.actor, 'token.revoke', id, 'ok');
+    await auth.audit(req.caller!.actor, 'token.revoke', id, 'ok');
     return { revoked: id };
   });
 }

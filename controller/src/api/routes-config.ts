@@ -6,19 +6,22 @@ import type { ApiDeps, Guard } from './app.js';
 const LayerName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'a layer name is lower-case [a-z0-9-]');
 
 export function configRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard): void {
-  const { config: svc, store } = deps;
+  const { config: svc } = deps;
+  const store = deps.db.fleet;
   const nameOf = (params: unknown) => parseWith(LayerName, (params as { name?: unknown }).name, 'layer name');
 
-  app.get('/api/config/layers', { preHandler: guard('viewer', 'config.list') }, async () => ({ layers: svc.layers() }));
+  app.get('/api/config/layers', { preHandler: guard('viewer', 'config.list') }, async () => ({
+    layers: await svc.layers(),
+  }));
 
   app.post('/api/config/layers', { preHandler: guard('operator', 'config.apply') }, async (req) => {
-    const r = svc.apply(req.body, req.caller!.actor);
+    const r = await svc.apply(req.body, req.caller!.actor);
     return { layer: r.layer.name, changed: r.changed };
   });
 
   app.post('/api/config/diff', { preHandler: guard('viewer', 'config.diff') }, async (req) => {
     const layer = parseWith(ConfigLayer, req.body, 'config layer');
-    return { layer: layer.name, devices: svc.diff(layer.name, layer) };
+    return { layer: layer.name, devices: await svc.diff(layer.name, layer) };
   });
 
   app.delete('/api/config/layers/:name', { preHandler: guard('operator', 'config.remove') }, async (req) =>
@@ -36,13 +39,12 @@ export function configRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard):
 
   app.get('/api/config/history', { preHandler: guard('viewer', 'config.history') }, async (req) => {
     const q = req.query as { name?: string; limit?: string };
-    return { entries: store.configHistory(Math.min(1000, Number(q.limit ?? 100) || 100), q.name) };
+    return { entries: await store.configHistory(Math.min(1000, Number(q.limit ?? 100) || 100), q.name) };
   });
 
   /** Devices whose applied configuration lags the desired one, or that rejected it. */
   app.get('/api/config/status', { preHandler: guard('viewer', 'config.status') }, async () => ({
-    devices: store
-      .listDevices()
+    devices: (await store.listDevices())
       .filter((d) => d.revokedAt === null && d.desiredVersion > 0)
       .map((d) => ({
         device: d.id,
@@ -60,7 +62,7 @@ export function configRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard):
 
   app.get('/api/config/layers/:name', { preHandler: guard('viewer', 'config.show') }, async (req) => {
     const name = nameOf(req.params);
-    const layer = svc.layers().find((l) => l.name === name);
+    const layer = (await svc.layers()).find((l) => l.name === name);
     if (!layer) throw new FleetwaveError('E_NOT_FOUND', `no layer ${name}`);
     return layer;
   });

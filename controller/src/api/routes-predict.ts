@@ -24,8 +24,8 @@ const Learn = z.strictObject({
 
 /** Failure prediction: scores, labels (failed, replaced, candidates), the model, learning from the fleet. */
 export function predictRoutes(app: FastifyInstance, deps: ApiDeps, p: PredictionService, guard: Guard): void {
-  const known = (id: string) => {
-    if (!deps.store.getDevice(id)) throw new FleetwaveError('E_DEVICE_UNKNOWN', `no device ${id}`);
+  const known = async (id: string) => {
+    if (!(await deps.db.fleet.getDevice(id))) throw new FleetwaveError('E_DEVICE_UNKNOWN', `no device ${id}`);
   };
   const modelView = () => {
     const m = p.model;
@@ -38,18 +38,18 @@ export function predictRoutes(app: FastifyInstance, deps: ApiDeps, p: Prediction
     model: modelView(),
     threshold: p.threshold,
     scores: p.allScores(),
-    labels: p.labels(),
-    candidates: p.candidates(),
+    labels: await p.labels(),
+    candidates: await p.candidates(),
   }));
 
   app.post('/api/predict/score', { preHandler: guard('operator', 'predict.score') }, async () => {
     if (!p.model) throw new FleetwaveError('E_CONFIG_INVALID', 'no model: fleetwave predict train or learn first');
-    return { scores: p.scoreAll() };
+    return { scores: await p.scoreAll() };
   });
 
   app.put('/api/predict/model', { preHandler: guard('admin', 'predict.model') }, async (req) => {
     const m = p.install(JSON.stringify(req.body), 'the uploaded model');
-    p.scoreAll();
+    await p.scoreAll();
     return { model: { kind: m.kind, horizon: m.horizon, classes: m.classes, trainedOn: m.trainedOn } };
   });
 
@@ -62,38 +62,36 @@ export function predictRoutes(app: FastifyInstance, deps: ApiDeps, p: Prediction
 
   app.get('/api/devices/:id/health', { preHandler: guard('viewer', 'device.health') }, async (req) => {
     const { id } = req.params as { id: string };
-    known(id);
+    await known(id);
     const since = Number((req.query as { since?: string }).since ?? deps.now() - 7 * 86_400_000);
     if (!Number.isFinite(since)) throw new FleetwaveError('E_CONFIG_INVALID', 'since must be epoch milliseconds');
     return {
       device: id,
-      samples: p.history(id, since),
+      samples: await p.history(id, since),
       score: p.score(id) ?? null,
-      label: p.labels().find((l) => l.device === id) ?? null,
+      label: (await p.labels()).find((l) => l.device === id) ?? null,
     };
   });
 
   app.post('/api/devices/:id/failure', { preHandler: guard('operator', 'device.mark-failed') }, async (req) => {
     const { id } = req.params as { id: string };
-    known(id);
+    await known(id);
     const b = parseWith(Label, req.body ?? {}, 'failure label');
-    deps.store.transaction(() =>
-      p.setLabel({
-        device: id,
-        ts: b.at ?? deps.now(),
-        mode: b.mode,
-        status: b.status,
-        actor: req.caller!.actor,
-        note: b.note ?? null,
-      }),
-    );
-    return { labels: p.labels().filter((l) => l.device === id) };
+    await p.setLabel({
+      device: id,
+      ts: b.at ?? deps.now(),
+      mode: b.mode,
+      status: b.status,
+      actor: req.caller!.actor,
+      note: b.note ?? null,
+    });
+    return { labels: (await p.labels()).filter((l) => l.device === id) };
   });
 
   app.delete('/api/devices/:id/failure', { preHandler: guard('operator', 'device.unmark-failed') }, async (req) => {
     const { id } = req.params as { id: string };
-    known(id);
-    if (!p.removeLabel(id)) throw new FleetwaveError('E_NOT_FOUND', `${id} has no failure label`);
+    await known(id);
+    if (!(await p.removeLabel(id))) throw new FleetwaveError('E_NOT_FOUND', `${id} has no failure label`);
     return { removed: id };
   });
 }

@@ -45,15 +45,13 @@ export function rolloutRoutes(app: FastifyInstance, api: ApiDeps, deps: RolloutA
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
 
   app.get('/api/releases', { preHandler: guard('viewer', 'release.list') }, async () => ({
-    releases: deps.rolloutStore
-      .listReleases()
-      .map((r) => ({ name: r.name, version: r.version, addedAt: r.addedAt, manifest: r.manifest })),
+    releases: (await deps.rolloutStore.listReleases()).map((r) => ({ name: r.name, version: r.version, addedAt: r.addedAt, manifest: r.manifest })),
   }));
 
   app.post('/api/releases', { preHandler: guard('operator', 'release.add') }, async (req) => {
     try {
-      const { manifest, added } = releases.add(req.body);
-      api.auth.audit(
+      const { manifest, added } = await releases.add(req.body);
+      await api.auth.audit(
         req.caller!.actor,
         'release.add',
         `${manifest.name}@${manifest.version}`,
@@ -62,7 +60,13 @@ export function rolloutRoutes(app: FastifyInstance, api: ApiDeps, deps: RolloutA
       );
       return { name: manifest.name, version: manifest.version, added };
     } catch (err) {
-      api.auth.audit(req.caller!.actor, 'release.add', 'manifest', 'denied', (err as Error).message.slice(0, 200));
+      await api.auth.audit(
+        req.caller!.actor,
+        'release.add',
+        'manifest',
+        'denied',
+        (err as Error).message.slice(0, 200),
+      );
       throw err;
     }
   });
@@ -79,7 +83,7 @@ export function rolloutRoutes(app: FastifyInstance, api: ApiDeps, deps: RolloutA
         throw new FleetwaveError('E_SCHEMA', 'send the artifact as application/octet-stream');
       }
       const r = await releases.putArtifact(p.name, p.version, p.artifact, req.body as NodeJS.ReadableStream as never);
-      api.auth.audit(req.caller!.actor, 'release.artifact', `${p.name}@${p.version}/${p.artifact}`, 'ok');
+      await api.auth.audit(req.caller!.actor, 'release.artifact', `${p.name}@${p.version}/${p.artifact}`, 'ok');
       return r;
     },
   );
@@ -99,7 +103,7 @@ export function rolloutRoutes(app: FastifyInstance, api: ApiDeps, deps: RolloutA
 
   app.get('/api/releases/:name/:version/artifacts/:artifact', { preHandler: downloadGuard }, async (req, reply) => {
     const p = artifactParams(req);
-    const file = releases.artifactFile(p.name, p.version, p.artifact);
+    const file = await releases.artifactFile(p.name, p.version, p.artifact);
     if (!file)
       throw new FleetwaveError('E_NOT_FOUND', `artifact ${p.artifact} of ${p.name}@${p.version} was not uploaded`);
     let range: [number, number] | null;
@@ -123,32 +127,32 @@ export function rolloutRoutes(app: FastifyInstance, api: ApiDeps, deps: RolloutA
     const b = parseWith(PlanBody, body, 'plan request');
     return parseYamlWith(RolloutPlan, b.yaml, b.source ?? 'plan.yaml') as RolloutPlan;
   };
-  const view = (id: string, devices = false) => {
-    const s = rollouts.get(id);
+  const view = async (id: string, devices = false) => {
+    const s = await rollouts.get(id);
     if (!s) throw new FleetwaveError('E_NOT_FOUND', `no rollout ${id}`);
-    return rolloutView(s, rollouts.executions(s), { devices });
+    return rolloutView(s, await rollouts.executions(s), { devices });
   };
 
   app.post('/api/rollouts/plan', { preHandler: guard('viewer', 'rollout.plan') }, async (req) => {
-    const s = rollouts.preview(planOf(req.body));
+    const s = await rollouts.preview(planOf(req.body));
     return rolloutView(s, { updates: new Map(), rollbacks: new Map() }, { devices: true });
   });
 
   app.post('/api/rollouts', { preHandler: guard('operator', 'rollout.apply') }, async (req, reply) => {
-    const s = rollouts.apply(planOf(req.body), req.caller!.actor);
+    const s = await rollouts.apply(planOf(req.body), req.caller!.actor);
     reply.status(201);
     return view(s.id);
   });
 
   app.get('/api/rollouts', { preHandler: guard('viewer', 'rollout.list') }, async () => ({
-    rollouts: rollouts.list().map((s) => rolloutView(s, rollouts.executions(s))),
+    rollouts: await Promise.all((await rollouts.list()).map(async (s) => rolloutView(s, await rollouts.executions(s)))),
   }));
 
   app.get('/api/rollouts/events', { preHandler: guard('viewer', 'rollout.events') }, async (req, reply) => {
     const q = req.query as { after?: string; rollout?: string };
     let after = Number(q.after ?? req.headers['last-event-id'] ?? 0) || 0;
     if (!(req.headers.accept ?? '').includes('text/event-stream')) {
-      return { events: deps.rolloutStore.events({ after, rollout: q.rollout }) };
+      return { events: await deps.rolloutStore.events({ after, rollout: q.rollout }) };
     }
     reply.hijack();
     const res = reply.raw;
@@ -168,7 +172,7 @@ export function rolloutRoutes(app: FastifyInstance, api: ApiDeps, deps: RolloutA
       unsubscribe();
       clearInterval(keepAlive);
     });
-    for (const e of deps.rolloutStore.events({ after, rollout: q.rollout, limit: 100_000 })) send(e);
+    for (const e of await deps.rolloutStore.events({ after, rollout: q.rollout, limit: 100_000 })) send(e);
     live = true;
     for (const e of backlog.splice(0)) send(e);
   });
@@ -182,7 +186,7 @@ export function rolloutRoutes(app: FastifyInstance, api: ApiDeps, deps: RolloutA
     const p = req.params as { id: string; command: string };
     const cmd = parseWith(Command, p.command, 'rollout command');
     const body = parseWith(CommandBody, req.body ?? {}, 'rollout command body');
-    rollouts.command(p.id, cmd, req.caller!.actor, body.wave);
+    await rollouts.command(p.id, cmd, req.caller!.actor, body.wave);
     return view(p.id);
   });
 }

@@ -12,11 +12,12 @@ export const toClean = (r: TelemetryRow): CleanRecord => ({
 });
 
 export function telemetryRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard): void {
-  const { store, hub } = deps;
+  const { hub } = deps;
+  const store = deps.db.telemetry;
 
   app.get('/api/telemetry', { preHandler: guard('backend', 'telemetry.read') }, async (req) => {
     const q = parseWith(TelemetryQueryParams, req.query, 'query');
-    const records = store.telemetry(q).map(toClean);
+    const records = (await store.read(q)).map(toClean);
     return { records, next: records.at(-1)?.cursor ?? q.after };
   });
 
@@ -59,7 +60,7 @@ export function telemetryRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guar
     });
     // catch up from the store, page by page, respecting back-pressure
     for (;;) {
-      const rows = store.telemetry({ after: cursor, limit: 1000, device: q.device, stream: q.stream });
+      const rows = await store.read({ after: cursor, limit: 1000, device: q.device, stream: q.stream });
       if (rows.length === 0 || closed) break;
       let ok = true;
       for (const r of rows) ok = write(toClean(r)) && ok;

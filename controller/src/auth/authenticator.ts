@@ -47,14 +47,19 @@ export class Authenticator {
     private readonly log: Logger,
   ) {}
 
-  audit(actor: string, action: string, target: string, outcome: 'ok' | 'denied' | 'error', details = ''): void {
-    this.store.addAudit({ ts: this.now(), actor, action, target, outcome, details });
+  /** Writes an audit entry; a failed write is logged, never thrown (the action it records has happened). */
+  async audit(actor: string, action: string, target: string, outcome: 'ok' | 'denied' | 'error', details = ''): Promise<void> {
+    try {
+      await this.store.addAudit({ ts: this.now(), actor, action, target, outcome, details });
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, actor, action, target, outcome }, 'audit entry not written');
+    }
   }
 
   denied(p: Principal, action: string, target: string): void {
     const actor = p.kind === 'device' ? `device:${p.id}` : p.kind === 'backend' ? `backend:${p.name}` : 'controller';
     this.log.warn({ actor, action, target }, 'refused');
-    this.audit(actor, action, target, 'denied');
+    void this.audit(actor, action, target, 'denied');
   }
 
   private async verifyCached(subject: string, secret: string, hash: string): Promise<boolean> {
@@ -67,9 +72,9 @@ export class Authenticator {
   /** The principal an MQTT CONNECT authenticates as, or null (refused and audited). */
   async mqtt(clientId: string, sent: string | undefined, password: string | undefined): Promise<Principal | null> {
     const username = withoutSdkMetrics(sent);
-    const refuse = (why: string) => {
+    const refuse = async (why: string) => {
       this.log.warn({ clientId, username, why }, 'mqtt connect refused');
-      this.audit(username ? `mqtt:${username}` : 'mqtt:anonymous', 'mqtt.connect', clientId, 'denied', why);
+      await this.audit(username ? `mqtt:${username}` : 'mqtt:anonymous', 'mqtt.connect', clientId, 'denied', why);
       return null;
     };
     if (!username || !password) return refuse('no credentials');
@@ -79,13 +84,13 @@ export class Authenticator {
       if (!clientId.startsWith('backend-')) return refuse('a backend client id must start with backend-');
       return { kind: 'backend', name: caller.actor };
     }
-    const device = this.store.getDevice(username);
+    const device = await this.store.getDevice(username);
     if (!device) return refuse('unknown device');
     if (device.revokedAt !== null) return refuse('device revoked');
     if (clientId !== device.id) return refuse('client id must be the device id');
     if (!(await this.verifyCached(`device:${device.id}`, password, device.tokenHash))) return refuse('wrong token');
     // revoked while the hash was being checked?
-    if (this.store.getDevice(device.id)?.revokedAt !== null) return refuse('device revoked');
+    if ((await this.store.getDevice(device.id))?.revokedAt !== null) return refuse('device revoked');
     return { kind: 'device', id: device.id };
   }
 
@@ -93,10 +98,10 @@ export class Authenticator {
   async apiToken(token: string): Promise<ApiCaller | null> {
     const parsed = parseApiToken(token);
     if (!parsed) return null;
-    const record = this.store.getApiToken(parsed.id);
+    const record = await this.store.getApiToken(parsed.id);
     if (!record || record.revokedAt !== null) return null;
     if (!(await this.verifyCached(`token:${record.id}`, parsed.secret, record.hash))) return null;
-    if (this.store.getApiToken(record.id)?.revokedAt !== null) return null;
+    if ((await this.store.getApiToken(record.id))?.revokedAt !== null) return null;
     return { actor: record.name, role: record.role };
   }
 
@@ -106,11 +111,11 @@ export class Authenticator {
     return { token, tokenHash: hashSecret(token), mosquittoHash: mosquittoHash(token) };
   }
 
-  createApiToken(name: string, role: Role): { token: string; record: ApiTokenRecord } {
+  async createApiToken(name: string, role: Role): Promise<{ token: string; record: ApiTokenRecord }> {
     const id = newId();
     const secret = newSecret();
     const record: ApiTokenRecord = { id, name, role, hash: hashSecret(secret), createdAt: this.now(), revokedAt: null };
-    this.store.addApiToken(record);
+    await this.store.addApiToken(record);
     return { token: `fwt_${id}_${secret}`, record };
   }
 

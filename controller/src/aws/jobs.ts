@@ -90,12 +90,12 @@ export class AwsIotJobs implements RolloutJobs {
     return out;
   }
 
-  views(state: RolloutState): ExecutionViews | undefined {
+  async views(state: RolloutState): Promise<ExecutionViews | undefined> {
     if (!this.loaded) return undefined;
     return this.cache.get(state.id) ?? { updates: new Map(), rollbacks: new Map() };
   }
 
-  act(state: RolloutState, a: Exclude<Action, { type: 'event' }>, documentFor: DocumentFor): void {
+  async act(state: RolloutState, a: Exclude<Action, { type: 'event' }>, documentFor: DocumentFor): Promise<void> {
     // AWS times executions out (timeoutConfig) and retries them (jobExecutionsRetryConfig) itself
     if (a.type === 'time-out') return;
     if (a.type === 'queue' && a.purpose === 'update' && a.executionNumber > 1) return;
@@ -300,7 +300,7 @@ export class AwsIotJobs implements RolloutJobs {
     } catch (err) {
       if (!(err instanceof ResourceNotFoundException)) throw err;
       await this.o.client.send(
-        new CreateJobCommand(createJobRequest(state, jobId, groupArn!, a, documentFor(state, a))),
+        new CreateJobCommand(createJobRequest(state, jobId, groupArn!, a, await documentFor(state, a))),
       );
       this.o.log.info({ jobId, group, rollout: state.id }, 'AWS IoT job created');
     }

@@ -1,14 +1,23 @@
 import { ConfigLayer, deviceTopic, FleetwaveError, parseWith } from '@fleetwave/shared';
 import type { Logger } from 'pino';
-import type { DeviceRecord, FleetStore } from '../store/fleet-store.js';
+import type { ControllerDatabase } from '../store/database.js';
+import { Mutex } from '../store/database.js';
+import { decodeColumn, JsonObject } from '../store/documents.js';
+import type { DeviceRecord } from '../store/fleet-store.js';
 import { assertNoConflicts, type Effective, effectiveConfig } from './merge.js';
 
 export interface ConfigServiceOptions {
-  store: FleetStore;
+  db: Pick<ControllerDatabase, 'fleet' | 'transaction'>;
   root: string;
   now: () => number;
   log: Logger;
-  audit: (actor: string, action: string, target: string, outcome: 'ok' | 'denied' | 'error', details?: string) => void;
+  audit: (
+    actor: string,
+    action: string,
+    target: string,
+    outcome: 'ok' | 'denied' | 'error',
+    details?: string,
+  ) => Promise<void>;
   /** Publishes retained, QoS 1 (the broker hands it to the device when it subscribes, after any reconnect). */
   publish: (topic: string, payload: string) => Promise<void>;
 }
@@ -41,26 +50,37 @@ export function changesBetween(a: Effective['config'], b: Effective['config']): 
  * copy is re-published at start-up, so a device that was offline or a controller restart changes nothing.
  */
 export class ConfigService {
+  /** Changes one at a time: each reads the layers and writes every device's version from what the last one left. */
+  private readonly serial = new Mutex();
+
   constructor(private readonly o: ConfigServiceOptions) {}
 
-  layers(): ConfigLayer[] {
-    return this.o.store.configLayers().map((l) => ConfigLayer.parse(JSON.parse(l.layer)));
+  private get store() {
+    return this.o.db.fleet;
+  }
+
+  async layers(): Promise<ConfigLayer[]> {
+    return (await this.store.configLayers()).map((l) =>
+      decodeColumn(ConfigLayer, l.layer, `config layer ${l.name}`),
+    );
   }
 
   private facts(d: DeviceRecord) {
     return { id: d.id, tags: d.tags, hardware: d.hardware };
   }
 
-  effective(deviceId: string): Effective & {
-    version: number;
-    applied: number | null;
-    status: DeviceRecord['configStatus'];
-    reason: string | null;
-  } {
-    const d = this.o.store.getDevice(deviceId);
+  async effective(deviceId: string): Promise<
+    Effective & {
+      version: number;
+      applied: number | null;
+      status: DeviceRecord['configStatus'];
+      reason: string | null;
+    }
+  > {
+    const d = await this.store.getDevice(deviceId);
     if (!d) throw new FleetwaveError('E_DEVICE_UNKNOWN', `no device ${deviceId}`);
     return {
-      ...effectiveConfig(this.layers(), this.facts(d)),
+      ...effectiveConfig(await this.layers(), this.facts(d)),
       version: d.desiredVersion,
       applied: d.appliedConfigVersion,
       status: d.configStatus,
@@ -69,12 +89,11 @@ export class ConfigService {
   }
 
   /** What applying (or, with `layer` null, removing) would change, device by device. */
-  diff(name: string, layer: ConfigLayer | null): { device: string; changes: FieldChange[] }[] {
-    const current = this.layers();
+  async diff(name: string, layer: ConfigLayer | null): Promise<{ device: string; changes: FieldChange[] }[]> {
+    const current = await this.layers();
     const next = [...current.filter((l) => l.name !== name), ...(layer ? [layer] : [])];
     if (layer) assertNoConflicts(next);
-    return this.o.store
-      .listDevices()
+    return (await this.store.listDevices())
       .filter((d) => d.revokedAt === null)
       .map((d) => ({
         device: d.id,
@@ -87,57 +106,61 @@ export class ConfigService {
   }
 
   /** Applies (creates or replaces) a layer; refuses conflicts; returns the devices whose configuration changed. */
-  apply(input: unknown, actor: string): { layer: ConfigLayer; changed: string[] } {
+  apply(input: unknown, actor: string): Promise<{ layer: ConfigLayer; changed: string[] }> {
     const layer = parseWith(ConfigLayer, input, 'config layer');
     return this.change(layer.name, layer, actor, 'apply');
   }
 
-  remove(name: string, actor: string): { changed: string[] } {
-    if (!this.o.store.configLayers().some((l) => l.name === name))
+  async remove(name: string, actor: string): Promise<{ changed: string[] }> {
+    if (!(await this.store.configLayers()).some((l) => l.name === name))
       throw new FleetwaveError('E_NOT_FOUND', `no layer ${name}`);
     return this.change(name, null, actor, 'remove');
   }
 
   /** Puts a layer back as it was before its last change (or removes it, if that change created it). */
-  revert(name: string, actor: string): { changed: string[] } {
-    const last = this.o.store.configHistory(1, name)[0];
+  async revert(name: string, actor: string): Promise<{ changed: string[] }> {
+    const last = (await this.store.configHistory(1, name))[0];
     if (!last) throw new FleetwaveError('E_NOT_FOUND', `layer ${name} has no history to revert`);
-    const before = last.before === null ? null : ConfigLayer.parse(JSON.parse(last.before));
+    const before = last.before === null ? null : decodeColumn(ConfigLayer, last.before, `the history of layer ${name}`);
     return this.change(name, before, actor, 'revert');
   }
 
   private change(name: string, layer: ConfigLayer | null, actor: string, action: 'apply' | 'remove' | 'revert') {
-    const { store, now } = this.o;
-    const current = this.layers();
-    const next = [...current.filter((l) => l.name !== name), ...(layer ? [layer] : [])];
-    assertNoConflicts(next);
-    const before = store.configLayers().find((l) => l.name === name)?.layer ?? null;
-    const after = layer ? JSON.stringify(layer) : null;
-    const changed = store.transaction(() => {
-      if (layer) store.putConfigLayer({ name, layer: after!, updatedAt: now() });
-      else store.deleteConfigLayer(name);
-      store.addConfigHistory({ ts: now(), actor, action, name, before, after });
-      return this.recomputeIn(next);
+    return this.serial.run(async () => {
+      const { now } = this.o;
+      const store = this.store;
+      const current = await this.layers();
+      const next = [...current.filter((l) => l.name !== name), ...(layer ? [layer] : [])];
+      assertNoConflicts(next);
+      const before = (await store.configLayers()).find((l) => l.name === name)?.layer ?? null;
+      const after = layer ? JSON.stringify(layer) : null;
+      const changed = await this.o.db.transaction(async () => {
+        if (layer) await store.putConfigLayer({ name, layer: after!, updatedAt: now() });
+        else await store.deleteConfigLayer(name);
+        await store.addConfigHistory({ ts: now(), actor, action, name, before, after });
+        return this.recomputeIn(next);
+      });
+      await this.o.audit(
+        actor,
+        `config.${action}`,
+        name,
+        'ok',
+        changed.length ? `changed ${changed.length} devices` : 'no device changed',
+      );
+      for (const id of changed) await this.publishDevice(id);
+      return { layer: layer!, changed };
     });
-    this.o.audit(
-      actor,
-      `config.${action}`,
-      name,
-      'ok',
-      changed.length ? `changed ${changed.length} devices` : 'no device changed',
-    );
-    for (const id of changed) this.publishDevice(id);
-    return { layer: layer!, changed };
   }
 
   /** Recomputes every device's effective configuration; bumps and stores the version of those that changed. */
-  private recomputeIn(layers: readonly ConfigLayer[], only?: string): string[] {
+  private async recomputeIn(layers: readonly ConfigLayer[], only?: string): Promise<string[]> {
     const changed: string[] = [];
-    for (const d of this.o.store.listDevices()) {
-      if (d.revokedAt !== null || (only && d.id !== only)) continue;
+    const devices = only ? [await this.store.getDevice(only)].filter((d) => d !== undefined) : await this.store.listDevices();
+    for (const d of devices) {
+      if (d.revokedAt !== null) continue;
       const json = JSON.stringify(effectiveConfig(layers, this.facts(d)).config);
       if (json === (d.desiredConfig ?? JSON.stringify({}))) continue;
-      this.o.store.updateDevice(d.id, { desiredConfig: json, desiredVersion: d.desiredVersion + 1 });
+      await this.store.updateDevice(d.id, { desiredConfig: json, desiredVersion: d.desiredVersion + 1 });
       changed.push(d.id);
     }
     return changed;
@@ -147,22 +170,30 @@ export class ConfigService {
    * A device was registered, or its tags or hardware changed: its effective configuration is computed again (and
    * published when it changed); it gets it as soon as it subscribes.
    */
-  deviceChanged(id: string): void {
-    const changed = this.o.store.transaction(() => this.recomputeIn(this.layers(), id));
-    for (const c of changed) this.publishDevice(c);
+  deviceChanged(id: string): Promise<void> {
+    return this.serial.run(async () => {
+      const changed = await this.o.db.transaction(async () => this.recomputeIn(await this.layers(), id));
+      for (const c of changed) await this.publishDevice(c);
+    });
   }
 
-  private publishDevice(id: string): void {
-    const d = this.o.store.getDevice(id);
+  /** Publishes a device's desired configuration (errors are logged: the next start-up publishes it again). */
+  private async publishDevice(id: string): Promise<void> {
+    const d = await this.store.getDevice(id);
     if (!d || d.desiredVersion === 0 || d.desiredConfig === null) return;
-    const doc = { v: 1, device: id, version: d.desiredVersion, config: JSON.parse(d.desiredConfig) };
+    const doc = {
+      v: 1,
+      device: id,
+      version: d.desiredVersion,
+      config: decodeColumn(JsonObject, d.desiredConfig, `the desired configuration of ${id}`),
+    };
     this.o
       .publish(deviceTopic(this.o.root, id, 'config/desired'), JSON.stringify(doc))
       .catch((err) => this.o.log.warn({ device: id, err: (err as Error).message }, 'desired config not published'));
   }
 
   /** Publishes every device's desired configuration again (at start-up: the broker may have lost its retained copy). */
-  republishAll(): void {
-    for (const d of this.o.store.listDevices()) if (d.revokedAt === null) this.publishDevice(d.id);
+  async republishAll(): Promise<void> {
+    for (const d of await this.store.listDevices()) if (d.revokedAt === null) await this.publishDevice(d.id);
   }
 }

@@ -12,8 +12,8 @@ import {
   type TelemetryBatch,
 } from '@fleetwave/shared';
 import type { Logger } from 'pino';
-import type { FleetStore, NewTelemetry, TelemetryRow } from '../store/fleet-store.js';
-import type { TelemetryLog } from '../store/telemetry-log.js';
+import type { ControllerDatabase } from '../store/database.js';
+import type { DevicePatch, NewTelemetry, TelemetryRow } from '../store/fleet-store.js';
 
 export interface IngestResult {
   stored: number;
@@ -29,9 +29,8 @@ interface Queued {
 }
 
 export interface IngestOptions {
-  store: FleetStore;
-  /** Where telemetry is committed (the async port any database stands behind). */
-  telemetry: TelemetryLog;
+  /** Where telemetry is committed (its TelemetryLog port) and presence kept (its fleet port). */
+  db: Pick<ControllerDatabase, 'fleet' | 'telemetry' | 'transaction'>;
   /** Batches arriving within this window share one transaction (default 2 ms). */
   commitWindowMs?: number;
   /** A group is committed at once when it holds this many records (default 5,000). */
@@ -60,6 +59,8 @@ export class TelemetryIngest {
   private timer: NodeJS.Timeout | undefined;
   /** The commit in flight: groups commit one after another, in the order they were gathered. */
   private committing: Promise<void> = Promise.resolve();
+  /** Each device's registry writes, one after another (so a later presence never lands before an earlier one). */
+  private readonly writes = new Map<string, Promise<void>>();
 
   constructor(private readonly o: IngestOptions) {}
 
@@ -98,7 +99,7 @@ export class TelemetryIngest {
     const now = this.o.now();
     let results: TelemetryRow[][];
     try {
-      results = await this.o.telemetry.insertGroups(
+      results = await this.o.db.telemetry.insertGroups(
         group.map((q) => q.rows),
         now,
       );
@@ -107,14 +108,8 @@ export class TelemetryIngest {
       for (const q of group) q.done(e);
       return;
     }
-    try {
-      // last seen is advisory: a write of its own after the telemetry committed
-      this.o.store.transaction(() => {
-        for (const device of new Set(group.map((q) => q.device))) this.o.store.updateDevice(device, { lastSeen: now });
-      });
-    } catch (err) {
-      this.o.log.warn({ err: (err as Error).message }, 'last-seen update failed');
-    }
+    // last seen is advisory: a write of its own after the telemetry committed, not waited for
+    for (const device of new Set(group.map((q) => q.device))) this.updateDevice(device, { lastSeen: now });
     group.forEach((q, i) => {
       const fresh = results[i]!;
       this.totals.stored += fresh.length;
@@ -186,11 +181,34 @@ export class TelemetryIngest {
     if (group.length) this.enqueueCommit(group);
   }
 
-  presence(device: string, payload: Buffer): void {
+  /**
+   * Writes a device's registry fields after its earlier writes; a failure is logged (presence and last seen are
+   * advisory: the next message or connection writes them again). Resolves when written.
+   */
+  private updateDevice(device: string, patch: DevicePatch): Promise<void> {
+    const prev = this.writes.get(device) ?? Promise.resolve();
+    const next = prev.then(() =>
+      this.o.db.fleet
+        .updateDevice(device, patch)
+        .catch((err) => this.o.log.warn({ device, err: (err as Error).message }, 'device registry update failed')),
+    );
+    this.writes.set(device, next);
+    void next.then(() => {
+      if (this.writes.get(device) === next) this.writes.delete(device);
+    });
+    return next;
+  }
+
+  /** Resolves when the registry writes queued so far are done. */
+  async written(): Promise<void> {
+    await Promise.all([...this.writes.values()]);
+  }
+
+  presence(device: string, payload: Buffer): Promise<void> {
     try {
       const p = decodeMessage(Presence, payload, 'presence');
       if (p.device !== device) throw new FleetwaveError('E_FORBIDDEN', `presence of ${p.device} on ${device}'s topic`);
-      this.o.store.updateDevice(device, {
+      return this.updateDevice(device, {
         presence: p.state,
         lastSeen: this.o.now(),
         ...(p.agentVersion && { agentVersion: p.agentVersion }),
@@ -202,10 +220,10 @@ export class TelemetryIngest {
     }
   }
 
-  backlog(device: string, payload: Buffer): void {
+  backlog(device: string, payload: Buffer): Promise<void> {
     try {
       this.latestBacklog.set(device, decodeMessage(BacklogReport, payload, 'backlog report'));
-      this.o.store.updateDevice(device, { lastSeen: this.o.now() });
+      return this.updateDevice(device, { lastSeen: this.o.now() });
     } catch (err) {
       throw this.reject(device, err);
     }
@@ -223,11 +241,11 @@ export class TelemetryIngest {
     }
   }
 
-  reportedConfig(device: string, payload: Buffer): void {
+  reportedConfig(device: string, payload: Buffer): Promise<void> {
     try {
       const r = decodeMessage(ReportedConfig, payload, 'reported config');
       if (r.device !== device) throw new FleetwaveError('E_FORBIDDEN', `a report of ${r.device} on ${device}'s topic`);
-      this.o.store.updateDevice(
+      return this.updateDevice(
         device,
         r.status === 'applied'
           ? { appliedConfigVersion: r.version, configStatus: 'applied', configReason: null }
@@ -254,7 +272,7 @@ export class TelemetryIngest {
   }
 
   /** Marks a device connected or gone (the broker saw its CONNECT or its connection end). */
-  connection(device: string, online: boolean): void {
-    this.o.store.updateDevice(device, { presence: online ? 'online' : 'offline', lastSeen: this.o.now() });
+  connection(device: string, online: boolean): Promise<void> {
+    return this.updateDevice(device, { presence: online ? 'online' : 'offline', lastSeen: this.o.now() });
   }
 }

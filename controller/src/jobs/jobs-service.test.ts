@@ -13,26 +13,25 @@ import {
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { SqliteFleetStore } from '../store/sqlite-fleet-store.js';
+import { SqliteDatabase } from '../store/sqlite-database.js';
 import { JobsService } from './jobs-service.js';
-import { JobsStore } from './jobs-store.js';
 
 const ROOT = 'fleetwave/jobs';
 
 function setup() {
-  const fleet = new SqliteFleetStore(join(mkdtempSync(join(tmpdir(), 'fw-jobs-')), 'fleet.db'));
+  const db = new SqliteDatabase(join(mkdtempSync(join(tmpdir(), 'fw-jobs-')), 'fleet.db'));
   const sent: { topic: string; body: Record<string, unknown> }[] = [];
   let clock = 1_700_000_000_000;
   const jobs = new JobsService({
-    store: new JobsStore(fleet.db),
+    db,
     jobsRoot: ROOT,
     now: () => clock,
     publish: (topic, payload) => sent.push({ topic, body: JSON.parse(payload) }),
     log: pino({ level: 'silent' }),
   });
-  const request = (thing: string, op: string, body: object | string = {}) => {
+  const request = async (thing: string, op: string, body: object | string = {}) => {
     sent.length = 0;
-    jobs.handle(
+    await jobs.handle(
       thing,
       `${ROOT}/${thing}/jobs/${op}`,
       Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)),
@@ -61,40 +60,40 @@ function conforms<T extends { topic: string; body: unknown }>(messages: T[]): T[
 const topics = (m: { topic: string }[]) => m.map((x) => x.topic.slice(ROOT.length + 1));
 
 describe('jobs service (docs/JOBS-PROTOCOL.md)', () => {
-  it('walks several jobs through their lifecycle with notify and notify-next only when they should be sent', () => {
+  it('walks several jobs through their lifecycle with notify and notify-next only when they should be sent', async () => {
     const t = setup();
     // queueing the first job changes the pending list and which job is next
-    t.jobs.queue({ jobId: 'job-a', thing: 'gw-1', executionNumber: 1, document: { n: 'a' } });
+    await t.jobs.queue({ jobId: 'job-a', thing: 'gw-1', executionNumber: 1, document: { n: 'a' } });
     let m = conforms(t.take());
     expect(topics(m)).toEqual(['gw-1/jobs/notify', 'gw-1/jobs/notify-next']);
     expect(m[1]!.body.execution).toMatchObject({ jobId: 'job-a', status: 'QUEUED', jobDocument: { n: 'a' } });
     // a second job changes the list, not which is next
     t.advance(10);
-    t.jobs.queue({ jobId: 'job-b', thing: 'gw-1', executionNumber: 1, document: { n: 'b' } });
+    await t.jobs.queue({ jobId: 'job-b', thing: 'gw-1', executionNumber: 1, document: { n: 'b' } });
     m = conforms(t.take());
     expect(topics(m)).toEqual(['gw-1/jobs/notify']);
     expect(m[0]!.body).toMatchObject({ jobs: { QUEUED: [{ jobId: 'job-a' }, { jobId: 'job-b' }] } });
     // queueing the same execution again changes nothing and sends nothing
-    expect(t.jobs.queue({ jobId: 'job-b', thing: 'gw-1', executionNumber: 1, document: {} })).toBe(false);
+    expect(await t.jobs.queue({ jobId: 'job-b', thing: 'gw-1', executionNumber: 1, document: {} })).toBe(false);
     expect(t.take()).toEqual([]);
 
     // list pending
-    m = conforms(t.request('gw-1', 'get', { clientToken: 'c1' }));
+    m = conforms(await t.request('gw-1', 'get', { clientToken: 'c1' }));
     expect(m).toHaveLength(1);
     expect(m[0]!.body).toMatchObject({ inProgressJobs: [], queuedJobs: [{ jobId: 'job-a' }, { jobId: 'job-b' }] });
     expect(m[0]!.body.clientToken).toBe('c1');
 
     // start-next: the oldest queued becomes IN_PROGRESS; list changes, next does not
-    m = conforms(t.request('gw-1', 'start-next', { stepTimeoutInMinutes: 5, statusDetails: { stage: 'verify' } }));
+    m = conforms(await t.request('gw-1', 'start-next', { stepTimeoutInMinutes: 5, statusDetails: { stage: 'verify' } }));
     expect(topics(m)).toEqual(['gw-1/jobs/notify', 'gw-1/jobs/start-next/accepted']);
     expect(m[1]!.body.execution).toMatchObject({ jobId: 'job-a', status: 'IN_PROGRESS', versionNumber: 2 });
     // start-next again returns the same execution, changes nothing
-    m = conforms(t.request('gw-1', 'start-next'));
+    m = conforms(await t.request('gw-1', 'start-next'));
     expect(topics(m)).toEqual(['gw-1/jobs/start-next/accepted']);
 
     // progress with expectedVersion; a stale version is rejected with the state
     m = conforms(
-      t.request('gw-1', 'job-a/update', {
+      await t.request('gw-1', 'job-a/update', {
         status: 'IN_PROGRESS',
         statusDetails: { stage: 'download', percent: '40' },
         expectedVersion: 2,
@@ -107,7 +106,7 @@ describe('jobs service (docs/JOBS-PROTOCOL.md)', () => {
       statusDetails: { stage: 'download', percent: '40' },
       versionNumber: 3,
     });
-    m = conforms(t.request('gw-1', 'job-a/update', { status: 'IN_PROGRESS', expectedVersion: 2, clientToken: 'x' }));
+    m = conforms(await t.request('gw-1', 'job-a/update', { status: 'IN_PROGRESS', expectedVersion: 2, clientToken: 'x' }));
     expect(m[0]!.body).toMatchObject({
       code: 'VersionMismatch',
       clientToken: 'x',
@@ -115,94 +114,94 @@ describe('jobs service (docs/JOBS-PROTOCOL.md)', () => {
     });
 
     // success: the list and which job is next both change
-    m = conforms(t.request('gw-1', 'job-a/update', { status: 'SUCCEEDED', expectedVersion: 3 }));
+    m = conforms(await t.request('gw-1', 'job-a/update', { status: 'SUCCEEDED', expectedVersion: 3 }));
     expect(topics(m)).toEqual(['gw-1/jobs/notify', 'gw-1/jobs/notify-next', 'gw-1/jobs/job-a/update/accepted']);
     expect(m[1]!.body.execution).toMatchObject({ jobId: 'job-b', status: 'QUEUED' });
     // out of a terminal state is refused; describing a terminal job says so
-    m = conforms(t.request('gw-1', 'job-a/update', { status: 'IN_PROGRESS' }));
+    m = conforms(await t.request('gw-1', 'job-a/update', { status: 'IN_PROGRESS' }));
     expect(m[0]!.body).toMatchObject({ code: 'InvalidStateTransition', executionState: { status: 'SUCCEEDED' } });
-    m = conforms(t.request('gw-1', 'job-a/get'));
+    m = conforms(await t.request('gw-1', 'job-a/get'));
     expect(m[0]!.body).toMatchObject({ code: 'TerminalStateReached' });
 
     // $next describes job-b; the device rejects it; nothing is pending and notify-next carries no execution
-    m = conforms(t.request('gw-1', '$next/get', { includeJobDocument: false }));
+    m = conforms(await t.request('gw-1', '$next/get', { includeJobDocument: false }));
     expect(m[0]!.body.execution).toMatchObject({ jobId: 'job-b' });
     expect(m[0]!.body.execution).not.toHaveProperty('jobDocument');
     m = conforms(
-      t.request('gw-1', 'job-b/update', { status: 'REJECTED', statusDetails: { reason: 'E_UPDATE_HARDWARE' } }),
+      await t.request('gw-1', 'job-b/update', { status: 'REJECTED', statusDetails: { reason: 'E_UPDATE_HARDWARE' } }),
     );
     expect(topics(m)).toEqual(['gw-1/jobs/notify', 'gw-1/jobs/notify-next', 'gw-1/jobs/job-b/update/accepted']);
     expect(m[0]!.body).toEqual({ timestamp: t.now(), jobs: {} });
     expect(m[1]!.body).toEqual({ timestamp: t.now() });
-    m = conforms(t.request('gw-1', 'start-next'));
+    m = conforms(await t.request('gw-1', 'start-next'));
     expect(m[0]!.body).toEqual({ timestamp: t.now() });
   });
 
-  it('answers bad requests with the right codes and changes nothing', () => {
+  it('answers bad requests with the right codes and changes nothing', async () => {
     const t = setup();
-    t.jobs.queue({ jobId: 'job-a', thing: 'gw-1', executionNumber: 1, document: {} });
+    await t.jobs.queue({ jobId: 'job-a', thing: 'gw-1', executionNumber: 1, document: {} });
     t.take();
-    expect(conforms(t.request('gw-1', 'get', '{nope'))[0]!.body.code).toBe('InvalidJson');
-    expect(conforms(t.request('gw-1', 'get', '[1]'))[0]!.body.code).toBe('InvalidJson');
-    expect(conforms(t.request('gw-1', 'job-a/update', { status: 'QUEUED' }))[0]!.body.code).toBe('InvalidRequest');
-    expect(conforms(t.request('gw-1', 'job-a/update', { status: 'SUCCEEDED', extra: 1 }))[0]!.body.code).toBe(
+    expect(conforms(await t.request('gw-1', 'get', '{nope'))[0]!.body.code).toBe('InvalidJson');
+    expect(conforms(await t.request('gw-1', 'get', '[1]'))[0]!.body.code).toBe('InvalidJson');
+    expect(conforms(await t.request('gw-1', 'job-a/update', { status: 'QUEUED' }))[0]!.body.code).toBe('InvalidRequest');
+    expect(conforms(await t.request('gw-1', 'job-a/update', { status: 'SUCCEEDED', extra: 1 }))[0]!.body.code).toBe(
       'InvalidRequest',
     );
-    expect(conforms(t.request('gw-1', 'job-x/update', { status: 'SUCCEEDED' }))[0]!.body.code).toBe('ResourceNotFound');
-    expect(conforms(t.request('gw-1', 'job-a/update', { status: 'SUCCEEDED', executionNumber: 7 }))[0]!.body.code).toBe(
+    expect(conforms(await t.request('gw-1', 'job-x/update', { status: 'SUCCEEDED' }))[0]!.body.code).toBe('ResourceNotFound');
+    expect(conforms(await t.request('gw-1', 'job-a/update', { status: 'SUCCEEDED', executionNumber: 7 }))[0]!.body.code).toBe(
       'ResourceNotFound',
     );
     // another thing's job is not found for this thing
-    expect(conforms(t.request('gw-2', 'job-a/get'))[0]!.body.code).toBe('ResourceNotFound');
-    const m = conforms(t.request('gw-1', 'get'));
+    expect(conforms(await t.request('gw-2', 'job-a/get'))[0]!.body.code).toBe('ResourceNotFound');
+    const m = conforms(await t.request('gw-1', 'get'));
     expect(m[0]!.body).toMatchObject({ queuedJobs: [{ jobId: 'job-a', versionNumber: 1 }] });
   });
 
-  it('times out a step the device does not refresh, and a refreshed one not', () => {
+  it('times out a step the device does not refresh, and a refreshed one not', async () => {
     const t = setup();
-    t.jobs.queue({ jobId: 'job-a', thing: 'gw-1', executionNumber: 1, document: {} });
-    t.jobs.queue({ jobId: 'job-b', thing: 'gw-2', executionNumber: 1, document: {} });
-    t.request('gw-1', 'start-next', { stepTimeoutInMinutes: 1 });
-    t.request('gw-2', 'start-next', { stepTimeoutInMinutes: 1 });
+    await t.jobs.queue({ jobId: 'job-a', thing: 'gw-1', executionNumber: 1, document: {} });
+    await t.jobs.queue({ jobId: 'job-b', thing: 'gw-2', executionNumber: 1, document: {} });
+    await t.request('gw-1', 'start-next', { stepTimeoutInMinutes: 1 });
+    await t.request('gw-2', 'start-next', { stepTimeoutInMinutes: 1 });
     t.advance(50_000);
-    t.request('gw-2', 'job-b/update', { status: 'IN_PROGRESS', stepTimeoutInMinutes: 1 });
+    await t.request('gw-2', 'job-b/update', { status: 'IN_PROGRESS', stepTimeoutInMinutes: 1 });
     t.advance(20_000);
     t.take();
-    expect(t.jobs.tick(t.now())).toBe(1);
+    expect(await t.jobs.tick(t.now())).toBe(1);
     const m = conforms(t.take());
     expect(topics(m)).toEqual(['gw-1/jobs/notify', 'gw-1/jobs/notify-next']);
-    expect(conforms(t.request('gw-1', 'job-a/update', { status: 'SUCCEEDED' }))[0]!.body).toMatchObject({
+    expect(conforms(await t.request('gw-1', 'job-a/update', { status: 'SUCCEEDED' }))[0]!.body).toMatchObject({
       code: 'InvalidStateTransition',
       executionState: { status: 'TIMED_OUT' },
     });
-    expect(t.jobs.pendingOf('gw-2')).toHaveLength(1);
+    expect(await t.jobs.pendingOf('gw-2')).toHaveLength(1);
   });
 
-  it('lets the service cancel a pending execution, and not a finished one', () => {
+  it('lets the service cancel a pending execution, and not a finished one', async () => {
     const t = setup();
-    t.jobs.queue({ jobId: 'job-a', thing: 'gw-1', executionNumber: 1, document: {} });
+    await t.jobs.queue({ jobId: 'job-a', thing: 'gw-1', executionNumber: 1, document: {} });
     t.take();
-    expect(t.jobs.end('job-a', 'gw-1', 'CANCELED', 'rollout aborted')).toBe(true);
+    expect(await t.jobs.end('job-a', 'gw-1', 'CANCELED', 'rollout aborted')).toBe(true);
     expect(topics(conforms(t.take()))).toEqual(['gw-1/jobs/notify', 'gw-1/jobs/notify-next']);
-    expect(t.jobs.end('job-a', 'gw-1', 'CANCELED', 'again')).toBe(false);
+    expect(await t.jobs.end('job-a', 'gw-1', 'CANCELED', 'again')).toBe(false);
     expect(t.take()).toEqual([]);
   });
 
-  it('accepts the request members of the iot-jobs-data model (the AWS IoT Device SDK sends them) and checks them against the topic', () => {
+  it('accepts the request members of the iot-jobs-data model (the AWS IoT Device SDK sends them) and checks them against the topic', async () => {
     const t = setup();
-    t.jobs.queue({ jobId: 'job-a', thing: 'gw-1', executionNumber: 1, document: { n: 'a' } });
+    await t.jobs.queue({ jobId: 'job-a', thing: 'gw-1', executionNumber: 1, document: { n: 'a' } });
     t.take();
     // exactly what aws-iot-device-sdk-v2's IotJobsClient publishes: its whole request object
-    let m = conforms(t.request('gw-1', 'get', { thingName: 'gw-1' }));
+    let m = conforms(await t.request('gw-1', 'get', { thingName: 'gw-1' }));
     expect(m[0]!.body).toMatchObject({ queuedJobs: [{ jobId: 'job-a' }] });
-    m = conforms(t.request('gw-1', '$next/get', { thingName: 'gw-1', jobId: '$next', includeJobDocument: true }));
+    m = conforms(await t.request('gw-1', '$next/get', { thingName: 'gw-1', jobId: '$next', includeJobDocument: true }));
     expect(m[0]!.body.execution).toMatchObject({ jobId: 'job-a', jobDocument: { n: 'a' } });
-    m = conforms(t.request('gw-1', 'start-next', { thingName: 'gw-1', stepTimeoutInMinutes: 5 }));
+    m = conforms(await t.request('gw-1', 'start-next', { thingName: 'gw-1', stepTimeoutInMinutes: 5 }));
     expect(m.at(-1)!.body.execution).toMatchObject({ jobId: 'job-a', status: 'IN_PROGRESS' });
-    m = conforms(t.request('gw-1', 'job-a/get', { thingName: 'gw-1', jobId: 'job-a', executionNumber: 1 }));
+    m = conforms(await t.request('gw-1', 'job-a/get', { thingName: 'gw-1', jobId: 'job-a', executionNumber: 1 }));
     expect(m[0]!.body.execution).toMatchObject({ status: 'IN_PROGRESS' });
     m = conforms(
-      t.request('gw-1', 'job-a/update', {
+      await t.request('gw-1', 'job-a/update', {
         thingName: 'gw-1',
         jobId: 'job-a',
         status: 'IN_PROGRESS',
@@ -220,11 +219,11 @@ describe('jobs service (docs/JOBS-PROTOCOL.md)', () => {
       ['job-a/update', { jobId: 'job-b', status: 'SUCCEEDED' }],
       ['job-a/update', { jobId: '$next', status: 'SUCCEEDED' }],
     ] as const) {
-      const r = conforms(t.request('gw-1', op, body));
+      const r = conforms(await t.request('gw-1', op, body));
       expect(r, `${op} ${JSON.stringify(body)}`).toHaveLength(1);
       expect(r[0]!.body.code, `${op} ${JSON.stringify(body)}`).toBe('InvalidRequest');
     }
-    expect(t.jobs.pendingOf('gw-1')[0]).toMatchObject({ status: 'IN_PROGRESS', versionNumber: 3 });
+    expect((await t.jobs.pendingOf('gw-1'))[0]).toMatchObject({ status: 'IN_PROGRESS', versionNumber: 3 });
   });
 
   /**
@@ -234,21 +233,21 @@ describe('jobs service (docs/JOBS-PROTOCOL.md)', () => {
    * first by starting, the first one reaching a terminal status. Three jobs created, then started and finished in
    * turn on one thing; every message the thing receives, in order.
    */
-  it('sends the notify / notify-next sequence of three jobs created, started and finished in turn (AWS "Jobs notifications")', () => {
+  it('sends the notify / notify-next sequence of three jobs created, started and finished in turn (AWS "Jobs notifications")', async () => {
     const t = setup();
-    const steps: { act: () => void; expect: { topic: string; list?: [string[], string[]]; next?: string | null }[] }[] =
+    const steps: { act: () => Promise<unknown>; expect: { topic: string; list?: [string[], string[]]; next?: string | null }[] }[] =
       [];
-    const queue = (id: string) => () => {
+    const queue = (id: string) => async () => {
       t.advance(1000);
-      t.jobs.queue({ jobId: id, thing: 'thing1', executionNumber: 1, document: { op: id } });
+      await t.jobs.queue({ jobId: id, thing: 'thing1', executionNumber: 1, document: { op: id } });
     };
-    const start = () => () => {
+    const start = () => async () => {
       t.advance(1000);
-      t.request('thing1', 'start-next', {});
+      await t.request('thing1', 'start-next', {});
     };
-    const finish = (id: string) => () => {
+    const finish = (id: string) => async () => {
       t.advance(1000);
-      t.request('thing1', `${id}/update`, { status: 'SUCCEEDED' });
+      await t.request('thing1', `${id}/update`, { status: 'SUCCEEDED' });
     };
     const notify = (inProgress: string[], queued: string[]) => ({
       topic: 'notify',
@@ -268,7 +267,7 @@ describe('jobs service (docs/JOBS-PROTOCOL.md)', () => {
     );
     for (const [i, step] of steps.entries()) {
       t.take();
-      step.act();
+      await step.act();
       const got = conforms(t.sent.splice(0)).filter((m) => /\/jobs\/notify(-next)?$/.test(m.topic));
       expect(
         got.map((m) => m.topic.split('/').at(-1)),
@@ -299,14 +298,14 @@ describe('jobs service (docs/JOBS-PROTOCOL.md)', () => {
     }
   });
 
-  it('lists at most 15 pending executions in a notify, IN_PROGRESS first, then by the time they were queued', () => {
+  it('lists at most 15 pending executions in a notify, IN_PROGRESS first, then by the time they were queued', async () => {
     const t = setup();
     for (let i = 0; i < 20; i++) {
       t.advance(10);
-      t.jobs.queue({ jobId: `job-${String(i).padStart(2, '0')}`, thing: 'gw-1', executionNumber: 1, document: {} });
+      await t.jobs.queue({ jobId: `job-${String(i).padStart(2, '0')}`, thing: 'gw-1', executionNumber: 1, document: {} });
     }
     t.take();
-    t.request('gw-1', 'start-next');
+    await t.request('gw-1', 'start-next');
     const n = conforms(t.take()).find((m) => m.topic.endsWith('/notify'))!;
     const jobs = n.body.jobs as { IN_PROGRESS: { jobId: string }[]; QUEUED: { jobId: string }[] };
     expect(jobs.IN_PROGRESS.map((x) => x.jobId)).toEqual(['job-00']);

@@ -13,9 +13,12 @@ import {
   StartNextRequest,
   UpdateRequest,
 } from '@fleetwave/shared';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import { type JobsStore, nextOrder, type StoredExecution } from './jobs-store.js';
+import type { ControllerDatabase } from '../store/database.js';
+import { Mutex } from '../store/database.js';
+import { nextOrder, type StoredExecution } from './jobs-store.js';
 
 type Code =
   | 'InvalidTopic'
@@ -38,7 +41,7 @@ class Rejection extends Error {
 }
 
 export interface JobsServiceOptions {
-  store: JobsStore;
+  db: Pick<ControllerDatabase, 'jobs' | 'transaction'>;
   jobsRoot: string;
   now: () => number;
   /** QoS 1 publish to a device (never retained: invariant 4, the broker holds nothing we depend on). */
@@ -86,11 +89,28 @@ const listKey = (l: StoredExecution[]) => l.map((e) => `${key(e)}:${e.status}`).
  * notifications — `notify` when a thing's list of pending executions changes, `notify-next` only when *which*
  * execution is next changes. Every change is committed to SQLite before anything is published.
  */
+interface Batch {
+  out: { topic: string; payload: string }[];
+  changes: { e: StoredExecution; before: JobStatus | undefined }[];
+}
+
 export class JobsService {
+  /** The batch (unit of work) the current async context is in, if any. */
+  private readonly context = new AsyncLocalStorage<Batch>();
+  /**
+   * Batches run one at a time: each reads a thing's pending executions, changes them and compares, which must not
+   * interleave with another batch changing the same thing (in one process; replicas are a later issue's).
+   */
+  private readonly serial = new Mutex();
+
   constructor(private readonly o: JobsServiceOptions) {}
 
+  private get store() {
+    return this.o.db.jobs;
+  }
+
   /** A device's request on its jobs topics (the ACL already checked the thing is the publisher). */
-  handle(thing: string, topic: string, payload: Buffer): void {
+  async handle(thing: string, topic: string, payload: Buffer): Promise<void> {
     let t: ReturnType<typeof parseJobTopic>;
     try {
       t = parseJobTopic(this.o.jobsRoot, topic);
@@ -103,14 +123,13 @@ export class JobsService {
     try {
       const body = this.decode(payload);
       clientToken = typeof body.clientToken === 'string' ? body.clientToken : undefined;
-      const answer =
-        t.op === 'get'
+      const answer = await (t.op === 'get'
           ? this.listPending(thing, this.addressed(GetPendingRequest, body, t))
           : t.op === 'start-next'
             ? this.startNext(thing, this.addressed(StartNextRequest, body, t))
             : t.op === 'describe'
               ? this.describe(thing, t.jobId!, this.addressed(DescribeRequest, body, t))
-              : this.update(thing, t.jobId!, this.addressed(UpdateRequest, body, t));
+              : this.update(thing, t.jobId!, this.addressed(UpdateRequest, body, t)));
       this.reply(`${topic}/accepted`, { ...answer, timestamp: this.o.now(), ...(clientToken && { clientToken }) });
     } catch (err) {
       if (!(err instanceof Rejection)) this.o.log.error({ err, thing, topic }, 'jobs request failed');
@@ -120,9 +139,15 @@ export class JobsService {
   }
 
   /** Queues an execution unless it exists (idempotent: a restarted rollout queues nothing twice). */
-  queue(x: { jobId: string; thing: string; executionNumber: number; document: object; rollout?: string }): boolean {
+  queue(x: {
+    jobId: string;
+    thing: string;
+    executionNumber: number;
+    document: object;
+    rollout?: string;
+  }): Promise<boolean> {
     const now = this.o.now();
-    return this.change(x.thing, () => {
+    return this.change(x.thing, async () => {
       const e: StoredExecution = {
         jobId: x.jobId,
         thing: x.thing,
@@ -137,61 +162,54 @@ export class JobsService {
         stepDeadline: undefined,
         rollout: x.rollout,
       };
-      return this.o.store.insert(e) ? [{ e, before: undefined }] : [];
+      return (await this.store.insert(e)) ? [{ e, before: undefined }] : [];
     });
   }
 
   /** The service ends a pending execution (CANCELED, REMOVED or TIMED_OUT); false when it was not pending. */
-  end(jobId: string, thing: string, status: 'CANCELED' | 'REMOVED' | 'TIMED_OUT', reason: string): boolean {
-    return this.change(thing, () => {
-      const e = this.o.store.get(jobId, thing);
+  end(jobId: string, thing: string, status: 'CANCELED' | 'REMOVED' | 'TIMED_OUT', reason: string): Promise<boolean> {
+    return this.change(thing, async () => {
+      const e = await this.store.get(jobId, thing);
       if (!e || jobStatusRules[e.status].terminal) return [];
       assertTransition(e.status, status, 'service');
       const next = this.bump(e, { status, statusDetails: { ...e.statusDetails, reason }, stepDeadline: undefined });
-      this.o.store.update(next);
+      await this.store.update(next);
       return [{ e: next, before: e.status }];
     });
   }
 
   /** Step timeouts that ran out become TIMED_OUT. */
-  tick(now: number): number {
-    const due = this.o.store.stepTimeoutsDue(now);
-    for (const e of due) this.end(e.jobId, e.thing, 'TIMED_OUT', 'step timeout');
+  async tick(now: number): Promise<number> {
+    const due = await this.store.stepTimeoutsDue(now);
+    if (due.length === 0) return 0;
+    await this.batch(async () => {
+      for (const e of due) await this.end(e.jobId, e.thing, 'TIMED_OUT', 'step timeout');
+    });
     return due.length;
   }
 
-  pendingOf(thing: string): StoredExecution[] {
-    return this.o.store.pending(thing);
+  pendingOf(thing: string): Promise<StoredExecution[]> {
+    return this.store.pending(thing);
   }
 
-  private batchOut: { topic: string; payload: string }[] | undefined;
-  private batchChanges: { e: StoredExecution; before: JobStatus | undefined }[] = [];
   private queued: { thing: string; topic: string; payload: Buffer }[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
 
   /**
-   * Runs fn in one SQLite transaction; what it publishes and the changes it reports go out only after the commit
-   * (persist, then act), and one commit (one fsync) covers everything in it. Nested calls join the outer one.
+   * Runs fn as one unit of work (one database transaction); what it publishes and the changes it reports go out only
+   * after the commit (persist, then act), and one commit (one fsync) covers everything in it. Calls made inside it
+   * (its async context) join it. `onChange` listeners run while the next batch waits: they must not wait on a batch.
    */
-  batch<T>(fn: () => T): T {
-    if (this.batchOut) return fn();
-    this.batchOut = [];
-    this.batchChanges = [];
-    let result: T;
-    try {
-      result = this.o.store.transaction(fn);
-    } catch (err) {
-      this.batchOut = undefined;
-      this.batchChanges = [];
-      throw err;
-    }
-    const out = this.batchOut;
-    const changes = this.batchChanges;
-    this.batchOut = undefined;
-    this.batchChanges = [];
-    for (const m of out) this.o.publish(m.topic, m.payload);
-    for (const c of changes) this.o.onChange?.(c.e, c.before);
-    return result;
+  async batch<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.context.getStore()) return fn();
+    return this.serial.run(async () => {
+      const b: Batch = { out: [], changes: [] };
+      const result = await this.context.run(b, () => this.o.db.transaction(fn));
+      for (const m of b.out) this.o.publish(m.topic, m.payload);
+      for (const c of b.changes) this.o.onChange?.(c.e, c.before);
+      return result;
+    });
   }
 
   /**
@@ -201,38 +219,46 @@ export class JobsService {
   enqueue(thing: string, topic: string, payload: Buffer): void {
     this.queued.push({ thing, topic, payload });
     if (this.queued.length >= 500) {
-      this.flush();
+      void this.flush();
       return;
     }
-    this.flushTimer ??= setTimeout(() => this.flush(), 2);
+    this.flushTimer ??= setTimeout(() => void this.flush(), 2);
   }
 
-  flush(): void {
+  /** Handles what is queued now, in one unit of work; resolves when it committed and the answers went out. */
+  flush(): Promise<void> {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     const requests = this.queued;
     this.queued = [];
-    if (requests.length === 0) return;
-    try {
-      this.batch(() => {
-        for (const r of requests) this.handle(r.thing, r.topic, r.payload);
-      });
-    } catch (err) {
+    if (requests.length === 0) return this.flushing;
+    this.flushing = this.batch(async () => {
+      for (const r of requests) await this.handle(r.thing, r.topic, r.payload);
+    }).catch((err) => {
       // the commit failed: no answer went out; devices ask again (on reconnect, or their next status)
       this.o.log.error({ err, requests: requests.length }, 'jobs commit failed');
-    }
+    });
+    return this.flushing;
   }
 
-  private change(thing: string, fn: () => { e: StoredExecution; before: JobStatus | undefined }[]): boolean {
-    const { changed, before, after } = this.o.store.transaction(() => {
-      const before = this.o.store.pending(thing);
-      const changed = fn();
-      return { changed, before, after: this.o.store.pending(thing) };
+  /**
+   * One change of a thing's executions inside the current batch (or a batch of its own), as a savepoint: a request
+   * refused half-way changes nothing. The notifications compare the thing's pending list before and after.
+   */
+  private change(
+    thing: string,
+    fn: () => Promise<{ e: StoredExecution; before: JobStatus | undefined }[]>,
+  ): Promise<boolean> {
+    return this.batch(async () => {
+      const { changed, before, after } = await this.o.db.transaction(async () => {
+        const before = await this.store.pending(thing);
+        const changed = await fn();
+        return { changed, before, after: await this.store.pending(thing) };
+      });
+      this.notify(thing, before, after);
+      this.context.getStore()!.changes.push(...changed);
+      return changed.length > 0;
     });
-    this.notify(thing, before, after);
-    if (this.batchOut) this.batchChanges.push(...changed);
-    else for (const c of changed) this.o.onChange?.(c.e, c.before);
-    return changed.length > 0;
   }
 
   private notify(thing: string, before: StoredExecution[], after: StoredExecution[]): void {
@@ -255,18 +281,18 @@ export class JobsService {
     }
   }
 
-  private listPending(thing: string, _req: z.infer<typeof GetPendingRequest>) {
-    const pending = this.o.store.pending(thing);
+  private async listPending(thing: string, _req: z.infer<typeof GetPendingRequest>) {
+    const pending = await this.store.pending(thing);
     return {
       inProgressJobs: pending.filter((e) => e.status === 'IN_PROGRESS').map(summary),
       queuedJobs: pending.filter((e) => e.status === 'QUEUED').map(summary),
     };
   }
 
-  private startNext(thing: string, req: z.infer<typeof StartNextRequest>) {
+  private async startNext(thing: string, req: z.infer<typeof StartNextRequest>) {
     let started: StoredExecution | undefined;
-    this.change(thing, () => {
-      const next = this.o.store.pending(thing).sort(nextOrder)[0];
+    await this.change(thing, async () => {
+      const next = (await this.store.pending(thing)).sort(nextOrder)[0];
       if (!next) return [];
       if (next.status === 'IN_PROGRESS') {
         started = next;
@@ -279,14 +305,17 @@ export class JobsService {
         ...(req.statusDetails && { statusDetails: req.statusDetails }),
         stepDeadline: req.stepTimeoutInMinutes ? now + req.stepTimeoutInMinutes * 60_000 : undefined,
       });
-      this.o.store.update(started);
+      await this.store.update(started);
       return [{ e: started, before: next.status }];
     });
     return started ? { execution: executionMessage(started) } : {};
   }
 
-  private describe(thing: string, jobId: string, req: z.infer<typeof DescribeRequest>) {
-    const e = jobId === '$next' ? this.o.store.pending(thing)[0] : this.o.store.get(jobId, thing, req.executionNumber);
+  private async describe(thing: string, jobId: string, req: z.infer<typeof DescribeRequest>) {
+    const e =
+      jobId === '$next'
+        ? (await this.store.pending(thing))[0]
+        : await this.store.get(jobId, thing, req.executionNumber);
     if (!e) throw new Rejection('ResourceNotFound', `no execution of ${jobId} for ${thing}`);
     if (jobStatusRules[e.status].terminal && jobId !== '$next') {
       throw new Rejection('TerminalStateReached', `the execution of ${jobId} is ${e.status}`);
@@ -294,10 +323,10 @@ export class JobsService {
     return { execution: executionMessage(e, req.includeJobDocument ?? true) };
   }
 
-  private update(thing: string, jobId: string, req: z.infer<typeof UpdateRequest>) {
+  private async update(thing: string, jobId: string, req: z.infer<typeof UpdateRequest>) {
     let updated: StoredExecution | undefined;
-    this.change(thing, () => {
-      const e = this.o.store.get(jobId, thing, req.executionNumber);
+    await this.change(thing, async () => {
+      const e = await this.store.get(jobId, thing, req.executionNumber);
       if (!e) throw new Rejection('ResourceNotFound', `no execution of ${jobId} for ${thing}`);
       if (req.expectedVersion !== undefined && req.expectedVersion !== e.versionNumber) {
         throw new Rejection('VersionMismatch', `expected version ${req.expectedVersion}, is ${e.versionNumber}`, e);
@@ -320,7 +349,7 @@ export class JobsService {
             ? now + req.stepTimeoutInMinutes * 60_000
             : e.stepDeadline,
       });
-      this.o.store.update(updated);
+      await this.store.update(updated);
       return [{ e: updated, before: e.status }];
     });
     const u = updated!;
@@ -380,8 +409,10 @@ export class JobsService {
     };
   }
 
+  /** Publishes after the current batch commits (or now, outside one). */
   private reply(topic: string, body: object): void {
-    if (this.batchOut) this.batchOut.push({ topic, payload: JSON.stringify(body) });
+    const b = this.context.getStore();
+    if (b) b.out.push({ topic, payload: JSON.stringify(body) });
     else this.o.publish(topic, JSON.stringify(body));
   }
 }

@@ -1,5 +1,7 @@
 import type { JobStatus } from '@fleetwave/shared';
 import type Database from 'better-sqlite3';
+import type { Sync } from '../store/database.js';
+import { decodeColumn, JsonObject, StatusDetails } from '../store/documents.js';
 
 /** One execution of a job on one thing, as the jobs service keeps it (docs/JOBS-PROTOCOL.md "Types"). */
 export interface StoredExecution {
@@ -19,49 +21,85 @@ export interface StoredExecution {
   rollout: string | undefined;
 }
 
-interface Row {
-  job_id: string;
-  thing: string;
-  execution_number: number;
-  status: JobStatus;
-  status_details: string | null;
-  document: string;
-  queued_at: number;
-  started_at: number | null;
-  last_updated_at: number;
-  version_number: number;
-  step_deadline: number | null;
-  rollout: string | null;
-}
 
 export type ExecutionStateRow = Pick<
   StoredExecution,
   'jobId' | 'thing' | 'executionNumber' | 'status' | 'statusDetails' | 'startedAt' | 'lastUpdatedAt'
 >;
 
-const toExecution = (r: Row): StoredExecution => ({
+/** A row as either database returns it (PostgreSQL's BIGINTs arrive as strings). */
+export interface ExecutionRow {
+  job_id: string;
+  thing: string;
+  execution_number: number | string;
+  status: JobStatus;
+  status_details: string | null;
+  document: string;
+  queued_at: number | string;
+  started_at: number | string | null;
+  last_updated_at: number | string;
+  version_number: number | string;
+  step_deadline: number | string | null;
+  rollout: string | null;
+}
+
+const num = (v: number | string) => Number(v);
+const opt = (v: number | string | null) => (v === null ? undefined : Number(v));
+
+/** A stored execution back from either database, its JSON columns decoded with their schemas. */
+export const toExecution = (r: ExecutionRow): StoredExecution => ({
   jobId: r.job_id,
   thing: r.thing,
-  executionNumber: r.execution_number,
+  executionNumber: num(r.execution_number),
   status: r.status,
-  statusDetails: r.status_details === null ? undefined : JSON.parse(r.status_details),
-  document: JSON.parse(r.document),
-  queuedAt: r.queued_at,
-  startedAt: r.started_at ?? undefined,
-  lastUpdatedAt: r.last_updated_at,
-  versionNumber: r.version_number,
-  stepDeadline: r.step_deadline ?? undefined,
+  statusDetails:
+    r.status_details === null ? undefined : decodeColumn(StatusDetails, r.status_details, 'job_executions.status_details'),
+  document: decodeColumn(JsonObject, r.document, 'job_executions.document'),
+  queuedAt: num(r.queued_at),
+  startedAt: opt(r.started_at),
+  lastUpdatedAt: num(r.last_updated_at),
+  versionNumber: num(r.version_number),
+  stepDeadline: opt(r.step_deadline),
   rollout: r.rollout ?? undefined,
 });
+
+/** An execution as the columns both databases store. */
+export function executionColumns(e: StoredExecution) {
+  return {
+    ...e,
+    statusDetails: e.statusDetails === undefined ? null : JSON.stringify(e.statusDetails),
+    document: JSON.stringify(e.document),
+    startedAt: e.startedAt ?? null,
+    stepDeadline: e.stepDeadline ?? null,
+    rollout: e.rollout ?? null,
+  };
+}
+
+/**
+ * Job executions (the jobs service's source of truth, invariant 4): an async port with a SQLite and a PostgreSQL
+ * adapter (contract suite `jobs-store.contract.ts`).
+ */
+export interface JobsStore {
+  /** Inserts unless that (job, thing, execution number) exists; true when inserted. */
+  insert(e: StoredExecution): Promise<boolean>;
+  update(e: StoredExecution): Promise<void>;
+  /** The latest execution of the job on the thing, or the numbered one. */
+  get(jobId: string, thing: string, executionNumber?: number): Promise<StoredExecution | undefined>;
+  /** The thing's pending executions (the latest of each job), IN_PROGRESS first, then QUEUED oldest first. */
+  pending(thing: string): Promise<StoredExecution[]>;
+  /** What the wave engine needs of a rollout's executions, without their documents (read on every tick). */
+  statesByRollout(rollout: string): Promise<ExecutionStateRow[]>;
+  stepTimeoutsDue(now: number): Promise<StoredExecution[]>;
+}
 
 const LATEST = `SELECT e.* FROM job_executions e WHERE e.execution_number =
   (SELECT MAX(x.execution_number) FROM job_executions x WHERE x.job_id = e.job_id AND x.thing = e.thing)`;
 
-/** Job executions in the controller's SQLite database (the jobs service's source of truth, invariant 4). */
-export class JobsStore {
+/** The jobs port on the controller's SQLite database, synchronously (served async by `SqliteDatabase`). */
+export class SqliteJobs implements Sync<JobsStore> {
   private readonly s;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(db: Database.Database) {
     this.s = {
       insert: db.prepare(
         `INSERT OR IGNORE INTO job_executions (job_id, thing, execution_number, status, status_details, document,
@@ -89,24 +127,13 @@ export class JobsStore {
     };
   }
 
-  private row(e: StoredExecution) {
-    return {
-      ...e,
-      statusDetails: e.statusDetails === undefined ? null : JSON.stringify(e.statusDetails),
-      document: JSON.stringify(e.document),
-      startedAt: e.startedAt ?? null,
-      stepDeadline: e.stepDeadline ?? null,
-      rollout: e.rollout ?? null,
-    };
-  }
-
   /** Inserts unless that (job, thing, execution number) exists; true when inserted. */
   insert(e: StoredExecution): boolean {
-    return this.s.insert.run(this.row(e)).changes === 1;
+    return this.s.insert.run(executionColumns(e)).changes === 1;
   }
 
   update(e: StoredExecution): void {
-    this.s.update.run(this.row(e));
+    this.s.update.run(executionColumns(e));
   }
 
   get(jobId: string, thing: string, executionNumber?: number): StoredExecution | undefined {
@@ -114,46 +141,39 @@ export class JobsStore {
       executionNumber === undefined
         ? this.s.latest.get(jobId, thing)
         : this.s.numbered.get(jobId, thing, executionNumber)
-    ) as Row | undefined;
+    ) as ExecutionRow | undefined;
     return r && toExecution(r);
   }
 
   /** The thing's pending executions (the latest of each job), IN_PROGRESS first, then QUEUED oldest first. */
   pending(thing: string): StoredExecution[] {
-    return (this.s.pending.all(thing) as Row[]).map(toExecution).sort(nextOrder);
+    return (this.s.pending.all(thing) as ExecutionRow[]).map(toExecution).sort(nextOrder);
   }
 
   /** What the wave engine needs of a rollout's executions, without their documents (read on every tick). */
   statesByRollout(rollout: string): ExecutionStateRow[] {
-    return (
-      this.s.statesByRollout.all(rollout) as {
-        job_id: string;
-        thing: string;
-        execution_number: number;
-        status: JobStatus;
-        status_details: string | null;
-        started_at: number | null;
-        last_updated_at: number;
-      }[]
-    ).map((r) => ({
-      lastUpdatedAt: r.last_updated_at,
-      jobId: r.job_id,
-      thing: r.thing,
-      executionNumber: r.execution_number,
-      status: r.status,
-      statusDetails: r.status_details === null ? undefined : JSON.parse(r.status_details),
-      startedAt: r.started_at ?? undefined,
-    }));
+    return (this.s.statesByRollout.all(rollout) as ExecutionRow[]).map(toStateRow);
   }
 
   stepTimeoutsDue(now: number): StoredExecution[] {
-    return (this.s.due.all(now) as Row[]).map(toExecution);
+    return (this.s.due.all(now) as ExecutionRow[]).map(toExecution);
   }
 
-  transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
-  }
 }
+
+/** The state columns of an execution row (no document). */
+export const toStateRow = (
+  r: Omit<ExecutionRow, 'document' | 'queued_at' | 'version_number' | 'step_deadline' | 'rollout'>,
+): ExecutionStateRow => ({
+  lastUpdatedAt: num(r.last_updated_at),
+  jobId: r.job_id,
+  thing: r.thing,
+  executionNumber: num(r.execution_number),
+  status: r.status,
+  statusDetails:
+    r.status_details === null ? undefined : decodeColumn(StatusDetails, r.status_details, 'job_executions.status_details'),
+  startedAt: opt(r.started_at),
+});
 
 /**
  * docs/JOBS-PROTOCOL.md "start next" and AWS's "Jobs notifications": IN_PROGRESS before QUEUED, then by the time each was

@@ -1,5 +1,8 @@
 import type { HealthReport } from '@fleetwave/shared';
 import type Database from 'better-sqlite3';
+import type { Sync } from '../store/database.js';
+import { z } from 'zod';
+import { decodeColumn, Metrics } from '../store/documents.js';
 import type { RiskScore } from './evaluate.js';
 import { COUNTER_METRICS, type Series, unwrapCounter } from './history.js';
 
@@ -29,11 +32,71 @@ export interface StoredScore extends RiskScore {
   alerted: boolean;
 }
 
-/** The fleet's health history (with retention), failure labels and latest risk scores, in the controller's SQLite. */
-export class HealthStore {
+export interface HealthSample {
+  ts: number;
+  metrics: Record<string, number>;
+}
+
+/**
+ * The fleet's health history (with retention), failure labels and latest risk scores: an async port with a SQLite and
+ * a PostgreSQL adapter (contract suite `health-store.contract.ts`).
+ */
+export interface HealthStore {
+  /** Keeps one sample per (device, ts): a second one at the same time replaces it. */
+  add(device: string, ts: number, metrics: Record<string, number>): Promise<void>;
+  /** A device's samples from `from` on, oldest first (the last `limit`). */
+  samples(device: string, from: number, limit?: number): Promise<HealthSample[]>;
+  /** A device's newest kept sample, if any. */
+  latest(device: string): Promise<HealthSample | undefined>;
+  prune(before: number): Promise<number>;
+  /** One label per device (a newer one replaces it). */
+  setLabel(l: FailureLabel): Promise<void>;
+  removeLabel(device: string): Promise<boolean>;
+  /** Oldest first. */
+  labels(): Promise<FailureLabel[]>;
+  putScore(s: StoredScore): Promise<void>;
+  scores(): Promise<Map<string, StoredScore>>;
+}
+
+/**
+ * A device's history since `from` as a series over the given metrics (missing values carried forward, else 0;
+ * counters unwrapped across resets, from `from` on).
+ */
+export async function healthSeries(
+  store: HealthStore,
+  device: string,
+  from: number,
+  metrics: readonly string[],
+): Promise<Series> {
+  const rows = await store.samples(device, from, Number.MAX_SAFE_INTEGER);
+  const s: Series = { device, t: [], metrics: Object.fromEntries(metrics.map((m) => [m, []])) };
+  const last: Record<string, number> = {};
+  for (const r of rows) {
+    s.t.push(r.ts);
+    for (const k of metrics) {
+      const v = r.metrics[k] ?? last[k] ?? 0;
+      last[k] = v;
+      s.metrics[k]!.push(v);
+    }
+  }
+  for (const k of metrics) if (COUNTER_METRICS.has(k)) s.metrics[k] = unwrapCounter(s.metrics[k]!);
+  return s;
+}
+
+const sampleWhere = (device: string, ts: number | string) => `the health sample of ${device} at ${ts}`;
+export const decodeSample = (device: string, r: { ts: number | string; metrics: string }): HealthSample => ({
+  ts: Number(r.ts),
+  metrics: decodeColumn(Metrics, r.metrics, sampleWhere(device, r.ts)),
+});
+export const decodeSignals = (device: string, text: string) =>
+  decodeColumn(Signals, text, `the risk signals of ${device}`);
+const Signals = z.array(z.object({ metric: z.string(), contribution: z.number() }));
+
+/** The health port on the controller's SQLite database, synchronously (served async by `SqliteDatabase`). */
+export class SqliteHealth implements Sync<HealthStore> {
   private readonly s;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(db: Database.Database) {
     this.s = {
       add: db.prepare('INSERT OR REPLACE INTO health_samples (device, ts, metrics) VALUES (?, ?, ?)'),
       since: db.prepare('SELECT ts, metrics FROM health_samples WHERE device = ? AND ts >= ? ORDER BY ts'),
@@ -42,7 +105,7 @@ export class HealthStore {
       label: db.prepare(
         'INSERT OR REPLACE INTO device_failures (device, ts, mode, status, actor, note) VALUES (@device, @ts, @mode, @status, @actor, @note)',
       ),
-      labels: db.prepare('SELECT * FROM device_failures ORDER BY ts'),
+      labels: db.prepare('SELECT * FROM device_failures ORDER BY ts, device'),
       unlabel: db.prepare('DELETE FROM device_failures WHERE device = ?'),
       putScore: db.prepare(
         'INSERT OR REPLACE INTO risk_scores (device, ts, risk, mode, signals, alerted) VALUES (?, ?, ?, ?, ?, ?)',
@@ -55,36 +118,15 @@ export class HealthStore {
     this.s.add.run(device, ts, JSON.stringify(metrics));
   }
 
-  /**
-   * A device's history since `from` as a series over the given metrics (missing values carried forward, else 0;
-   * counters unwrapped across resets, from `from` on).
-   */
-  series(device: string, from: number, metrics: readonly string[]): Series {
-    const rows = this.s.since.all(device, from) as { ts: number; metrics: string }[];
-    const s: Series = { device, t: [], metrics: Object.fromEntries(metrics.map((m) => [m, []])) };
-    const last: Record<string, number> = {};
-    for (const r of rows) {
-      const m = JSON.parse(r.metrics) as Record<string, number>;
-      s.t.push(r.ts);
-      for (const k of metrics) {
-        const v = m[k] ?? last[k] ?? 0;
-        last[k] = v;
-        s.metrics[k]!.push(v);
-      }
-    }
-    for (const k of metrics) if (COUNTER_METRICS.has(k)) s.metrics[k] = unwrapCounter(s.metrics[k]!);
-    return s;
-  }
-
   /** A device's newest kept sample, if any. */
-  latest(device: string): { ts: number; metrics: Record<string, number> } | undefined {
+  latest(device: string): HealthSample | undefined {
     const r = this.s.latest.get(device) as { ts: number; metrics: string } | undefined;
-    return r && { ts: r.ts, metrics: JSON.parse(r.metrics) };
+    return r && decodeSample(device, r);
   }
 
-  samples(device: string, from: number, limit = 5000): { ts: number; metrics: Record<string, number> }[] {
+  samples(device: string, from: number, limit = 5000): HealthSample[] {
     const rows = this.s.since.all(device, from) as { ts: number; metrics: string }[];
-    return rows.slice(-limit).map((r) => ({ ts: r.ts, metrics: JSON.parse(r.metrics) }));
+    return rows.slice(-limit).map((r) => decodeSample(device, r));
   }
 
   prune(before: number): number {
@@ -124,14 +166,10 @@ export class HealthStore {
           at: r.ts,
           risk: r.risk,
           mode: r.mode,
-          signals: JSON.parse(r.signals),
+          signals: decodeSignals(r.device, r.signals),
           alerted: r.alerted === 1,
         },
       ]),
     );
-  }
-
-  transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
   }
 }

@@ -4,8 +4,8 @@ import type { Logger } from 'pino';
 import type { HealthSource } from '../rollouts/rollout-service.js';
 import type { FleetStore } from '../store/fleet-store.js';
 import { riskDefaults, scoreSeries, trainRisk } from './evaluate.js';
-import type { FailureLabel, HealthStore, StoredScore } from './health-store.js';
-import { COUNTER_METRICS } from './history.js';
+import { type FailureLabel, type HealthSample, type HealthStore, healthSeries, type StoredScore } from './health-store.js';
+import { COUNTER_METRICS, type Series } from './history.js';
 import { type ModelFile, Predictor, parseModel } from './model.js';
 
 const DAY = 86_400_000;
@@ -13,6 +13,8 @@ const DAY = 86_400_000;
 export interface PredictionServiceOptions {
   health: HealthStore;
   fleet: FleetStore;
+  /** The database's units of work (scores of one run commit together). */
+  transaction: <T>(fn: () => Promise<T>) => Promise<T>;
   /** Where the model is read from and written to when the fleet's own history trains one. */
   modelFile: string;
   /** Alert (webhook event `device.at-risk`) when a device's risk reaches this (default 0.8). */
@@ -21,7 +23,7 @@ export interface PredictionServiceOptions {
   silentAfterMs?: number;
   now: () => number;
   log: Logger;
-  onEvent: (kind: string, details: Record<string, unknown>) => void;
+  onEvent: (kind: string, details: Record<string, unknown>) => Promise<void>;
 }
 
 /**
@@ -37,8 +39,12 @@ export class PredictionService implements HealthSource {
 
   constructor(private readonly o: PredictionServiceOptions) {
     this.threshold = o.threshold ?? 0.8;
-    this.scores = o.health.scores();
     if (existsSync(o.modelFile)) this.load(parseModel(readFileSync(o.modelFile, 'utf8'), o.modelFile));
+  }
+
+  /** Reads the kept scores (call once before scoring or answering risk questions). */
+  async init(): Promise<void> {
+    this.scores = await this.o.health.scores();
   }
 
   get model(): ModelFile | undefined {
@@ -78,7 +84,7 @@ export class PredictionService implements HealthSource {
   }
 
   /** The device's newest health sample in the kept history (survives a controller restart). */
-  latestHealth(device: string): { ts: number; metrics: Record<string, number> } | undefined {
+  latestHealth(device: string): Promise<HealthSample | undefined> {
     return this.o.health.latest(device);
   }
 
@@ -90,8 +96,8 @@ export class PredictionService implements HealthSource {
     return [...this.scores.values()].sort((a, b) => b.risk - a.risk);
   }
 
-  statistic(device: string, metric: string, from: number, to: number): number | undefined {
-    const s = this.o.health.series(device, from, [metric]);
+  async statistic(device: string, metric: string, from: number, to: number): Promise<number | undefined> {
+    const s = await healthSeries(this.o.health, device, from, [metric]);
     const t = s.t.filter((x) => x <= to);
     const v = s.metrics[metric]!.slice(0, t.length);
     if (t.length === 0) return undefined;
@@ -102,66 +108,76 @@ export class PredictionService implements HealthSource {
   }
 
   /** Scores every registered device now; raises `device.at-risk` and `device.risk-cleared` events. */
-  scoreAll(): StoredScore[] {
+  async scoreAll(): Promise<StoredScore[]> {
     const p = this.predictor;
     if (!p) return [];
     const now = this.o.now();
     const longest = p.file.spec.windows[p.file.spec.windows.length - 1]!;
     const from = now - Math.max(2 * longest, 14 * DAY);
-    const series = this.o.fleet
-      .listDevices()
-      .filter((d) => d.revokedAt === null)
-      .map((d) => this.o.health.series(d.id, from, p.file.spec.metrics))
-      .filter((s) => s.t.length >= 2);
+    const series: Series[] = [];
+    for (const d of await this.o.fleet.listDevices()) {
+      if (d.revokedAt !== null) continue;
+      const s = await healthSeries(this.o.health, d.id, from, p.file.spec.metrics);
+      if (s.t.length >= 2) series.push(s);
+    }
     const out: StoredScore[] = [];
-    this.o.health.transaction(() => {
+    const events: [string, Record<string, unknown>][] = [];
+    await this.o.transaction(async () => {
       for (const sc of scoreSeries(p, series)) {
         const before = this.scores.get(sc.device);
         let alerted = before?.alerted ?? false;
         if (!alerted && sc.risk >= this.threshold) {
           alerted = true;
-          this.o.onEvent('device.at-risk', { device: sc.device, risk: sc.risk, mode: sc.mode, signals: sc.signals });
+          events.push(['device.at-risk', { device: sc.device, risk: sc.risk, mode: sc.mode, signals: sc.signals }]);
         } else if (alerted && sc.risk < this.threshold - 0.15) {
           alerted = false;
-          this.o.onEvent('device.risk-cleared', { device: sc.device, risk: sc.risk });
+          events.push(['device.risk-cleared', { device: sc.device, risk: sc.risk }]);
         }
         const stored = { ...sc, alerted };
-        this.o.health.putScore(stored);
-        this.scores.set(sc.device, stored);
+        await this.o.health.putScore(stored);
         out.push(stored);
       }
     });
+    // the kept scores change, and the alerts go out, only once they are committed
+    for (const sc of out) this.scores.set(sc.device, sc);
+    for (const [kind, details] of events) await this.o.onEvent(kind, details);
     return out;
   }
 
   /** A device's health samples since `from` (for charts). */
-  history(device: string, from: number): { ts: number; metrics: Record<string, number> }[] {
+  history(device: string, from: number): Promise<HealthSample[]> {
     return this.o.health.samples(device, from);
   }
 
-  labels(): FailureLabel[] {
+  labels(): Promise<FailureLabel[]> {
     return this.o.health.labels();
   }
 
   /** Adds a health sample as if the device had reported it (imports, the demo's simulated history). */
-  record(device: string, ts: number, metrics: Record<string, number>): void {
-    this.o.health.add(device, ts, metrics);
+  record(device: string, ts: number, metrics: Record<string, number>): Promise<void> {
+    return this.o.health.add(device, ts, metrics);
   }
 
-  setLabel(l: FailureLabel): void {
-    this.o.health.setLabel(l);
+  /** Adds many samples in one transaction (imports, the demo). */
+  recordMany(samples: readonly { device: string; ts: number; metrics: Record<string, number> }[]): Promise<void> {
+    return this.o.transaction(async () => {
+      for (const s of samples) await this.o.health.add(s.device, s.ts, s.metrics);
+    });
   }
 
-  removeLabel(device: string): boolean {
+  setLabel(l: FailureLabel): Promise<void> {
+    return this.o.health.setLabel(l);
+  }
+
+  removeLabel(device: string): Promise<boolean> {
     return this.o.health.removeLabel(device);
   }
 
   /** Devices silent beyond the threshold without a label: candidate failures for an operator to confirm. */
-  candidates(): { device: string; lastSeen: number | null }[] {
-    const labelled = new Set(this.labels().map((l) => l.device));
+  async candidates(): Promise<{ device: string; lastSeen: number | null }[]> {
+    const labelled = new Set((await this.labels()).map((l) => l.device));
     const cutoff = this.o.now() - (this.o.silentAfterMs ?? 3 * DAY);
-    return this.o.fleet
-      .listDevices()
+    return (await this.o.fleet.listDevices())
       .filter((d) => d.revokedAt === null && !labelled.has(d.id) && d.lastSeen !== null && d.lastSeen < cutoff)
       .map((d) => ({ device: d.id, lastSeen: d.lastSeen }));
   }
@@ -171,7 +187,7 @@ export class PredictionService implements HealthSource {
    * failed or replaced as failures (at their label's time, with its mode).
    */
   async learn(opts: { horizonMs?: number; epochs?: number } = {}): Promise<ModelFile> {
-    const failures = this.labels()
+    const failures = (await this.labels())
       .filter((l) => l.status !== 'candidate')
       .map((l) => ({ device: l.device, time: l.ts, mode: l.mode }));
     if (failures.length < 2) {
@@ -189,23 +205,20 @@ export class PredictionService implements HealthSource {
       'flashWearPct',
       'wifiSignalDbm',
     ];
-    const series = this.o.fleet.listDevices().map((d) => this.o.health.series(d.id, 0, metrics));
+    const series: Series[] = [];
+    for (const d of await this.o.fleet.listDevices()) series.push(await healthSeries(this.o.health, d.id, 0, metrics));
     const model = await trainRisk({ metrics, series: series.filter((s) => s.t.length >= 2), cycles: false }, failures, {
       ...riskDefaults(metrics, opts.epochs),
       ...(opts.horizonMs !== undefined && { horizon: opts.horizonMs }),
     });
     this.install(JSON.stringify(model), 'the fleet history');
-    this.scoreAll();
+    await this.scoreAll();
     return model;
   }
 
   start(intervalMs = 600_000): void {
     this.timer = setInterval(() => {
-      try {
-        this.scoreAll();
-      } catch (err) {
-        this.o.log.warn({ err: (err as Error).message }, 'scoring failed');
-      }
+      this.scoreAll().catch((err) => this.o.log.warn({ err: (err as Error).message }, 'scoring failed'));
     }, intervalMs);
     this.timer.unref();
   }

@@ -19,7 +19,7 @@ export interface ExecutionChange {
 }
 
 /** Builds the job document of a queue action (the manifest of the version, where to download it). */
-export type DocumentFor = (state: RolloutState, action: Extract<Action, { type: 'queue' }>) => UpdateJobDocument;
+export type DocumentFor = (state: RolloutState, action: Extract<Action, { type: 'queue' }>) => Promise<UpdateJobDocument>;
 
 /**
  * Where the wave engine's executions live: the controller's own jobs service (local) or AWS IoT Jobs. The engine
@@ -38,12 +38,12 @@ export interface RolloutJobs {
    * The latest execution per device of a rollout's update job and of its rollback job(s); undefined while they are
    * not known yet (a remote backend before its first poll): the engine must not judge a rollout on missing data.
    */
-  views(state: RolloutState): ExecutionViews | undefined;
+  views(state: RolloutState): Promise<ExecutionViews | undefined>;
   /**
    * Carries out one action. The local backend does it inside the caller's transaction; a remote one queues the work
    * and does it after the commit (every action is idempotent, and a lost one is repeated by the next evaluation).
    */
-  act(state: RolloutState, action: Exclude<Action, { type: 'event' }>, documentFor: DocumentFor): void;
+  act(state: RolloutState, action: Exclude<Action, { type: 'event' }>, documentFor: DocumentFor): Promise<void>;
   /** A rollout ended: release what the backend holds for it (idempotent). */
   finish(state: RolloutState): void;
   /** Brings the views up to date (remote backends poll; returns whether anything changed). */
@@ -54,7 +54,7 @@ export interface RolloutJobs {
 
 export const rollbackJob = (id: string) => `${id}-rb`;
 
-/** The controller's own jobs service (docs/JOBS-PROTOCOL.md) over SQLite: one update job and one rollback job per rollout. */
+/** The controller's own jobs service (docs/JOBS-PROTOCOL.md) over its database: one update job and one rollback job per rollout. */
 export class LocalRolloutJobs implements RolloutJobs {
   readonly name = 'local';
   readonly selfPaced = false;
@@ -68,10 +68,10 @@ export class LocalRolloutJobs implements RolloutJobs {
     return [];
   }
 
-  views(state: RolloutState): ExecutionViews {
+  async views(state: RolloutState): Promise<ExecutionViews> {
     const updates = new Map<string, ExecutionView>();
     const rollbacks = new Map<string, ExecutionView>();
-    for (const e of this.store.statesByRollout(state.id)) {
+    for (const e of await this.store.statesByRollout(state.id)) {
       const map = e.jobId === state.id ? updates : rollbacks;
       const prev = map.get(e.thing);
       if (!prev || prev.executionNumber < e.executionNumber) map.set(e.thing, executionView(e));
@@ -79,13 +79,13 @@ export class LocalRolloutJobs implements RolloutJobs {
     return { updates, rollbacks };
   }
 
-  act(state: RolloutState, a: Exclude<Action, { type: 'event' }>, documentFor: DocumentFor): void {
+  async act(state: RolloutState, a: Exclude<Action, { type: 'event' }>, documentFor: DocumentFor): Promise<void> {
     const jobId = a.type !== 'time-out' && a.purpose === 'rollback' ? rollbackJob(state.id) : state.id;
-    if (a.type === 'cancel') this.jobs.end(jobId, a.device, 'CANCELED', a.reason);
-    else if (a.type === 'time-out') this.jobs.end(jobId, a.device, 'TIMED_OUT', a.reason);
+    if (a.type === 'cancel') await this.jobs.end(jobId, a.device, 'CANCELED', a.reason);
+    else if (a.type === 'time-out') await this.jobs.end(jobId, a.device, 'TIMED_OUT', a.reason);
     else {
-      const document = documentFor(state, a);
-      this.jobs.queue({ jobId, thing: a.device, executionNumber: a.executionNumber, document, rollout: state.id });
+      const document = await documentFor(state, a);
+      await this.jobs.queue({ jobId, thing: a.device, executionNumber: a.executionNumber, document, rollout: state.id });
     }
   }
 

@@ -56,7 +56,7 @@ export class ReleaseService {
   }
 
   /** Verifies and registers a manifest; registering the identical manifest again changes nothing. */
-  add(input: unknown): { manifest: SignedReleaseManifest; added: boolean } {
+  async add(input: unknown): Promise<{ manifest: SignedReleaseManifest; added: boolean }> {
     const trusted = this.o.trusted();
     if (trusted.length === 0) {
       throw new FleetwaveError(
@@ -65,7 +65,7 @@ export class ReleaseService {
       );
     }
     const manifest = verifyManifest(input, { trusted, now: this.o.now() });
-    const r = this.o.store.addRelease(manifest, this.o.now());
+    const r = await this.o.store.addRelease(manifest, this.o.now());
     if (r === 'different') {
       throw new FleetwaveError(
         'E_RELEASE_EXISTS',
@@ -75,8 +75,8 @@ export class ReleaseService {
     return { manifest, added: r === 'added' };
   }
 
-  get(name: string, version: string): SignedReleaseManifest {
-    const m = this.o.store.getRelease(name, version);
+  async get(name: string, version: string): Promise<SignedReleaseManifest> {
+    const m = await this.o.store.getRelease(name, version);
     if (!m)
       throw new FleetwaveError(
         'E_RELEASE_UNKNOWN',
@@ -85,15 +85,15 @@ export class ReleaseService {
     return m;
   }
 
-  private artifactOf(name: string, version: string, artifact: string) {
-    const a = this.get(name, version).artifacts.find((x) => x.name === artifact);
+  private async artifactOf(name: string, version: string, artifact: string) {
+    const a = (await this.get(name, version)).artifacts.find((x) => x.name === artifact);
     if (!a) throw new FleetwaveError('E_NOT_FOUND', `release ${name}@${version} has no artifact ${artifact}`);
     return a;
   }
 
   /** Stores an artifact upload, refusing it unless its size and SHA-256 are the manifest's. */
   async putArtifact(name: string, version: string, artifact: string, body: Readable): Promise<{ stored: boolean }> {
-    const a = this.artifactOf(name, version, artifact);
+    const a = await this.artifactOf(name, version, artifact);
     const final = join(this.dir, a.sha256);
     if (existsSync(final)) {
       body.resume();
@@ -129,12 +129,12 @@ export class ReleaseService {
   }
 
   /** The stored file of an artifact, or undefined when it was not uploaded (the manifest may point elsewhere). */
-  artifactFile(
+  async artifactFile(
     name: string,
     version: string,
     artifact: string,
-  ): { path: string; size: number; sha256: string } | undefined {
-    const a = this.artifactOf(name, version, artifact);
+  ): Promise<{ path: string; size: number; sha256: string } | undefined> {
+    const a = await this.artifactOf(name, version, artifact);
     const path = join(this.dir, a.sha256);
     return existsSync(path) ? { path, size: a.size, sha256: a.sha256 } : undefined;
   }

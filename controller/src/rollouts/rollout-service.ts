@@ -1,8 +1,9 @@
 import { anyWindowAt, FleetwaveError, type RolloutPlan, UpdateJobDocument } from '@fleetwave/shared';
 import type { Logger } from 'pino';
 import type { JobsService } from '../jobs/jobs-service.js';
-import type { JobsStore } from '../jobs/jobs-store.js';
-import type { DeviceRecord, FleetStore } from '../store/fleet-store.js';
+import type { ControllerDatabase } from '../store/database.js';
+import { Mutex } from '../store/database.js';
+import type { DeviceRecord } from '../store/fleet-store.js';
 import type { TargetDevice } from './assignment.js';
 import {
   type DocumentFor,
@@ -25,14 +26,18 @@ import {
 } from './wave-engine.js';
 
 export interface RolloutServiceOptions {
-  store: RolloutStore;
-  fleet: FleetStore;
+  db: Pick<ControllerDatabase, 'rollouts' | 'fleet' | 'jobs' | 'transaction'>;
   jobs: JobsService;
-  jobsStore: JobsStore;
   releases: ReleaseService;
   now: () => number;
   log: Logger;
-  audit: (actor: string, action: string, target: string, outcome: 'ok' | 'denied' | 'error', details?: string) => void;
+  audit: (
+    actor: string,
+    action: string,
+    target: string,
+    outcome: 'ok' | 'denied' | 'error',
+    details?: string,
+  ) => Promise<void>;
   /** Where devices download artifacts the controller stores (`…/api/v1/releases/`). */
   artifactBaseUrl: () => string;
   onEvent?: (e: RolloutEvent) => void;
@@ -46,7 +51,7 @@ export interface RolloutServiceOptions {
 
 export interface HealthSource {
   /** A device's value of a metric over [from, to]: the rate per hour for counters, the mean otherwise. */
-  statistic(device: string, metric: string, from: number, to: number): number | undefined;
+  statistic(device: string, metric: string, from: number, to: number): Promise<number | undefined>;
   /** The device's latest predicted failure risk (0–1), if it has one. */
   risk(device: string): number | undefined;
 }
@@ -71,16 +76,24 @@ export class RolloutService {
   private timer: NodeJS.Timeout | undefined;
   private kickTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
-  private ticking = false;
+  private ticking: Promise<void> | undefined;
+  /**
+   * Operations on rollouts run one at a time (apply, commands, ticks): each reads a rollout's state and writes the
+   * next one, which must not interleave with another writing the same rollout.
+   */
+  private readonly serial = new Mutex();
   readonly backend: RolloutJobs;
 
   constructor(private readonly o: RolloutServiceOptions) {
-    this.backend = o.backend ?? new LocalRolloutJobs(o.jobs, o.jobsStore);
+    this.backend = o.backend ?? new LocalRolloutJobs(o.jobs, o.db.jobs);
   }
 
-  targets(plan: RolloutPlan): TargetDevice[] {
-    return this.o.fleet
-      .listDevices()
+  private get store(): RolloutStore {
+    return this.o.db.rollouts;
+  }
+
+  async targets(plan: RolloutPlan): Promise<TargetDevice[]> {
+    return (await this.o.db.fleet.listDevices())
       .filter((d) => matches(d, plan))
       .map((d) => {
         const risk = this.o.health?.risk(d.id);
@@ -95,8 +108,12 @@ export class RolloutService {
   }
 
   /** Starts a rollout from a validated plan. */
-  apply(plan: RolloutPlan, actor: string): RolloutState {
-    this.o.releases.get(plan.release.name, plan.release.version);
+  apply(plan: RolloutPlan, actor: string): Promise<RolloutState> {
+    return this.serial.run(() => this.applyNow(plan, actor));
+  }
+
+  private async applyNow(plan: RolloutPlan, actor: string): Promise<RolloutState> {
+    await this.o.releases.get(plan.release.name, plan.release.version);
     const problems = this.backend.problems(plan);
     if (problems.length) {
       throw new FleetwaveError(
@@ -104,76 +121,80 @@ export class RolloutService {
         `the plan cannot run on ${this.backend.name} jobs: ${problems.join('; ')}`,
       );
     }
-    if (this.o.store.activeByName(plan.name)) {
+    if (await this.store.activeByName(plan.name)) {
       throw new FleetwaveError('E_ROLLOUT_EXISTS', `rollout ${plan.name} is active: abort it or wait until it ends`);
     }
-    const id = `${plan.name.slice(0, 52)}-${this.o.store.countByName(plan.name) + 1}`;
-    const targets = this.targets(plan).filter((t) => t.version !== plan.release.version);
+    const id = `${plan.name.slice(0, 52)}-${(await this.store.countByName(plan.name)) + 1}`;
+    const targets = (await this.targets(plan)).filter((t) => t.version !== plan.release.version);
     const state = startRollout(id, plan, targets, this.o.now());
     this.emit(id, 'rollout.started', { release: plan.release, devices: state.members.length, actor });
     for (const d of state.deferred ?? []) {
       this.emit(id, 'rollout.device-deferred', { device: d.device, risk: d.risk, wave: plan.waves.length - 1 });
     }
-    const written = this.o.store.transaction(() => {
-      this.o.store.saveRollout(state, true, this.o.now());
+    const written = await this.o.db.transaction(async () => {
+      await this.store.saveRollout(state, true, this.o.now());
       return this.writeEvents();
     });
     for (const e of written) this.o.onEvent?.(e);
-    this.o.audit(actor, 'rollout.apply', id, 'ok', `${plan.release.name}@${plan.release.version}`);
-    this.tickOne(id);
-    return this.o.store.getRollout(id)!;
+    await this.o.audit(actor, 'rollout.apply', id, 'ok', `${plan.release.name}@${plan.release.version}`);
+    await this.tickOne(id);
+    return (await this.store.getRollout(id))!;
   }
 
   /** What a plan would do now: the waves with their devices (nothing is created). */
-  preview(plan: RolloutPlan): RolloutState {
-    this.o.releases.get(plan.release.name, plan.release.version);
-    const targets = this.targets(plan).filter((t) => t.version !== plan.release.version);
+  async preview(plan: RolloutPlan): Promise<RolloutState> {
+    await this.o.releases.get(plan.release.name, plan.release.version);
+    const targets = (await this.targets(plan)).filter((t) => t.version !== plan.release.version);
     return startRollout(`${plan.name}-preview`, plan, targets, this.o.now());
   }
 
-  command(id: string, cmd: Command, actor: string, wave?: number): RolloutState {
-    const state = this.o.store.getRollout(id);
+  command(id: string, cmd: Command, actor: string, wave?: number): Promise<RolloutState> {
+    return this.serial.run(() => this.commandNow(id, cmd, actor, wave));
+  }
+
+  private async commandNow(id: string, cmd: Command, actor: string, wave?: number): Promise<RolloutState> {
+    const state = await this.store.getRollout(id);
     if (!state) throw new FleetwaveError('E_NOT_FOUND', `no rollout ${id}: fleetwave rollout status lists them`);
-    const views = this.backend.views(state);
+    const views = await this.backend.views(state);
     if (!views) {
       throw new FleetwaveError('E_ROLLOUT_STATE', `the executions of ${id} are not read back yet: try again shortly`);
     }
     let result: ReturnType<typeof command>;
     try {
-      result = command(state, cmd, this.input(state, views), wave);
+      result = command(state, cmd, await this.input(state, views), wave);
     } catch (err) {
-      this.o.audit(actor, `rollout.${cmd}`, id, 'denied', (err as Error).message);
+      await this.o.audit(actor, `rollout.${cmd}`, id, 'denied', (err as Error).message);
       throw new FleetwaveError('E_ROLLOUT_STATE', (err as Error).message);
     }
-    this.commit(result.state, result.actions, { actor });
-    this.o.audit(actor, `rollout.${cmd}`, id, 'ok', wave === undefined ? '' : `wave ${wave}`);
-    return this.o.store.getRollout(id)!;
+    await this.commit(result.state, result.actions, { actor });
+    await this.o.audit(actor, `rollout.${cmd}`, id, 'ok', wave === undefined ? '' : `wave ${wave}`);
+    return (await this.store.getRollout(id))!;
   }
 
-  get(id: string): RolloutState | undefined {
-    return this.o.store.getRollout(id);
+  get(id: string): Promise<RolloutState | undefined> {
+    return this.store.getRollout(id);
   }
 
-  list(): RolloutState[] {
-    return this.o.store.listRollouts();
+  list(): Promise<RolloutState[]> {
+    return this.store.listRollouts();
   }
 
   /** Per-device executions of a rollout's update and rollback jobs, as far as they are known (empty while a remote
    *  backend has not been read back yet). */
-  executions(state: RolloutState): ExecutionViews {
-    return this.backend.views(state) ?? { updates: new Map(), rollbacks: new Map() };
+  async executions(state: RolloutState): Promise<ExecutionViews> {
+    return (await this.backend.views(state)) ?? { updates: new Map(), rollbacks: new Map() };
   }
 
-  private input(state: RolloutState, views: ExecutionViews): TickInput {
+  private async input(state: RolloutState, views: ExecutionViews): Promise<TickInput> {
     const now = this.o.now();
     return {
       now,
-      targets: isTerminal(state.status) ? [] : this.targets(state.plan),
+      targets: isTerminal(state.status) ? [] : await this.targets(state.plan),
       ...views,
       windowOpen: anyWindowAt(state.plan.maintenanceWindows, now).open,
-      knownVersions: this.o.store.versionsOf(state.plan.release.name),
+      knownVersions: await this.store.versionsOf(state.plan.release.name),
       ...(this.backend.selfPaced && { selfPaced: true }),
-      ...this.healthInput(state, views, now),
+      ...(await this.healthInput(state, views, now)),
     };
   }
 
@@ -182,7 +203,11 @@ export class RolloutService {
    * devices (each from when its update succeeded) against the rollout's devices not updated yet (from when the wave
    * started), up to now.
    */
-  private healthInput(state: RolloutState, views: ExecutionViews, now: number): Pick<TickInput, 'health'> {
+  private async healthInput(
+    state: RolloutState,
+    views: ExecutionViews,
+    now: number,
+  ): Promise<Pick<TickInput, 'health'>> {
     const gate = state.plan.healthGate;
     const wave = state.waves[state.wave];
     if (!gate || wave?.status !== 'baking' || now < (wave.bakeUntil ?? 0) || !this.o.health) return {};
@@ -194,43 +219,51 @@ export class RolloutService {
       const e = views.updates.get(m.device);
       return m.wave > state.wave && (!e || e.status === 'QUEUED');
     });
-    const collect = (list: typeof updated, from: (device: string) => number, metric: string) =>
-      list.flatMap((m) => {
-        const v = source.statistic(m.device, metric, from(m.device), now);
-        return v === undefined ? [] : [v];
-      });
-    const waveStart = wave.startedAt ?? now;
-    return {
-      health: gate.metrics.map((g) => {
-        const { metric, worse } = typeof g === 'string' ? { metric: g, worse: 'higher' as const } : g;
-        return {
-          metric,
-          worse,
-          updated: collect(updated, (d) => views.updates.get(d)?.finishedAt ?? waveStart, metric),
-          notUpdated: collect(notUpdated, () => waveStart, metric),
-        };
-      }),
+    const collect = async (list: typeof updated, from: (device: string) => number, metric: string) => {
+      const out: number[] = [];
+      for (const m of list) {
+        const v = await source.statistic(m.device, metric, from(m.device), now);
+        if (v !== undefined) out.push(v);
+      }
+      return out;
     };
-  }
-
-  /** Evaluates every active rollout once (the scheduler's whole job). */
-  tickAll(): void {
-    if (this.ticking) return;
-    this.ticking = true;
-    try {
-      this.o.jobs.tick(this.o.now());
-      this.flushEvents();
-      for (const r of this.o.store.listRollouts({ active: true })) this.tickOne(r.id);
-    } finally {
-      this.ticking = false;
+    const waveStart = wave.startedAt ?? now;
+    const health = [];
+    for (const g of gate.metrics) {
+      const { metric, worse } = typeof g === 'string' ? { metric: g, worse: 'higher' as const } : g;
+      health.push({
+        metric,
+        worse,
+        updated: await collect(updated, (d) => views.updates.get(d)?.finishedAt ?? waveStart, metric),
+        notUpdated: await collect(notUpdated, () => waveStart, metric),
+      });
     }
+    return { health };
   }
 
-  private tickOne(id: string): void {
-    const state = this.o.store.getRollout(id);
-    const views = state && this.backend.views(state);
+  /**
+   * Evaluates every active rollout once (the scheduler's whole job); a call while one runs joins it. Errors (the
+   * database gone for a moment) are logged and the next tick tries again: every action is idempotent.
+   */
+  tickAll(): Promise<void> {
+    this.ticking ??= this.serial
+      .run(async () => {
+        await this.o.jobs.tick(this.o.now());
+        await this.flushEvents();
+        for (const r of await this.store.listRollouts({ active: true })) await this.tickOne(r.id);
+      })
+      .catch((err) => this.o.log.error({ err }, 'rollout evaluation failed; the next tick retries'))
+      .finally(() => {
+        this.ticking = undefined;
+      });
+    return this.ticking;
+  }
+
+  private async tickOne(id: string): Promise<void> {
+    const state = await this.store.getRollout(id);
+    const views = state && (await this.backend.views(state));
     if (!state || !views) return;
-    const input = this.input(state, views);
+    const input = await this.input(state, views);
     const { state: next, actions } = tick(state, input);
     // level-triggered clean-up: a rollout that ended cancels what is still queued of its update job
     if (isTerminal(next.status) || next.status === 'rolling-back') {
@@ -241,32 +274,33 @@ export class RolloutService {
       }
     }
     if (actions.length === 0 && JSON.stringify(next) === JSON.stringify(state)) {
-      if (isTerminal(next.status)) this.finished(next);
+      if (isTerminal(next.status)) await this.finished(next);
       return;
     }
-    this.commit(next, actions);
+    await this.commit(next, actions);
   }
 
   /**
    * Persist, then act — in one transaction: the new state, its events and the executions it queues or ends commit
    * together (one fsync), and the devices hear of it only after the commit (the jobs service publishes then).
    */
-  private commit(state: RolloutState, actions: Action[], extra: Record<string, unknown> = {}): void {
+  private async commit(state: RolloutState, actions: Action[], extra: Record<string, unknown> = {}): Promise<void> {
     for (const a of actions) if (a.type === 'event') this.emit(state.id, a.kind, { ...a.details, ...extra });
-    const written = this.o.jobs.batch(() => {
-      this.o.store.saveRollout(state, true, this.o.now());
-      const events = this.writeEvents();
+    const written = await this.o.jobs.batch(async () => {
+      await this.store.saveRollout(state, true, this.o.now());
+      const events = await this.writeEvents();
       let done = true;
       for (const a of actions) {
         try {
-          this.act(state, a);
+          // a savepoint each: an action that fails leaves nothing half done behind it
+          await this.o.db.transaction(() => this.act(state, a));
         } catch (err) {
           this.o.log.error({ err, rollout: state.id, action: a }, 'rollout action failed; the next tick retries');
           done = false;
           break;
         }
       }
-      if (done && isTerminal(state.status)) this.finished(state);
+      if (done && isTerminal(state.status)) await this.finished(state);
       return events;
     });
     for (const e of written) this.o.onEvent?.(e);
@@ -275,26 +309,34 @@ export class RolloutService {
   private pendingEvents: Omit<RolloutEvent, 'id'>[] = [];
 
   /** Writes the buffered events (inside the caller's transaction); returns them with their ids. */
-  private writeEvents(): RolloutEvent[] {
+  private async writeEvents(): Promise<RolloutEvent[]> {
     const events = this.pendingEvents;
     this.pendingEvents = [];
-    return events.map((e) => this.o.store.addEvent(e));
+    const out: RolloutEvent[] = [];
+    try {
+      for (const e of events) out.push(await this.store.addEvent(e));
+    } catch (err) {
+      // not written (the transaction rolls back): kept for the next commit
+      this.pendingEvents = [...events, ...this.pendingEvents];
+      throw err;
+    }
+    return out;
   }
 
-  private flushEvents(): void {
+  private async flushEvents(): Promise<void> {
     if (this.pendingEvents.length === 0) return;
-    const written = this.o.store.transaction(() => this.writeEvents());
+    const written = await this.o.db.transaction(() => this.writeEvents());
     for (const e of written) this.o.onEvent?.(e);
   }
 
   /** A rollout that ended is no longer active, and its backend lets go of what it held for it. */
-  private finished(state: RolloutState): void {
-    this.o.store.saveRollout(state, false, this.o.now());
+  private async finished(state: RolloutState): Promise<void> {
+    await this.store.saveRollout(state, false, this.o.now());
     this.backend.finish(state);
   }
 
-  private readonly documentFor: DocumentFor = (state, a) => {
-    const manifest = this.o.releases.get(state.plan.release.name, a.version);
+  private readonly documentFor: DocumentFor = async (state, a) => {
+    const manifest = await this.o.releases.get(state.plan.release.name, a.version);
     return UpdateJobDocument.parse({
       operation: 'fleetwave.update',
       purpose: a.purpose,
@@ -305,8 +347,8 @@ export class RolloutService {
     });
   };
 
-  private act(state: RolloutState, a: Action): void {
-    if (a.type !== 'event') this.backend.act(state, a, this.documentFor);
+  private async act(state: RolloutState, a: Action): Promise<void> {
+    if (a.type !== 'event') await this.backend.act(state, a, this.documentFor);
   }
 
   /** Buffers an event; it is written with the next commit (or flush) and announced after it. */
@@ -332,13 +374,13 @@ export class RolloutService {
     if (this.kickTimer || !this.timer) return;
     this.kickTimer = setTimeout(() => {
       this.kickTimer = undefined;
-      this.tickAll();
+      void this.tickAll();
     }, 100);
   }
 
   start(intervalMs = 1000): void {
-    this.timer = setInterval(() => this.tickAll(), intervalMs);
-    this.tickAll();
+    this.timer = setInterval(() => void this.tickAll(), intervalMs);
+    void this.tickAll();
     if (this.backend.refresh) {
       const poll = () => {
         this.pollTimer = setTimeout(async () => {
@@ -353,19 +395,23 @@ export class RolloutService {
   /** Brings a remote backend's executions up to date and evaluates (errors are logged; the next poll retries). */
   async poll(): Promise<void> {
     try {
-      if (await this.backend.refresh?.(this.o.store.listRollouts({ active: true }))) this.tickAll();
+      if (await this.backend.refresh?.(await this.store.listRollouts({ active: true }))) await this.tickAll();
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message, backend: this.backend.name }, 'polling executions failed');
     }
   }
 
-  stop(): void {
-    this.flushEvents();
+  /** Stops evaluating; resolves once the evaluation in flight ended and the buffered events are written. */
+  async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     if (this.kickTimer) clearTimeout(this.kickTimer);
     if (this.pollTimer) clearTimeout(this.pollTimer);
     this.pollTimer = undefined;
     this.timer = undefined;
     this.kickTimer = undefined;
+    await this.ticking;
+    await this.serial.run(() => this.flushEvents()).catch((err) =>
+      this.o.log.warn({ err: (err as Error).message }, 'rollout events not written at stop'),
+    );
   }
 }

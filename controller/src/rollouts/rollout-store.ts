@@ -1,5 +1,7 @@
 import type { SignedReleaseManifest } from '@fleetwave/shared';
 import type Database from 'better-sqlite3';
+import type { Sync } from '../store/database.js';
+import { decodeColumn, decodeRollout, JsonObject, Manifest } from '../store/documents.js';
 import type { RolloutState } from './wave-engine.js';
 
 export interface RolloutEvent {
@@ -10,8 +12,42 @@ export interface RolloutEvent {
   details: Record<string, unknown>;
 }
 
-/** Releases, rollouts and rollout events in the controller's SQLite database. */
-export class RolloutStore {
+export interface StoredRelease {
+  name: string;
+  version: string;
+  addedAt: number;
+  manifest: SignedReleaseManifest;
+}
+
+/**
+ * Releases (their manifests; artifacts' bytes stay on disk by hash), rollouts and rollout events: an async port with a
+ * SQLite and a PostgreSQL adapter (contract suite `rollout-store.contract.ts`). Stored documents are decoded with
+ * their schemas on the way out.
+ */
+export interface RolloutStore {
+  /** Adds the manifest unless that name and version is registered: `same` when it is, identically; else `different`. */
+  addRelease(m: SignedReleaseManifest, now: number): Promise<'added' | 'same' | 'different'>;
+  getRelease(name: string, version: string): Promise<SignedReleaseManifest | undefined>;
+  /** By name, then in the order added. */
+  listReleases(): Promise<StoredRelease[]>;
+  versionsOf(name: string): Promise<Set<string>>;
+  saveRollout(s: RolloutState, active: boolean, now: number): Promise<void>;
+  getRollout(id: string): Promise<RolloutState | undefined>;
+  /** In the order created. */
+  listRollouts(opts?: { active?: boolean }): Promise<RolloutState[]>;
+  countByName(name: string): Promise<number>;
+  activeByName(name: string): Promise<RolloutState | undefined>;
+  /** Appends an event; ids increase in commit order. */
+  addEvent(e: Omit<RolloutEvent, 'id'>): Promise<RolloutEvent>;
+  events(opts?: { rollout?: string; after?: number; limit?: number }): Promise<RolloutEvent[]>;
+}
+
+export const releaseWhere = (name: string, version: string) => `the manifest of release ${name}@${version}`;
+export const rolloutWhere = (id: string) => `the state of rollout ${id}`;
+export const eventWhere = (id: number | string) => `the details of rollout event ${id}`;
+
+/** The rollouts port on the controller's SQLite database, synchronously (served async by `SqliteDatabase`). */
+export class SqliteRollouts implements Sync<RolloutStore> {
   constructor(private readonly db: Database.Database) {}
 
   addRelease(m: SignedReleaseManifest, now: number): 'added' | 'same' | 'different' {
@@ -27,18 +63,23 @@ export class RolloutStore {
     const r = this.db.prepare('SELECT manifest FROM releases WHERE name = ? AND version = ?').get(name, version) as
       | { manifest: string }
       | undefined;
-    return r && JSON.parse(r.manifest);
+    return r && decodeColumn(Manifest, r.manifest, releaseWhere(name, version));
   }
 
-  listReleases(): { name: string; version: string; addedAt: number; manifest: SignedReleaseManifest }[] {
+  listReleases(): StoredRelease[] {
     return (
-      this.db.prepare('SELECT * FROM releases ORDER BY name, added_at').all() as {
+      this.db.prepare('SELECT * FROM releases ORDER BY name, added_at, version').all() as {
         name: string;
         version: string;
         added_at: number;
         manifest: string;
       }[]
-    ).map((r) => ({ name: r.name, version: r.version, addedAt: r.added_at, manifest: JSON.parse(r.manifest) }));
+    ).map((r) => ({
+      name: r.name,
+      version: r.version,
+      addedAt: r.added_at,
+      manifest: decodeColumn(Manifest, r.manifest, releaseWhere(r.name, r.version)),
+    }));
   }
 
   versionsOf(name: string): Set<string> {
@@ -60,18 +101,18 @@ export class RolloutStore {
 
   getRollout(id: string): RolloutState | undefined {
     const r = this.db.prepare('SELECT state FROM rollouts WHERE id = ?').get(id) as { state: string } | undefined;
-    return r && JSON.parse(r.state);
+    return r && decodeRollout(r.state, rolloutWhere(id));
   }
 
   listRollouts(opts: { active?: boolean } = {}): RolloutState[] {
     const rows = (
       opts.active === undefined
-        ? this.db.prepare('SELECT state FROM rollouts ORDER BY created_at, id').all()
+        ? this.db.prepare('SELECT id, state FROM rollouts ORDER BY created_at, id').all()
         : this.db
-            .prepare('SELECT state FROM rollouts WHERE active = ? ORDER BY created_at, id')
+            .prepare('SELECT id, state FROM rollouts WHERE active = ? ORDER BY created_at, id')
             .all(opts.active ? 1 : 0)
-    ) as { state: string }[];
-    return rows.map((r) => JSON.parse(r.state));
+    ) as { id: string; state: string }[];
+    return rows.map((r) => decodeRollout(r.state, rolloutWhere(r.id)));
   }
 
   countByName(name: string): number {
@@ -79,10 +120,10 @@ export class RolloutStore {
   }
 
   activeByName(name: string): RolloutState | undefined {
-    const r = this.db.prepare('SELECT state FROM rollouts WHERE name = ? AND active = 1').get(name) as
-      | { state: string }
+    const r = this.db.prepare('SELECT id, state FROM rollouts WHERE name = ? AND active = 1').get(name) as
+      | { id: string; state: string }
       | undefined;
-    return r && JSON.parse(r.state);
+    return r && decodeRollout(r.state, rolloutWhere(r.id));
   }
 
   addEvent(e: Omit<RolloutEvent, 'id'>): RolloutEvent {
@@ -108,10 +149,6 @@ export class RolloutStore {
         kind: string;
         details: string;
       }[]
-    ).map((r) => ({ ...r, details: JSON.parse(r.details) }));
-  }
-
-  transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    ).map((r) => ({ ...r, details: decodeColumn(JsonObject, r.details, eventWhere(r.id)) }));
   }
 }

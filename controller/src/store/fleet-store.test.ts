@@ -3,20 +3,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { onEveryDatabase } from './database-fixtures.js';
 import { fleetStoreContract } from './fleet-store.contract.js';
-import { MemoryFleetStore } from './memory-fleet-store.js';
 import { migrations } from './migrations.js';
-import { migrate, SqliteFleetStore } from './sqlite-fleet-store.js';
+import { migrate, SqliteDatabase } from './sqlite-database.js';
 
 const file = () => join(mkdtempSync(join(tmpdir(), 'fw-fleet-')), 'fleet.db');
 
-fleetStoreContract('memory', () => new MemoryFleetStore());
-fleetStoreContract('sqlite file', () => new SqliteFleetStore(file()));
+onEveryDatabase(fleetStoreContract);
 
 const schemaOf = (db: Database.Database) =>
   db.prepare("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name").all();
 
-describe('migrations', () => {
+describe('SQLite migrations', () => {
   it('bring an empty database and every earlier version to the same schema', () => {
     const fresh = new Database(file());
     migrate(fresh);
@@ -29,20 +28,26 @@ describe('migrations', () => {
     }
   });
 
-  it('keep the data of an earlier version', () => {
+  it('keep the data of an earlier version', async () => {
     const path = file();
     const db = new Database(path);
     migrate(db, 1);
     db.prepare("INSERT INTO devices (id, created_at, token_hash) VALUES ('gw-old', 1, 'h')").run();
     db.close();
-    const store = new SqliteFleetStore(path);
-    expect(store.getDevice('gw-old')).toMatchObject({ id: 'gw-old', mosquittoHash: '', presence: 'unknown' });
-    store.close();
+    const store = new SqliteDatabase(path);
+    expect(await store.fleet.getDevice('gw-old')).toMatchObject({ id: 'gw-old', mosquittoHash: '', presence: 'unknown' });
+    await store.close();
   });
 
-  it('refuse a database from a newer controller', () => {
-    const db = new Database(file());
+  it('refuse a database from a newer controller, changing nothing', () => {
+    const path = file();
+    const db = new Database(path);
     db.pragma(`user_version = ${migrations.length + 1}`);
-    expect(() => migrate(db)).toThrow(/newer/);
+    expect(() => migrate(db)).toThrow(expect.objectContaining({ code: 'E_DATABASE_SCHEMA' }));
+    db.close();
+    expect(() => new SqliteDatabase(path)).toThrow(/newer than this controller's .*run the newer controller/);
+    const again = new Database(path);
+    expect(again.pragma('user_version', { simple: true })).toBe(migrations.length + 1);
+    expect(schemaOf(again)).toEqual([]);
   });
 });

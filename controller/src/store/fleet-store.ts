@@ -117,33 +117,33 @@ export interface TelemetryQuery {
   pick?: 'oldest' | 'newest';
 }
 
+/**
+ * Devices, credentials, audit and desired configuration: an async port (SQLite and PostgreSQL adapters, one contract
+ * suite `fleet-store.contract.ts`). Telemetry has its own port (`TelemetryLog`); units of work are the database's
+ * (`ControllerDatabase.transaction`).
+ */
 export interface FleetStore {
-  transaction<T>(fn: () => T): T;
-  addDevice(d: NewDevice): void;
-  getDevice(id: string): DeviceRecord | undefined;
-  listDevices(): DeviceRecord[];
-  updateDevice(id: string, patch: DevicePatch): void;
-  revokeDevice(id: string, at: number): boolean;
-  /** Inserts the records not yet stored for (device, seq); returns the new rows with their cursors. */
-  insertTelemetry(rows: readonly NewTelemetry[], receivedAt: number): TelemetryRow[];
-  telemetry(q: TelemetryQuery): TelemetryRow[];
-  /** Sequence ranges missing between 1 and the highest sequence stored for the device. */
-  missingRanges(device: string): [from: number, to: number][];
-  pruneTelemetry(receivedBefore: number): number;
-  addAudit(e: Omit<AuditEntry, 'id'>): void;
-  audit(limit: number): AuditEntry[];
-  addApiToken(t: ApiTokenRecord): void;
-  getApiToken(id: string): ApiTokenRecord | undefined;
-  listApiTokens(): ApiTokenRecord[];
-  revokeApiToken(id: string, at: number): boolean;
-  addEnrolmentToken(t: EnrolmentTokenRecord): void;
-  getEnrolmentToken(id: string): EnrolmentTokenRecord | undefined;
+  /** Throws E_DEVICE_EXISTS when the id is registered. */
+  addDevice(d: NewDevice): Promise<void>;
+  getDevice(id: string): Promise<DeviceRecord | undefined>;
+  listDevices(): Promise<DeviceRecord[]>;
+  updateDevice(id: string, patch: DevicePatch): Promise<void>;
+  revokeDevice(id: string, at: number): Promise<boolean>;
+  addAudit(e: Omit<AuditEntry, 'id'>): Promise<void>;
+  /** The newest entries first. */
+  audit(limit: number): Promise<AuditEntry[]>;
+  addApiToken(t: ApiTokenRecord): Promise<void>;
+  getApiToken(id: string): Promise<ApiTokenRecord | undefined>;
+  listApiTokens(): Promise<ApiTokenRecord[]>;
+  revokeApiToken(id: string, at: number): Promise<boolean>;
+  addEnrolmentToken(t: EnrolmentTokenRecord): Promise<void>;
+  getEnrolmentToken(id: string): Promise<EnrolmentTokenRecord | undefined>;
   /** Uses one enrolment; false when none is left. */
-  useEnrolmentToken(id: string): boolean;
-  configLayers(): StoredLayer[];
-  putConfigLayer(l: StoredLayer): void;
-  deleteConfigLayer(name: string): boolean;
-  addConfigHistory(e: Omit<ConfigHistoryEntry, 'id'>): void;
-  configHistory(limit: number, name?: string): ConfigHistoryEntry[];
-  close(): void;
+  useEnrolmentToken(id: string): Promise<boolean>;
+  configLayers(): Promise<StoredLayer[]>;
+  putConfigLayer(l: StoredLayer): Promise<void>;
+  deleteConfigLayer(name: string): Promise<boolean>;
+  addConfigHistory(e: Omit<ConfigHistoryEntry, 'id'>): Promise<void>;
+  /** The newest entries first. */
+  configHistory(limit: number, name?: string): Promise<ConfigHistoryEntry[]>;
 }

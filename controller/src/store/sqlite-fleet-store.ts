@@ -1,5 +1,6 @@
 import { FleetwaveError } from '@fleetwave/shared';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import type { Sync } from './database.js';
 import type {
   ApiTokenRecord,
   AuditEntry,
@@ -14,22 +15,6 @@ import type {
   TelemetryQuery,
   TelemetryRow,
 } from './fleet-store.js';
-import { migrations } from './migrations.js';
-
-/** Applies the migrations the database lacks, each in its own transaction. Returns the resulting version. */
-export function migrate(db: Database.Database, upTo = migrations.length): number {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > migrations.length) {
-    throw new FleetwaveError('E_CONFIG_INVALID', `database schema version ${current} is newer than this controller`);
-  }
-  for (let v = current; v < upTo; v++) {
-    db.transaction(() => {
-      db.exec(migrations[v]!);
-      db.pragma(`user_version = ${v + 1}`);
-    })();
-  }
-  return db.pragma('user_version', { simple: true }) as number;
-}
 
 interface DeviceRow {
   id: string;
@@ -86,18 +71,14 @@ const PATCH_COLUMNS: Record<keyof DevicePatch, string> = {
   releases: 'releases',
 };
 
-/** FleetStore on a SQLite file (WAL, synchronous=FULL: what the controller acknowledged survives power loss). */
-export class SqliteFleetStore implements FleetStore {
-  readonly db: Database.Database;
+/**
+ * The fleet port on the controller's SQLite database, synchronously (better-sqlite3); `SqliteDatabase` serves it as the
+ * async port. It also keeps the telemetry table (`SqliteTelemetryLog`).
+ */
+export class SqliteFleet implements Sync<FleetStore> {
   private readonly s;
 
-  constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
-    migrate(this.db);
-    const db = this.db;
+  constructor(private readonly db: Database.Database) {
     this.s = {
       insertTelemetry: db.prepare(
         // not INSERT OR IGNORE: a conflicting row would still take an AUTOINCREMENT value (a gap in the cursor), and a
@@ -116,10 +97,6 @@ export class SqliteFleetStore implements FleetStore {
       ),
       getDevice: db.prepare('SELECT * FROM devices WHERE id = ?'),
     };
-  }
-
-  transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
   }
 
   addDevice(d: NewDevice): void {
@@ -302,9 +279,5 @@ export class SqliteFleetStore implements FleetStore {
       this.db.prepare('UPDATE enrolment_tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0').run(id)
         .changes > 0
     );
-  }
-
-  close(): void {
-    if (this.db.open) this.db.close();
   }
 }

@@ -6,23 +6,23 @@ import { describe, expect, it } from 'vitest';
 import { migratePg, pgMigrations } from './pg/migrations.js';
 import { PgTelemetryLog } from './pg/telemetry-log.js';
 import { createTestDatabase, havePostgres } from './pg/test-database.js';
-import { SqliteFleetStore } from './sqlite-fleet-store.js';
-import { StoreTelemetryLog } from './store-telemetry-log.js';
+import { SqliteDatabase } from './sqlite-database.js';
 import { telemetryLogContract } from './telemetry-log.contract.js';
 
 telemetryLogContract('sqlite file', async () => {
   const file = join(mkdtempSync(join(tmpdir(), 'fw-tlog-')), 'fleet.db');
-  const opened: StoreTelemetryLog[] = [];
+  const opened: SqliteDatabase[] = [];
+  // each writer a database of its own on the one file: as separate processes would be
   const one = () => {
-    const l = new StoreTelemetryLog(new SqliteFleetStore(file));
-    opened.push(l);
-    return l;
+    const db = new SqliteDatabase(file);
+    opened.push(db);
+    return db.telemetry;
   };
   return {
     log: one(),
     writers: async (n) => Array.from({ length: n }, one),
     close: async () => {
-      for (const l of opened) await l.close();
+      for (const db of opened) await db.close();
     },
   };
 });

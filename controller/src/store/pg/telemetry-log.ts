@@ -1,4 +1,25 @@
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
+
+/** Runs fn in one transaction on one connection (the database's unit of work, joining an open one). */
+export type PgTransaction = <T>(fn: (c: PoolClient) => Promise<T>) => Promise<T>;
+
+/** A transaction of its own on a pooled connection (for a log used without a PgDatabase around it). */
+export const ownTransaction =
+  (pool: Pool): PgTransaction =>
+  async (fn) => {
+    const c = await pool.connect();
+    try {
+      await c.query('BEGIN');
+      const r = await fn(c);
+      await c.query('COMMIT');
+      return r;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      c.release();
+    }
+  };
 import type { NewTelemetry, TelemetryQuery, TelemetryRow } from '../fleet-store.js';
 import type { TelemetryLog } from '../telemetry-log.js';
 
@@ -34,7 +55,10 @@ const toRow = (r: Row): TelemetryRow => ({
  * INSERT, so the lock is held for one round trip and the commit).
  */
 export class PgTelemetryLog implements TelemetryLog {
-  constructor(private readonly pool: Pool) {}
+  constructor(
+    private readonly pool: Pool,
+    private readonly transaction: PgTransaction = ownTransaction(pool),
+  ) {}
 
   async insert(rows: readonly NewTelemetry[], receivedAt: number): Promise<TelemetryRow[]> {
     return (await this.insertGroups([rows], receivedAt))[0]!;
@@ -43,9 +67,7 @@ export class PgTelemetryLog implements TelemetryLog {
   async insertGroups(groups: readonly (readonly NewTelemetry[])[], receivedAt: number): Promise<TelemetryRow[][]> {
     const rows = groups.flat();
     if (rows.length === 0) return groups.map(() => []);
-    const c = await this.pool.connect();
-    try {
-      await c.query('BEGIN');
+    return this.transaction(async (c) => {
       const head = await c.query<{ last: string }>('SELECT last FROM telemetry_head WHERE id = 1 FOR UPDATE');
       let last = Number(head.rows[0]!.last);
       // which (device, seq) are stored already: under the head lock no other writer can add one meanwhile
@@ -82,14 +104,8 @@ export class PgTelemetryLog implements TelemetryLog {
         );
         await c.query('UPDATE telemetry_head SET last = $1 WHERE id = 1', [last]);
       }
-      await c.query('COMMIT');
       return out;
-    } catch (err) {
-      await c.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      c.release();
-    }
+    });
   }
 
   async read(q: TelemetryQuery): Promise<TelemetryRow[]> {
