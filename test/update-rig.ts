@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Controller, createController, defaultControllerConfig, SqliteDatabase } from '@fleetwave/controller';
+import { type Controller, createController, defaultControllerConfig, type SqliteDatabase } from '@fleetwave/controller';
 import type { SignedReleaseManifest } from '@fleetwave/shared';
 import { pino } from 'pino';
 import { type AgentProcess, api, spawnAgent, tmp, waitFor } from './helpers.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { signManifest } from '@fleetwave/shared';
 import { describe, expect, it } from 'vitest';
-import { cleanupAfterEach, tmp, waitFor } from './helpers.js';
+import { cleanupAfterEach, tmp, waitForAsync } from './helpers.js';
 import { publishRelease, sha256 } from './release-helpers.js';
 import { type Rig, rig } from './update-rig.js';
 
@@ -114,8 +114,8 @@ describe('agent self-update (the agent replaces its own executable, restarted by
     const sup = new Supervisor(root, r.configFile);
     cleanups.push(() => sup.stop());
     sup.start();
-    const runningVersion = () => r.ctl.store!.getDevice('gw-u')?.agentVersion;
-    await waitFor('the agent to connect', () => runningVersion() === '0.1.0', 30_000);
+    const runningVersion = async () => (await r.ctl.store!.fleet.getDevice('gw-u'))?.agentVersion;
+    await waitForAsync('the agent to connect', async () => (await runningVersion()) === '0.1.0', 30_000);
 
     const good = await agentRelease(r, '0.2.0', agentBuild(stage, '0.2.0'));
     expect(await r.waitTerminal(r.queue(good))).toMatchObject({
@@ -124,7 +124,7 @@ describe('agent self-update (the agent replaces its own executable, restarted by
     });
     expect(readlinkSync(link)).toBe('../versions/0.2.0/fleetwave-agent');
     expect(sup.exits).toEqual([75]); // one restart, asked for by the agent
-    await waitFor('the new version to be reported', () => runningVersion() === '0.2.0', 30_000);
+    await waitForAsync('the new version to be reported', async () => (await runningVersion()) === '0.2.0', 30_000);
 
     const unhealthy = await agentRelease(r, '0.3.0', agentBuild(stage, '0.3.0'));
     expect(await r.waitTerminal(r.queue(unhealthy))).toMatchObject({
@@ -133,7 +133,7 @@ describe('agent self-update (the agent replaces its own executable, restarted by
     });
     expect(readlinkSync(link)).toBe('../versions/0.2.0/fleetwave-agent');
     expect(sup.exits).toEqual([75, 75, 75]); // into 0.3.0, and back
-    await waitFor('0.2.0 to run again', () => runningVersion() === '0.2.0', 30_000);
+    await waitForAsync('0.2.0 to run again', async () => (await runningVersion()) === '0.2.0', 30_000);
 
     // 0.4.0 answers --version but dies at start: the service manager's OnFailure puts 0.2.0 back
     const crashing = join(stage, 'fleetwave-agent-0.4.0');

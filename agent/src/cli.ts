@@ -193,7 +193,7 @@ async function main(argv: string[]): Promise<number> {
         onUpdateStage: (st) => process.stdout.write(`${JSON.stringify({ event: 'update-stage', ...st })}\n`),
         // self-update: stop cleanly, then exit 75 for the service manager to start the new executable
         requestRestart: () => {
-          agent.stop(5000).finally(() => process.exit(EXIT_RESTART));
+          void agent.stop(5000).finally(() => process.exit(EXIT_RESTART));
         },
       });
       // before anything is announced: a supervisor may signal the moment it reads "ready"

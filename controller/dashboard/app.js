@@ -46,7 +46,7 @@ function subscribe(path, onEvent, onState) {
   let stopped = false;
   let lastId = '';
   const ctrl = new AbortController();
-  (async () => {
+  void (async () => {
     while (!stopped) {
       try {
         const res = await fetch(path, {
@@ -174,7 +174,7 @@ function soon() {
   refreshTimer = setTimeout(() => {
     const active = document.activeElement;
     if (active && (active.tagName === 'TEXTAREA' || active.tagName === 'INPUT' || active.tagName === 'SELECT')) return;
-    route(false);
+    void route(false);
   }, 300);
 }
 
@@ -185,7 +185,7 @@ function start() {
   unsubscribe = subscribe('/api/rollouts/events', soon, (up) => {
     live.textContent = up ? 'live' : 'reconnecting…';
   });
-  route();
+  void route();
 }
 
 document.getElementById('signout').addEventListener('click', () => signOut('Signed out.'));

@@ -34,8 +34,13 @@ export async function runDbCommand(
         if (!v.json && last) process.stderr.write('\n');
         if (v.json) process.stdout.write(`${JSON.stringify({ from: from.where, to: to.where, ...report })}\n`);
         else {
-          for (const t of report.tables) process.stdout.write(`${t.table.padEnd(18)} ${String(t.rows).padStart(10)} rows  checksum ${t.checksum}  ok\n`);
-          process.stdout.write(`copied ${from.where} to ${to.where}; verified. Start the controller with --database ${to.where}\n`);
+          for (const t of report.tables)
+            process.stdout.write(
+              `${t.table.padEnd(18)} ${String(t.rows).padStart(10)} rows  checksum ${t.checksum}  ok\n`,
+            );
+          process.stdout.write(
+            `copied ${from.where} to ${to.where}; verified. Start the controller with --database ${to.where}\n`,
+          );
         }
       } finally {
         await to.close();
@@ -45,5 +50,8 @@ export async function runDbCommand(
     }
     return 0;
   }
-  throw new FleetwaveError('E_CONFIG_INVALID', `unknown db command "${sub ?? ''}": db migrate | db copy --from <url> --to <url>`);
+  throw new FleetwaveError(
+    'E_CONFIG_INVALID',
+    `unknown db command "${sub ?? ''}": db migrate | db copy --from <url> --to <url>`,
+  );
 }

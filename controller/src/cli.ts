@@ -10,11 +10,11 @@ import { mosquittoFiles, readTopicRoots } from './broker/mosquitto-config.js';
 import { runAwsCommand } from './cli-aws.js';
 import { resolveToken } from './cli-client.js';
 import { runClientCommand } from './cli-commands.js';
+import { runDbCommand } from './cli-db.js';
 import { runPredictCommand } from './cli-predict.js';
 import { type ControllerConfig, createController, defaultControllerConfig } from './controller.js';
 import { runDemo } from './demo.js';
 import { releaseTool } from './release-tool.js';
-import { runDbCommand } from './cli-db.js';
 import { openDatabase } from './store/open-database.js';
 
 const HELP = `fleetwave: the Fleetwave controller and its operator CLI

@@ -167,7 +167,11 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
   async function start() {
     mkdirSync(config.dataDir, { recursive: true });
     writeTopicRoots(config.dataDir, config);
-    const s = await openDatabase({ url: config.database, dataDir: config.dataDir, log: log.child({ part: 'database' }) });
+    const s = await openDatabase({
+      url: config.database,
+      dataDir: config.dataDir,
+      log: log.child({ part: 'database' }),
+    });
     store = s;
     log.info({ database: s.kind, where: s.where }, 'state opened');
     const healthStore = s.health;
@@ -217,7 +221,8 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       now,
       log: log.child({ part: 'predict' }),
       // fleet events (not of a rollout) share the event log, its API and the webhooks, with an empty rollout
-      onEvent: async (kind, details) => announce(await rolloutStore.addEvent({ ts: now(), rollout: '', kind, details })),
+      onEvent: async (kind, details) =>
+        announce(await rolloutStore.addEvent({ ts: now(), rollout: '', kind, details })),
     });
     await p.init();
     prediction = p;

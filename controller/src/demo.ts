@@ -192,7 +192,7 @@ export async function runDemo(opts: { gateways: number; story?: boolean; storyDe
     });
     const accepted = st.reduce((n, s) => n + s.accepted, 0);
     const reduced = st.reduce((n, s) => n + (s.filtered.deadband ?? 0), 0);
-    const online = (await store.fleet.listDevices().catch(() => [])).filter((d) => d.presence === "online").length;
+    const online = (await store.fleet.listDevices().catch(() => [])).filter((d) => d.presence === 'online').length;
     console.log(
       `sensors sent ${sent} · agents committed ${accepted} (${reduced} dropped by the deadband) · controller stored ${controller.ingest!.totals.stored} · ${online}/${opts.gateways} gateways online`,
     );

@@ -4,24 +4,23 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Authenticator } from '../auth/authenticator.js';
 import { ConfigService } from '../config/service.js';
 import { TelemetryIngest } from '../ingest/telemetry-ingest.js';
-import { MemoryFleetStore } from '../store/memory-fleet-store.js';
-import { StoreTelemetryLog } from '../store/store-telemetry-log.js';
+import { sqliteFixture } from '../store/database-fixtures.js';
 import { buildApi } from './app.js';
 import { TelemetryHub } from './telemetry-hub.js';
 
 const log = pino({ level: 'silent' });
-const store = new MemoryFleetStore();
+const { db, close } = await sqliteFixture();
+const store = db.fleet;
 const auth = new Authenticator(store, Date.now, log);
 const ingest = new TelemetryIngest({
-  store,
-  telemetry: new StoreTelemetryLog(store),
+  db,
   now: Date.now,
   log,
   onClean: () => {},
 });
 const published: { topic: string; doc: { version: number; config: Record<string, unknown> } }[] = [];
 const config = new ConfigService({
-  store,
+  db,
   root: 'fleetwave',
   now: Date.now,
   log,
@@ -31,7 +30,7 @@ const config = new ConfigService({
   },
 });
 const app = buildApi({
-  store,
+  db,
   auth,
   ingest,
   config,
@@ -42,8 +41,11 @@ const app = buildApi({
   agentUplinkUrl: () => 'mqtt://127.0.0.1:1883',
   root: 'fleetwave',
 });
-const admin = auth.createApiToken('admin', 'admin').token;
-afterAll(() => app.close());
+const admin = (await auth.createApiToken('admin', 'admin')).token;
+afterAll(async () => {
+  await app.close();
+  await close();
+});
 
 describe('API (fastify inject)', () => {
   it('registers a device, shows it without credential hashes, and prints an agent config', async () => {
@@ -58,7 +60,7 @@ describe('API (fastify inject)', () => {
     expect(body.token).toMatch(/^[A-Za-z0-9_-]{40,}$/);
     expect(body.agentConfig).toContain('username: gw-1');
     expect(JSON.stringify(body.device)).not.toMatch(/Hash/);
-    expect(store.getDevice('gw-1')!.tokenHash).toMatch(/^scrypt\$/);
+    expect((await store.getDevice('gw-1'))!.tokenHash).toMatch(/^scrypt\$/);
     expect(
       (
         await app.inject({
@@ -109,19 +111,19 @@ describe('API (fastify inject)', () => {
     ).json().token;
     const first = await app.inject({ method: 'POST', url: '/api/enrol', payload: { token: t, id: 'gw-new' } });
     expect(first.statusCode).toBe(201);
-    expect(store.getDevice('gw-new')!.tags).toEqual({ fleet: 'x' });
+    expect((await store.getDevice('gw-new'))!.tags).toEqual({ fleet: 'x' });
     expect(
       (await app.inject({ method: 'POST', url: '/api/enrol', payload: { token: t, id: 'gw-new2' } })).statusCode,
     ).toBe(403);
     expect(
       (await app.inject({ method: 'POST', url: '/api/enrol', payload: { token: `${t}x`, id: 'gw-new3' } })).statusCode,
     ).toBe(401);
-    expect(store.getDevice('gw-new2')).toBeUndefined();
+    expect(await store.getDevice('gw-new2')).toBeUndefined();
   });
 
   it('answers any malformed body with a 4xx and changes nothing', async () => {
-    const before = store.listDevices().length;
-    const tokensBefore = store.listApiTokens().length;
+    const before = (await store.listDevices()).length;
+    const tokensBefore = (await store.listApiTokens()).length;
     await fc.assert(
       fc.asyncProperty(
         fc.oneof(fc.jsonValue(), fc.string()),
@@ -142,8 +144,8 @@ describe('API (fastify inject)', () => {
       ),
       { numRuns: 200 },
     );
-    expect(store.listDevices().length).toBe(before);
-    expect(store.listApiTokens().length).toBe(tokensBefore);
+    expect((await store.listDevices()).length).toBe(before);
+    expect((await store.listApiTokens()).length).toBe(tokensBefore);
   });
 });
 
@@ -197,11 +199,11 @@ describe('desired configuration API', () => {
       headers: h,
       payload: { ...north, config: { backlogIntervalMs: 7000 } },
     });
-    expect(store.getDevice('cfg-a')!.desiredVersion).toBe(2);
+    expect((await store.getDevice('cfg-a'))!.desiredVersion).toBe(2);
     const rev = await app.inject({ method: 'POST', url: '/api/config/layers/north/revert', headers: h });
     expect(rev.json().changed).toEqual(['cfg-a']);
-    expect(JSON.parse(store.getDevice('cfg-a')!.desiredConfig!)).toEqual({ backlogIntervalMs: 5000 });
-    expect(store.getDevice('cfg-a')!.desiredVersion).toBe(3);
+    expect(JSON.parse((await store.getDevice('cfg-a'))!.desiredConfig!)).toEqual({ backlogIntervalMs: 5000 });
+    expect((await store.getDevice('cfg-a'))!.desiredVersion).toBe(3);
     const hist = (await app.inject({ url: '/api/config/history?name=north', headers: h })).json().entries;
     expect(hist.map((e: { action: string }) => e.action)).toEqual(['revert', 'apply', 'apply']);
     const status = (await app.inject({ url: '/api/config/status', headers: h })).json().devices;
@@ -209,7 +211,7 @@ describe('desired configuration API', () => {
     expect(
       (await app.inject({ method: 'DELETE', url: '/api/config/layers/north', headers: h })).json().changed,
     ).toEqual(['cfg-a']);
-    expect(store.audit(50).some((e) => e.action === 'config.revert' && e.outcome === 'ok')).toBe(true);
+    expect((await store.audit(50)).some((e) => e.action === 'config.revert' && e.outcome === 'ok')).toBe(true);
   });
 
   it("changes a device's tags and hardware; its configuration follows the layers it now matches", async () => {
@@ -238,7 +240,7 @@ describe('desired configuration API', () => {
     ]);
     expect((await patch({ hardware: 'rpi5' })).json().changed).toEqual([]);
     expect(published).toHaveLength(1);
-    expect(store.audit(5).find((e) => e.action === 'device.update')).toMatchObject({
+    expect((await store.audit(5)).find((e) => e.action === 'device.update')).toMatchObject({
       target: 'mv-1',
       outcome: 'ok',
       details: 'unchanged',
@@ -248,9 +250,9 @@ describe('desired configuration API', () => {
     expect((await patch({ hardware: 'rpi 5' })).statusCode).toBe(400);
     expect((await patch({ tags: { 'bad key': 'v' } })).statusCode).toBe(400);
     expect((await patch({ owner: 'me' })).statusCode).toBe(400);
-    expect(store.getDevice('mv-1')).toMatchObject({ hardware: 'rpi5', tags: { site: 'y', rack: '4' } });
+    expect(await store.getDevice('mv-1')).toMatchObject({ hardware: 'rpi5', tags: { site: 'y', rack: '4' } });
     expect((await patch({ hardware: 'rpi4' }, 'nope')).statusCode).toBe(404);
-    const viewer = auth.createApiToken('mv-viewer', 'viewer').token;
+    const viewer = (await auth.createApiToken('mv-viewer', 'viewer')).token;
     expect((await patch({ hardware: 'rpi4' }, 'mv-1', { authorization: `Bearer ${viewer}` })).statusCode).toBe(403);
     await app.inject({ method: 'POST', url: '/api/devices/mv-1/revoke', headers: h });
     expect((await patch({ hardware: 'rpi4' })).statusCode).toBe(409);
@@ -258,7 +260,7 @@ describe('desired configuration API', () => {
   });
 
   it('validates layers and refuses viewers', async () => {
-    const viewer = auth.createApiToken('cfg-viewer', 'viewer').token;
+    const viewer = (await auth.createApiToken('cfg-viewer', 'viewer')).token;
     const bad = await app.inject({
       method: 'POST',
       url: '/api/config/layers',

@@ -84,11 +84,11 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const token = /^Bearer (.+)$/.exec(header)?.[1];
     const caller = token ? await deps.auth.apiToken(token) : null;
     if (!caller) {
-      deps.auth.audit('anonymous', action, req.url, 'denied', token ? 'invalid token' : 'no bearer token');
+      await deps.auth.audit('anonymous', action, req.url, 'denied', token ? 'invalid token' : 'no bearer token');
       throw new FleetwaveError('E_AUTH', 'a valid bearer token is required (Authorization: Bearer fwt_…)');
     }
     if (!roleAllows(caller.role, need)) {
-      deps.auth.audit(caller.actor, action, req.url, 'denied', `role ${caller.role} lacks ${need}`);
+      await deps.auth.audit(caller.actor, action, req.url, 'denied', `role ${caller.role} lacks ${need}`);
       throw new FleetwaveError('E_FORBIDDEN', `role ${caller.role} may not ${action} (needs ${need})`);
     }
     req.caller = caller;

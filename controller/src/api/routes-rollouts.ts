@@ -45,7 +45,12 @@ export function rolloutRoutes(app: FastifyInstance, api: ApiDeps, deps: RolloutA
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
 
   app.get('/api/releases', { preHandler: guard('viewer', 'release.list') }, async () => ({
-    releases: (await deps.rolloutStore.listReleases()).map((r) => ({ name: r.name, version: r.version, addedAt: r.addedAt, manifest: r.manifest })),
+    releases: (await deps.rolloutStore.listReleases()).map((r) => ({
+      name: r.name,
+      version: r.version,
+      addedAt: r.addedAt,
+      manifest: r.manifest,
+    })),
   }));
 
   app.post('/api/releases', { preHandler: guard('operator', 'release.add') }, async (req) => {

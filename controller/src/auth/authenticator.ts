@@ -48,7 +48,13 @@ export class Authenticator {
   ) {}
 
   /** Writes an audit entry; a failed write is logged, never thrown (the action it records has happened). */
-  async audit(actor: string, action: string, target: string, outcome: 'ok' | 'denied' | 'error', details = ''): Promise<void> {
+  async audit(
+    actor: string,
+    action: string,
+    target: string,
+    outcome: 'ok' | 'denied' | 'error',
+    details = '',
+  ): Promise<void> {
     try {
       await this.store.addAudit({ ts: this.now(), actor, action, target, outcome, details });
     } catch (err) {

@@ -110,10 +110,10 @@ export class EmbeddedBroker {
       },
     });
     aedes.on('client', (c: WithPrincipal) => {
-      if (c.principal?.kind === 'device') o.ingest.connection(c.principal.id, true);
+      if (c.principal?.kind === 'device') void o.ingest.connection(c.principal.id, true);
     });
     aedes.on('clientDisconnect', (c: WithPrincipal) => {
-      if (c.principal?.kind === 'device') o.ingest.connection(c.principal.id, false);
+      if (c.principal?.kind === 'device') void o.ingest.connection(c.principal.id, false);
     });
     this.aedes = aedes;
     const max = o.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;

@@ -60,9 +60,7 @@ export class ConfigService {
   }
 
   async layers(): Promise<ConfigLayer[]> {
-    return (await this.store.configLayers()).map((l) =>
-      decodeColumn(ConfigLayer, l.layer, `config layer ${l.name}`),
-    );
+    return (await this.store.configLayers()).map((l) => decodeColumn(ConfigLayer, l.layer, `config layer ${l.name}`));
   }
 
   private facts(d: DeviceRecord) {
@@ -155,7 +153,9 @@ export class ConfigService {
   /** Recomputes every device's effective configuration; bumps and stores the version of those that changed. */
   private async recomputeIn(layers: readonly ConfigLayer[], only?: string): Promise<string[]> {
     const changed: string[] = [];
-    const devices = only ? [await this.store.getDevice(only)].filter((d) => d !== undefined) : await this.store.listDevices();
+    const devices = only
+      ? [await this.store.getDevice(only)].filter((d) => d !== undefined)
+      : await this.store.listDevices();
     for (const d of devices) {
       if (d.revokedAt !== null) continue;
       const json = JSON.stringify(effectiveConfig(layers, this.facts(d)).config);

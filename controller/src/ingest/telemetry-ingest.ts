@@ -108,8 +108,13 @@ export class TelemetryIngest {
       for (const q of group) q.done(e);
       return;
     }
-    // last seen is advisory: a write of its own after the telemetry committed, not waited for
-    for (const device of new Set(group.map((q) => q.device))) this.updateDevice(device, { lastSeen: now });
+    // last seen is advisory: one write of its own for the group after the telemetry committed, not waited for
+    const devices = [...new Set(group.map((q) => q.device))];
+    void this.o.db
+      .transaction(async () => {
+        for (const device of devices) await this.o.db.fleet.updateDevice(device, { lastSeen: now });
+      })
+      .catch((err) => this.o.log.warn({ err: (err as Error).message }, 'last-seen update failed'));
     group.forEach((q, i) => {
       const fresh = results[i]!;
       this.totals.stored += fresh.length;
@@ -262,10 +267,11 @@ export class TelemetryIngest {
    */
   statusMessage(device: string, kind: DeviceTopicKind, payload: Buffer): void {
     try {
-      if (kind === 'presence') this.presence(device, payload);
-      else if (kind === 'backlog') this.backlog(device, payload);
+      // the registry writes never reject (a failure is logged in updateDevice)
+      if (kind === 'presence') void this.presence(device, payload);
+      else if (kind === 'backlog') void this.backlog(device, payload);
       else if (kind === 'health') this.health(device, payload);
-      else if (kind === 'config/reported') this.reportedConfig(device, payload);
+      else if (kind === 'config/reported') void this.reportedConfig(device, payload);
     } catch (err) {
       if (!(err instanceof FleetwaveError)) this.o.log.error({ err, device, kind }, 'ingest failed');
     }

@@ -84,7 +84,9 @@ describe('jobs service (docs/JOBS-PROTOCOL.md)', () => {
     expect(m[0]!.body.clientToken).toBe('c1');
 
     // start-next: the oldest queued becomes IN_PROGRESS; list changes, next does not
-    m = conforms(await t.request('gw-1', 'start-next', { stepTimeoutInMinutes: 5, statusDetails: { stage: 'verify' } }));
+    m = conforms(
+      await t.request('gw-1', 'start-next', { stepTimeoutInMinutes: 5, statusDetails: { stage: 'verify' } }),
+    );
     expect(topics(m)).toEqual(['gw-1/jobs/notify', 'gw-1/jobs/start-next/accepted']);
     expect(m[1]!.body.execution).toMatchObject({ jobId: 'job-a', status: 'IN_PROGRESS', versionNumber: 2 });
     // start-next again returns the same execution, changes nothing
@@ -106,7 +108,9 @@ describe('jobs service (docs/JOBS-PROTOCOL.md)', () => {
       statusDetails: { stage: 'download', percent: '40' },
       versionNumber: 3,
     });
-    m = conforms(await t.request('gw-1', 'job-a/update', { status: 'IN_PROGRESS', expectedVersion: 2, clientToken: 'x' }));
+    m = conforms(
+      await t.request('gw-1', 'job-a/update', { status: 'IN_PROGRESS', expectedVersion: 2, clientToken: 'x' }),
+    );
     expect(m[0]!.body).toMatchObject({
       code: 'VersionMismatch',
       clientToken: 'x',
@@ -143,14 +147,18 @@ describe('jobs service (docs/JOBS-PROTOCOL.md)', () => {
     t.take();
     expect(conforms(await t.request('gw-1', 'get', '{nope'))[0]!.body.code).toBe('InvalidJson');
     expect(conforms(await t.request('gw-1', 'get', '[1]'))[0]!.body.code).toBe('InvalidJson');
-    expect(conforms(await t.request('gw-1', 'job-a/update', { status: 'QUEUED' }))[0]!.body.code).toBe('InvalidRequest');
+    expect(conforms(await t.request('gw-1', 'job-a/update', { status: 'QUEUED' }))[0]!.body.code).toBe(
+      'InvalidRequest',
+    );
     expect(conforms(await t.request('gw-1', 'job-a/update', { status: 'SUCCEEDED', extra: 1 }))[0]!.body.code).toBe(
       'InvalidRequest',
     );
-    expect(conforms(await t.request('gw-1', 'job-x/update', { status: 'SUCCEEDED' }))[0]!.body.code).toBe('ResourceNotFound');
-    expect(conforms(await t.request('gw-1', 'job-a/update', { status: 'SUCCEEDED', executionNumber: 7 }))[0]!.body.code).toBe(
+    expect(conforms(await t.request('gw-1', 'job-x/update', { status: 'SUCCEEDED' }))[0]!.body.code).toBe(
       'ResourceNotFound',
     );
+    expect(
+      conforms(await t.request('gw-1', 'job-a/update', { status: 'SUCCEEDED', executionNumber: 7 }))[0]!.body.code,
+    ).toBe('ResourceNotFound');
     // another thing's job is not found for this thing
     expect(conforms(await t.request('gw-2', 'job-a/get'))[0]!.body.code).toBe('ResourceNotFound');
     const m = conforms(await t.request('gw-1', 'get'));
@@ -235,8 +243,10 @@ describe('jobs service (docs/JOBS-PROTOCOL.md)', () => {
    */
   it('sends the notify / notify-next sequence of three jobs created, started and finished in turn (AWS "Jobs notifications")', async () => {
     const t = setup();
-    const steps: { act: () => Promise<unknown>; expect: { topic: string; list?: [string[], string[]]; next?: string | null }[] }[] =
-      [];
+    const steps: {
+      act: () => Promise<unknown>;
+      expect: { topic: string; list?: [string[], string[]]; next?: string | null }[];
+    }[] = [];
     const queue = (id: string) => async () => {
       t.advance(1000);
       await t.jobs.queue({ jobId: id, thing: 'thing1', executionNumber: 1, document: { op: id } });
@@ -302,7 +312,12 @@ describe('jobs service (docs/JOBS-PROTOCOL.md)', () => {
     const t = setup();
     for (let i = 0; i < 20; i++) {
       t.advance(10);
-      await t.jobs.queue({ jobId: `job-${String(i).padStart(2, '0')}`, thing: 'gw-1', executionNumber: 1, document: {} });
+      await t.jobs.queue({
+        jobId: `job-${String(i).padStart(2, '0')}`,
+        thing: 'gw-1',
+        executionNumber: 1,
+        document: {},
+      });
     }
     t.take();
     await t.request('gw-1', 'start-next');

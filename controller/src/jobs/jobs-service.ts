@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import {
   assertTransition,
   DescribeRequest,
@@ -13,7 +14,6 @@ import {
   StartNextRequest,
   UpdateRequest,
 } from '@fleetwave/shared';
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { ControllerDatabase } from '../store/database.js';
@@ -124,12 +124,12 @@ export class JobsService {
       const body = this.decode(payload);
       clientToken = typeof body.clientToken === 'string' ? body.clientToken : undefined;
       const answer = await (t.op === 'get'
-          ? this.listPending(thing, this.addressed(GetPendingRequest, body, t))
-          : t.op === 'start-next'
-            ? this.startNext(thing, this.addressed(StartNextRequest, body, t))
-            : t.op === 'describe'
-              ? this.describe(thing, t.jobId!, this.addressed(DescribeRequest, body, t))
-              : this.update(thing, t.jobId!, this.addressed(UpdateRequest, body, t)));
+        ? this.listPending(thing, this.addressed(GetPendingRequest, body, t))
+        : t.op === 'start-next'
+          ? this.startNext(thing, this.addressed(StartNextRequest, body, t))
+          : t.op === 'describe'
+            ? this.describe(thing, t.jobId!, this.addressed(DescribeRequest, body, t))
+            : this.update(thing, t.jobId!, this.addressed(UpdateRequest, body, t)));
       this.reply(`${topic}/accepted`, { ...answer, timestamp: this.o.now(), ...(clientToken && { clientToken }) });
     } catch (err) {
       if (!(err instanceof Rejection)) this.o.log.error({ err, thing, topic }, 'jobs request failed');

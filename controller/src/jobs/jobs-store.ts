@@ -21,7 +21,6 @@ export interface StoredExecution {
   rollout: string | undefined;
 }
 
-
 export type ExecutionStateRow = Pick<
   StoredExecution,
   'jobId' | 'thing' | 'executionNumber' | 'status' | 'statusDetails' | 'startedAt' | 'lastUpdatedAt'
@@ -53,7 +52,9 @@ export const toExecution = (r: ExecutionRow): StoredExecution => ({
   executionNumber: num(r.execution_number),
   status: r.status,
   statusDetails:
-    r.status_details === null ? undefined : decodeColumn(StatusDetails, r.status_details, 'job_executions.status_details'),
+    r.status_details === null
+      ? undefined
+      : decodeColumn(StatusDetails, r.status_details, 'job_executions.status_details'),
   document: decodeColumn(JsonObject, r.document, 'job_executions.document'),
   queuedAt: num(r.queued_at),
   startedAt: opt(r.started_at),
@@ -158,7 +159,6 @@ export class SqliteJobs implements Sync<JobsStore> {
   stepTimeoutsDue(now: number): StoredExecution[] {
     return (this.s.due.all(now) as ExecutionRow[]).map(toExecution);
   }
-
 }
 
 /** The state columns of an execution row (no document). */
@@ -171,7 +171,9 @@ export const toStateRow = (
   executionNumber: num(r.execution_number),
   status: r.status,
   statusDetails:
-    r.status_details === null ? undefined : decodeColumn(StatusDetails, r.status_details, 'job_executions.status_details'),
+    r.status_details === null
+      ? undefined
+      : decodeColumn(StatusDetails, r.status_details, 'job_executions.status_details'),
   startedAt: opt(r.started_at),
 });
 

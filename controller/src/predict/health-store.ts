@@ -1,7 +1,7 @@
 import type { HealthReport } from '@fleetwave/shared';
 import type Database from 'better-sqlite3';
-import type { Sync } from '../store/database.js';
 import { z } from 'zod';
+import type { Sync } from '../store/database.js';
 import { decodeColumn, Metrics } from '../store/documents.js';
 import type { RiskScore } from './evaluate.js';
 import { COUNTER_METRICS, type Series, unwrapCounter } from './history.js';

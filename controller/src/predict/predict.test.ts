@@ -2,10 +2,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SqliteFleetStore } from '../store/sqlite-fleet-store.js';
+import { SqliteDatabase } from '../store/sqlite-database.js';
 import { backtestRisk, scoreSeries, trainRisk } from './evaluate.js';
 import { type FeatureSpec, featureNames, SeriesIndex } from './features.js';
-import { HealthStore } from './health-store.js';
+import { healthSeries } from './health-store.js';
 import { failuresCsv, historyCsv, parseFailuresCsv, parseHistoryCsv, unwrapCounter } from './history.js';
 import { Predictor } from './model.js';
 import { FAILURE_MODES, simulateFleet } from './simulator.js';
@@ -46,25 +46,25 @@ describe('history CSV', () => {
     ]);
   });
 
-  it('unwraps counters that start again from zero (a reboot), in CSV and in the stored history', () => {
+  it('unwraps counters that start again from zero (a reboot), in CSV and in the stored history', async () => {
     expect(unwrapCounter([0, 2, 5, 1, 3, 0, 0, 4])).toEqual([0, 2, 5, 6, 8, 8, 8, 12]);
     const h = parseHistoryCsv('device,time,linkChanges,cpuTempC\ngw-1,1,4,50\ngw-1,2,6,52\ngw-1,3,1,40\ngw-1,4,2,41\n');
     // the counter goes on counting; a level (temperature) is left as it is
     expect(h.series[0]!.metrics).toEqual({ linkChanges: [4, 6, 7, 8], cpuTempC: [50, 52, 40, 41] });
-    const fleet = new SqliteFleetStore(join(mkdtempSync(join(tmpdir(), 'fw-unwrap-')), 'fleet.db'));
+    const db = new SqliteDatabase(join(mkdtempSync(join(tmpdir(), 'fw-unwrap-')), 'fleet.db'));
     try {
-      const store = new HealthStore(fleet.db);
+      const store = db.health;
       const reports: Record<string, number>[] = [
         { reconnects: 3, mmcErrors: 10, load1: 0.5 },
         { reconnects: 5, mmcErrors: 12, load1: 0.7 },
         { reconnects: 0, mmcErrors: 1, load1: 0.2 }, // the machine rebooted
         { reconnects: 2, load1: 0.3 }, // mmcErrors unreadable: carried forward
       ];
-      for (const [i, m] of reports.entries()) store.add('gw-1', 1000 * (i + 1), m);
-      const s = store.series('gw-1', 0, ['reconnects', 'mmcErrors', 'load1']);
+      for (const [i, m] of reports.entries()) await store.add('gw-1', 1000 * (i + 1), m);
+      const s = await healthSeries(store, 'gw-1', 0, ['reconnects', 'mmcErrors', 'load1']);
       expect(s.metrics).toEqual({ reconnects: [3, 5, 5, 7], mmcErrors: [10, 12, 13, 13], load1: [0.5, 0.7, 0.2, 0.3] });
     } finally {
-      fleet.close();
+      await db.close();
     }
   });
 

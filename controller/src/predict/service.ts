@@ -4,7 +4,13 @@ import type { Logger } from 'pino';
 import type { HealthSource } from '../rollouts/rollout-service.js';
 import type { FleetStore } from '../store/fleet-store.js';
 import { riskDefaults, scoreSeries, trainRisk } from './evaluate.js';
-import { type FailureLabel, type HealthSample, type HealthStore, healthSeries, type StoredScore } from './health-store.js';
+import {
+  type FailureLabel,
+  type HealthSample,
+  type HealthStore,
+  healthSeries,
+  type StoredScore,
+} from './health-store.js';
 import { COUNTER_METRICS, type Series } from './history.js';
 import { type ModelFile, Predictor, parseModel } from './model.js';
 

@@ -19,7 +19,10 @@ export interface ExecutionChange {
 }
 
 /** Builds the job document of a queue action (the manifest of the version, where to download it). */
-export type DocumentFor = (state: RolloutState, action: Extract<Action, { type: 'queue' }>) => Promise<UpdateJobDocument>;
+export type DocumentFor = (
+  state: RolloutState,
+  action: Extract<Action, { type: 'queue' }>,
+) => Promise<UpdateJobDocument>;
 
 /**
  * Where the wave engine's executions live: the controller's own jobs service (local) or AWS IoT Jobs. The engine
@@ -85,7 +88,13 @@ export class LocalRolloutJobs implements RolloutJobs {
     else if (a.type === 'time-out') await this.jobs.end(jobId, a.device, 'TIMED_OUT', a.reason);
     else {
       const document = await documentFor(state, a);
-      await this.jobs.queue({ jobId, thing: a.device, executionNumber: a.executionNumber, document, rollout: state.id });
+      await this.jobs.queue({
+        jobId,
+        thing: a.device,
+        executionNumber: a.executionNumber,
+        document,
+        rollout: state.id,
+      });
     }
   }
 

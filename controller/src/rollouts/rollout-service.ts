@@ -410,8 +410,8 @@ export class RolloutService {
     this.timer = undefined;
     this.kickTimer = undefined;
     await this.ticking;
-    await this.serial.run(() => this.flushEvents()).catch((err) =>
-      this.o.log.warn({ err: (err as Error).message }, 'rollout events not written at stop'),
-    );
+    await this.serial
+      .run(() => this.flushEvents())
+      .catch((err) => this.o.log.warn({ err: (err as Error).message }, 'rollout events not written at stop'));
   }
 }

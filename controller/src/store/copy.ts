@@ -66,7 +66,9 @@ export async function tableSummary(db: ControllerDatabase, t: (typeof TABLES)[nu
     for (const r of page) {
       count++;
       const keys = Object.keys(r).sort();
-      const h = createHash('sha256').update(JSON.stringify(keys.map((k) => [k, r[k]]))).digest();
+      const h = createHash('sha256')
+        .update(JSON.stringify(keys.map((k) => [k, r[k]])))
+        .digest();
       sum = (sum + h.readBigUInt64BE(0)) & 0xffff_ffff_ffff_ffffn;
     }
   }

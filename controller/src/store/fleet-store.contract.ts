@@ -30,7 +30,12 @@ export function fleetStoreContract(name: string, make: () => Promise<DatabaseFix
         await s.addDevice(dev('gw-1'));
         await expect(s.addDevice(dev('gw-1'))).rejects.toMatchObject({ code: 'E_DEVICE_EXISTS' });
         expect((await s.listDevices()).map((d) => d.id)).toEqual(['gw-1', 'gw-2']);
-        await s.updateDevice('gw-1', { presence: 'online', lastSeen: 5, agentVersion: '0.1.0', tags: { site: 'south' } });
+        await s.updateDevice('gw-1', {
+          presence: 'online',
+          lastSeen: 5,
+          agentVersion: '0.1.0',
+          tags: { site: 'south' },
+        });
         expect(await s.getDevice('gw-1')).toMatchObject({
           presence: 'online',
           lastSeen: 5,
@@ -129,7 +134,14 @@ export function fleetStoreContract(name: string, make: () => Promise<DatabaseFix
         expect(await s.deleteConfigLayer('a')).toBe(true);
         expect(await s.deleteConfigLayer('a')).toBe(false);
         await s.addConfigHistory({ ts: 1, actor: 'ops', action: 'apply', name: 'b', before: null, after: '{"v":1}' });
-        await s.addConfigHistory({ ts: 2, actor: 'ops', action: 'apply', name: 'b', before: '{"v":1}', after: '{"v":2}' });
+        await s.addConfigHistory({
+          ts: 2,
+          actor: 'ops',
+          action: 'apply',
+          name: 'b',
+          before: '{"v":1}',
+          after: '{"v":2}',
+        });
         await s.addConfigHistory({ ts: 3, actor: 'ops', action: 'remove', name: 'a', before: '{"v":1}', after: null });
         expect((await s.configHistory(10, 'b')).map((h) => h.after)).toEqual(['{"v":2}', '{"v":1}']);
         expect((await s.configHistory(1)).map((h) => h.name)).toEqual(['a']);
@@ -139,7 +151,14 @@ export function fleetStoreContract(name: string, make: () => Promise<DatabaseFix
       using(async ({ db }) => {
         const s = db.fleet;
         await s.addAudit({ ts: 1, actor: 'admin', action: 'device.add', target: 'gw-1', outcome: 'ok', details: '' });
-        await s.addAudit({ ts: 2, actor: 'viewer', action: 'device.revoke', target: 'gw-1', outcome: 'denied', details: '' });
+        await s.addAudit({
+          ts: 2,
+          actor: 'viewer',
+          action: 'device.revoke',
+          target: 'gw-1',
+          outcome: 'denied',
+          details: '',
+        });
         expect((await s.audit(10)).map((a) => a.outcome)).toEqual(['denied', 'ok']);
         expect(await s.audit(10)).toEqual([
           expect.objectContaining({ id: expect.any(Number), ts: 2, actor: 'viewer' }),
@@ -157,7 +176,14 @@ export function fleetStoreContract(name: string, make: () => Promise<DatabaseFix
         expect(await s.revokeApiToken('t1', 2)).toBe(true);
         expect(await s.revokeApiToken('t1', 3)).toBe(false);
         expect((await s.listApiTokens())[0]!.revokedAt).toBe(2);
-        await s.addEnrolmentToken({ id: 'e1', hash: 'h', usesLeft: 1, tags: { a: 'b' }, createdAt: 1, expiresAt: null });
+        await s.addEnrolmentToken({
+          id: 'e1',
+          hash: 'h',
+          usesLeft: 1,
+          tags: { a: 'b' },
+          createdAt: 1,
+          expiresAt: null,
+        });
         expect(await s.useEnrolmentToken('e1')).toBe(true);
         expect(await s.useEnrolmentToken('e1')).toBe(false);
         expect(await s.getEnrolmentToken('e1')).toEqual({

@@ -35,7 +35,11 @@ describe('SQLite migrations', () => {
     db.prepare("INSERT INTO devices (id, created_at, token_hash) VALUES ('gw-old', 1, 'h')").run();
     db.close();
     const store = new SqliteDatabase(path);
-    expect(await store.fleet.getDevice('gw-old')).toMatchObject({ id: 'gw-old', mosquittoHash: '', presence: 'unknown' });
+    expect(await store.fleet.getDevice('gw-old')).toMatchObject({
+      id: 'gw-old',
+      mosquittoHash: '',
+      presence: 'unknown',
+    });
     await store.close();
   });
 

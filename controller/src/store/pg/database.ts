@@ -28,9 +28,21 @@ export function redactUrl(url: string): string {
 export function isConnectionError(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
   return (
-    ['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', '57P01', '57P02', '57P03', '08006', '08003', '08001'].includes(
-      e.code ?? '',
-    ) || /Connection terminated|connection timeout|Client has encountered a connection error/i.test(e.message ?? '')
+    [
+      'ECONNREFUSED',
+      'ECONNRESET',
+      'ENOTFOUND',
+      'ETIMEDOUT',
+      'EPIPE',
+      'EAI_AGAIN',
+      '57P01',
+      '57P02',
+      '57P03',
+      '08006',
+      '08003',
+      '08001',
+    ].includes(e.code ?? '') ||
+    /Connection terminated|connection timeout|Client has encountered a connection error/i.test(e.message ?? '')
   );
 }
 
@@ -74,7 +86,9 @@ export class PgDatabase implements ControllerDatabase {
       types,
     });
     // an idle connection ended by the server: the pool drops it; without a listener it would end the process
-    this.pool.on('error', (err) => o.log?.warn({ err: err.message }, 'database connection lost; it is reopened on use'));
+    this.pool.on('error', (err) =>
+      o.log?.warn({ err: err.message }, 'database connection lost; it is reopened on use'),
+    );
     const q: Query = (sql, params) => {
       const c = this.context.getStore();
       return (c?.open ? c.client : this.pool).query(sql, params);
@@ -83,9 +97,7 @@ export class PgDatabase implements ControllerDatabase {
     this.jobs = new PgJobs(q);
     this.rollouts = new PgRollouts(q);
     this.health = new PgHealth(q);
-    this.telemetry = new PgTelemetryLog(this.pool, (fn) =>
-      this.transaction(() => fn(this.context.getStore()!.client)),
-    );
+    this.telemetry = new PgTelemetryLog(this.pool, (fn) => this.transaction(() => fn(this.context.getStore()!.client)));
   }
 
   /** Connects, checks the schema and migrates it; clear errors for a bad URL, no answer, or a newer schema. */

@@ -41,7 +41,10 @@ import type {
 } from '../fleet-store.js';
 
 /** A query on the current transaction's connection, or on the pool outside one. */
-export type Query = <R extends QueryResultRow = QueryResultRow>(sql: string, params?: unknown[]) => Promise<QueryResult<R>>;
+export type Query = <R extends QueryResultRow = QueryResultRow>(
+  sql: string,
+  params?: unknown[],
+) => Promise<QueryResult<R>>;
 
 interface DeviceRow {
   id: string;
@@ -223,14 +226,10 @@ export class PgFleet implements FleetStore {
   }
 
   async addConfigHistory(e: Omit<ConfigHistoryEntry, 'id'>): Promise<void> {
-    await this.q('INSERT INTO config_history (ts, actor, action, name, before, after) VALUES ($1, $2, $3, $4, $5, $6)', [
-      e.ts,
-      e.actor,
-      e.action,
-      e.name,
-      e.before,
-      e.after,
-    ]);
+    await this.q(
+      'INSERT INTO config_history (ts, actor, action, name, before, after) VALUES ($1, $2, $3, $4, $5, $6)',
+      [e.ts, e.actor, e.action, e.name, e.before, e.after],
+    );
   }
 
   async configHistory(limit: number, name?: string): Promise<ConfigHistoryEntry[]> {
@@ -277,7 +276,17 @@ export class PgJobs implements JobsStore {
       `UPDATE job_executions SET status = $1, status_details = $2, started_at = $3, last_updated_at = $4,
          version_number = $5, step_deadline = $6
        WHERE job_id = $7 AND thing = $8 AND execution_number = $9`,
-      [c.status, c.statusDetails, c.startedAt, c.lastUpdatedAt, c.versionNumber, c.stepDeadline, c.jobId, c.thing, c.executionNumber],
+      [
+        c.status,
+        c.statusDetails,
+        c.startedAt,
+        c.lastUpdatedAt,
+        c.versionNumber,
+        c.stepDeadline,
+        c.jobId,
+        c.thing,
+        c.executionNumber,
+      ],
     );
   }
 
@@ -490,7 +499,14 @@ export class PgHealth implements HealthStore {
     return new Map(
       r.rows.map((x) => [
         x.device,
-        { device: x.device, at: x.ts, risk: x.risk, mode: x.mode, signals: decodeSignals(x.device, x.signals), alerted: x.alerted },
+        {
+          device: x.device,
+          at: x.ts,
+          risk: x.risk,
+          mode: x.mode,
+          signals: decodeSignals(x.device, x.signals),
+          alerted: x.alerted,
+        },
       ]),
     );
   }

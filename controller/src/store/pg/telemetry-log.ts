@@ -20,6 +20,7 @@ export const ownTransaction =
       c.release();
     }
   };
+
 import type { NewTelemetry, TelemetryQuery, TelemetryRow } from '../fleet-store.js';
 import type { TelemetryLog } from '../telemetry-log.js';
 
