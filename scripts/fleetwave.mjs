@@ -28,6 +28,14 @@ function run(cmd, args, extraEnv = {}) {
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
+/** The end-to-end tests run a second time on PostgreSQL by `test` (ingest across kill -9, rollouts, config, dashboard). */
+const POSTGRES_E2E = [
+  'test/controller-e2e.test.ts',
+  'test/rollout-e2e.test.ts',
+  'test/config-e2e.test.ts',
+  'test/dashboard.test.ts',
+];
+
 function pnpm(args, extraEnv) {
   run('npx', ['--yes', PNPM, ...args], extraEnv);
 }
@@ -89,6 +97,12 @@ switch (task) {
     buildAgent(false);
     pnpm(['exec', 'biome', 'ci', '.']);
     pnpm(['exec', 'vitest', 'run', ...rest]);
+    // the whole suite ran with the controllers on SQLite; the end-to-end tests that matter most for the controller's
+    // state run again with them on PostgreSQL (issue "its state on PostgreSQL"; the contract suites ran on both above)
+    if (rest.length === 0) {
+      console.log('\nthe controller end-to-end tests again, on PostgreSQL (FLEETWAVE_TEST_DATABASE=postgres):');
+      pnpm(['exec', 'vitest', 'run', ...POSTGRES_E2E], { FLEETWAVE_TEST_DATABASE: 'postgres' });
+    }
     break;
   case 'demo':
     install();

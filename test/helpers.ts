@@ -1,5 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { decodeTelemetryPayload, type TelemetryBatch, topicFilters } from '@fleetwave/shared';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
+import pg from 'pg';
 import { afterEach } from 'vitest';
 
 export const AGENT_CLI = fileURLToPath(new URL('../agent/dist/cli.js', import.meta.url));
@@ -306,11 +308,36 @@ export interface ControllerProcess {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** Which database the end-to-end tests' controllers use: FLEETWAVE_TEST_DATABASE=postgres, else SQLite. */
+export const TEST_DATABASE = process.env.FLEETWAVE_TEST_DATABASE === 'postgres' ? 'postgres' : 'sqlite';
+
+/**
+ * The PostgreSQL database of a controller data directory in a FLEETWAVE_TEST_DATABASE=postgres run: created on the
+ * first start and kept in the directory, so a restarted controller finds its state (test/global-setup.ts drops it).
+ */
+export async function testDatabaseFor(dataDir: string): Promise<string> {
+  const file = join(dataDir, 'test-database-url');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const name = `fw_e2e_${process.env.FLEETWAVE_E2E_RUN ?? 'x'}_${randomBytes(5).toString('hex')}`;
+  const adminUrl = process.env.FLEETWAVE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(file, url.toString());
+  return url.toString();
+}
+
 /** The controller as a child process (`fleetwave serve`), waiting for its ready line. */
 export async function spawnController(dataDir: string, args: string[] = []): Promise<ControllerProcess> {
+  const database =
+    TEST_DATABASE === 'postgres' && !args.includes('--database') ? ['--database', await testDatabaseFor(dataDir)] : [];
   const proc = spawn(
     process.execPath,
-    [CONTROLLER_CLI, 'serve', '--data-dir', dataDir, '--log-level', 'warn', ...args],
+    [CONTROLLER_CLI, 'serve', '--data-dir', dataDir, '--log-level', 'warn', ...database, ...args],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },

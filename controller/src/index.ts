@@ -27,5 +27,6 @@ export * from './store/database.js';
 export * from './store/fleet-store.js';
 export * from './store/open-database.js';
 export * from './store/pg/database.js';
+export * from './store/pg/test-database.js';
 export * from './store/sqlite-database.js';
 export * from './store/sqlite-fleet-store.js';

@@ -12,6 +12,7 @@ import { PredictionService } from '../predict/service.js';
 import { simulateFleet } from '../predict/simulator.js';
 import type { ControllerDatabase } from '../store/database.js';
 import { type DatabaseFixture, onEveryDatabase } from '../store/database-fixtures.js';
+import type { PgDatabase } from '../store/pg/database.js';
 import { orderTargets } from './assignment.js';
 import { ReleaseService } from './releases.js';
 import { type HealthSource, RolloutService } from './rollout-service.js';
@@ -85,11 +86,14 @@ onEveryDatabase((dbName, make) => {
         mosquittoHash: 'x',
       });
     }
-    /** Every device with a pending execution takes it and succeeds, through the protocol. */
+    /**
+     * Every device with a pending execution takes it and succeeds, through the protocol (a device that cannot read
+     * its list now, the database gone for a moment, tries again next time).
+     */
     const devicesSucceed = async () => {
       for (let i = 0; i < devices; i++) {
         const thing = `gw-${i}`;
-        for (const e of await jobs.pendingOf(thing)) {
+        for (const e of await jobs.pendingOf(thing).catch(() => [])) {
           await jobs.handle(thing, `fleetwave/jobs/${thing}/jobs/start-next`, Buffer.from('{}'));
           await jobs.handle(
             thing,
@@ -110,6 +114,7 @@ onEveryDatabase((dbName, make) => {
       now,
       store,
       health,
+      db,
     };
   }
 
@@ -196,6 +201,38 @@ release: { name: app, version: 2.0.0 }
       expect([...ex.updates.values()].every((e) => e.status === 'SUCCEEDED' && e.executionNumber === 1)).toBe(true);
       expect(ex.updates.size).toBe(30);
     });
+
+    it.skipIf(dbName !== 'postgresql')(
+      'ends the same when the database connections are killed again and again during the rollout',
+      async () => {
+        const t = await setup(30);
+        const pool = (t.db as PgDatabase).pool;
+        const kill = () =>
+          pool.query(
+            'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+          );
+        const r = await t.service.apply(
+          t.plan(`${HEAD}waves: [{ count: 3 }, { percent: 50 }, { percent: 100 }]\n`),
+          'test',
+        );
+        let killed = 0;
+        for (let i = 0; i < 30 && (await t.service.get(r.id))!.status !== 'completed'; i++) {
+          // in flight: a tick and the devices' requests race the connections being ended under them
+          const work = Promise.all([t.service.tickAll(), t.devicesSucceed()]);
+          if (i % 2 === 0) killed += (await kill()).rowCount ?? 0;
+          await work;
+          t.advance(1000);
+        }
+        expect(killed).toBeGreaterThan(0);
+        const s = (await t.service.get(r.id))!;
+        expect(s.status).toBe('completed');
+        const ex = await t.service.executions(s);
+        // the outcome of a rollout nothing happened to: every device updated once, no execution twice, no wave skipped
+        expect(ex.updates.size).toBe(30);
+        expect([...ex.updates.values()].every((e) => e.status === 'SUCCEEDED' && e.executionNumber === 1)).toBe(true);
+        expect(s.waves.map((w) => w.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+      },
+    );
   });
 
   describe(`rollouts and failure prediction (the prediction service over the same ${dbName} database)`, () => {

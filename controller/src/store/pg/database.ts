@@ -157,6 +157,12 @@ export class PgDatabase implements ControllerDatabase {
     const client = await this.pool.connect();
     const c: TxContext = { client, open: true, savepoints: 0 };
     let broken: Error | undefined;
+    // a connection ended while checked out emits 'error' (unhandled, it would end the process); the statement in
+    // flight fails with it as well, and that is what the caller sees
+    const onError = (err: Error) => {
+      broken = err;
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const r = await this.context.run(c, fn);
@@ -172,6 +178,7 @@ export class PgDatabase implements ControllerDatabase {
       throw err;
     } finally {
       c.open = false;
+      client.off('error', onError);
       // a connection that failed, or whose rollback failed, is closed rather than handed out again
       client.release(broken);
     }
