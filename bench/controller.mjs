@@ -5,8 +5,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { hashSecret, mosquittoHash, SqliteFleetStore } from '@fleetwave/controller';
+import { hashSecret, mosquittoHash } from '@fleetwave/controller';
 import mqtt from 'mqtt';
+import { benchDatabase, pgCpuSeconds, seedDevices } from './databases.mjs';
 
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 1000);
 const SECONDS = Number(process.env.BENCH_CONTROLLER_SECONDS ?? 10);
@@ -67,7 +68,7 @@ async function stored(http) {
   return Number(/fleetwave_telemetry_stored_total (\d+)/.exec(text)[1]);
 }
 
-async function run(name, brokerUrl, dataDir, controllerArgs, credentials) {
+async function run(name, brokerUrl, dataDir, controllerArgs, credentials, pgName) {
   const ctl = await startController(dataDir, controllerArgs);
   const url = brokerUrl ?? `mqtt://127.0.0.1:${ctl.mqtt}`;
   const t0 = performance.now();
@@ -110,10 +111,12 @@ async function run(name, brokerUrl, dataDir, controllerArgs, credentials) {
   await new Promise((r) => setTimeout(r, 2000));
   const s0 = await stored(ctl.http);
   const p0 = proc(ctl.child.pid);
+  const d0 = pgName ? await pgCpuSeconds(pgName) : 0;
   const w0 = performance.now();
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
   const s1 = await stored(ctl.http);
   const p1 = proc(ctl.child.pid);
+  const d1 = pgName ? await pgCpuSeconds(pgName) : 0;
   const wall = (performance.now() - w0) / 1000;
   running = false;
   await Promise.all(loops);
@@ -128,8 +131,10 @@ async function run(name, brokerUrl, dataDir, controllerArgs, credentials) {
   );
   console.log(
     `  controller: ${(cpu * 100).toFixed(0)}% of one core under load; RSS ${idle.rss.toFixed(0)} MB idle with ${DEVICES} devices connected, ${p1.rss.toFixed(0)} MB under load ` +
-      `(${((idle.rss / DEVICES) * 1000).toFixed(0)} MB per 1,000 connected devices)`,
+      `(${((idle.rss / DEVICES) * 1000).toFixed(0)} MB per 1,000 connected devices)` +
+      (pgName ? `; PostgreSQL server processes ${(((d1 - d0) / wall) * 100).toFixed(0)}% of one core` : ''),
   );
+  return rate;
 }
 
 export async function benchController() {
@@ -140,23 +145,40 @@ export async function benchController() {
   chmodSync(dir, 0o777);
   // devices are written straight into the registry (registration is not what is measured); all share one token
   const token = 'bench-token-0123456789-abcdefghijklmnop';
-  const store = new SqliteFleetStore(join(dir, 'fleet.db'));
   const hash = hashSecret(token);
   const mhash = mosquittoHash(token);
-  store.transaction(() => {
-    for (let i = 0; i < DEVICES; i++) {
-      store.addDevice({
-        id: `gw-${i}`,
-        tags: {},
-        hardware: 'bench',
-        createdAt: Date.now(),
-        tokenHash: hash,
-        mosquittoHash: mhash,
-      });
-    }
+  const device = (i) => ({
+    id: `gw-${i}`,
+    tags: {},
+    hardware: 'bench',
+    createdAt: Date.now(),
+    tokenHash: hash,
+    mosquittoHash: mhash,
   });
-  store.close();
-  await run('embedded aedes', undefined, dir, ['--mqtt-port', '0'], (i) => ({ username: `gw-${i}`, password: token }));
+  const creds = (i) => ({ username: `gw-${i}`, password: token });
+  await seedDevices(undefined, dir, DEVICES, device);
+  const sqlite = await run('embedded aedes, SQLite', undefined, dir, ['--mqtt-port', '0'], creds);
+  // the same on PostgreSQL (issue "its state on PostgreSQL": aim >= 0.7 of SQLite and >= 50,000 readings/s)
+  const pgDb = await benchDatabase();
+  if (pgDb) {
+    try {
+      const pgDir = join(dir, 'pg');
+      await seedDevices(pgDb.url, pgDir, DEVICES, device);
+      const onPg = await run(
+        'embedded aedes, PostgreSQL',
+        undefined,
+        pgDir,
+        ['--mqtt-port', '0', '--database', pgDb.url],
+        creds,
+        pgDb.name,
+      );
+      console.log(
+        `  PostgreSQL/SQLite: ${(onPg / sqlite).toFixed(2)} (aim >= 0.7), ${fmt(onPg)} readings/s on PostgreSQL (aim >= 50,000)`,
+      );
+    } finally {
+      await pgDb.drop();
+    }
+  }
   rmSync(join(dir, 'fleet.db'), { force: true });
   rmSync(join(dir, 'fleet.db-wal'), { force: true });
   rmSync(join(dir, 'fleet.db-shm'), { force: true });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeTelemetryPayload, type TelemetryBatch, topicFilters } from '@fleetwave/shared';
 import { Aedes } from 'aedes';
+import Database from 'better-sqlite3';
 import mqtt, { type MqttClient } from 'mqtt';
 import pg from 'pg';
 import { afterEach } from 'vitest';
@@ -329,6 +330,28 @@ export async function testDatabaseFor(dataDir: string): Promise<string> {
   mkdirSync(dataDir, { recursive: true });
   writeFileSync(file, url.toString());
   return url.toString();
+}
+
+/**
+ * Rows of a read-only SQL query on a stopped (or running) controller's database, whichever it is (write SQL both
+ * SQLite and PostgreSQL read the same way).
+ */
+export async function queryControllerDb(dataDir: string, sql: string): Promise<Record<string, unknown>[]> {
+  if (TEST_DATABASE === 'postgres') {
+    const c = new pg.Client({ connectionString: await testDatabaseFor(dataDir) });
+    await c.connect();
+    try {
+      return (await c.query(sql)).rows;
+    } finally {
+      await c.end();
+    }
+  }
+  const db = new Database(join(dataDir, 'fleet.db'), { readonly: true });
+  try {
+    return db.prepare(sql).all() as Record<string, unknown>[];
+  } finally {
+    db.close();
+  }
 }
 
 /** The controller as a child process (`fleetwave serve`), waiting for its ready line. */

@@ -2,7 +2,6 @@ import { readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Agent, createAgent } from '@fleetwave/agent';
 import { AgentConfig } from '@fleetwave/shared';
-import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import {
@@ -10,6 +9,7 @@ import {
   type ControllerProcess,
   cleanupAfterEach,
   freePort,
+  queryControllerDb,
   spawnController,
   tmp,
   waitForAsync,
@@ -225,11 +225,10 @@ describe('rollouts end to end (controller process, 50 in-process agents, embedde
 
     // no device got two executions of one job, whatever the controller restarts did
     await f.ctl.kill('SIGTERM');
-    const db = new Database(join(f.dir, 'ctl', 'fleet.db'), { readonly: true });
-    const dupes = db
-      .prepare('SELECT job_id, thing, COUNT(*) AS n FROM job_executions GROUP BY job_id, thing HAVING n > 1')
-      .all();
-    db.close();
+    const dupes = await queryControllerDb(
+      join(f.dir, 'ctl'),
+      'SELECT job_id, thing, COUNT(*) AS n FROM job_executions GROUP BY job_id, thing HAVING COUNT(*) > 1',
+    );
     expect(dupes).toEqual([]);
   }, 300_000);
 });
