@@ -5,10 +5,11 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hashSecret, mosquittoHash, SqliteFleetStore } from '@fleetwave/controller';
+import { hashSecret, mosquittoHash } from '@fleetwave/controller';
 import { signManifest } from '@fleetwave/shared';
 import mqtt from 'mqtt';
 import { freePort, proc, startController as startCtl } from './controller.mjs';
+import { benchDatabase, pgCpuSeconds, seedDevices } from './databases.mjs';
 
 const DEVICES = Number(process.env.BENCH_ROLLOUT_DEVICES ?? 10_000);
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
@@ -69,7 +70,7 @@ async function startController(dataDir, args) {
   return { ...ctl, admin: readFileSync(join(dataDir, 'admin-token'), 'utf8').trim() };
 }
 
-async function run(name, dataDir, controllerArgs, brokerUrl, credentials) {
+async function run(name, dataDir, controllerArgs, brokerUrl, credentials, pgName) {
   const key = generateKeyPairSync('ed25519');
   mkdirSync(join(dataDir, 'trusted-keys'), { recursive: true });
   writeFileSync(join(dataDir, 'trusted-keys', 'bench.pem'), key.publicKey.export({ type: 'spki', format: 'pem' }));
@@ -105,6 +106,7 @@ async function run(name, dataDir, controllerArgs, brokerUrl, credentials) {
   counts.sent = 0;
   counts.received = 0;
   const p0 = proc(ctl.child.pid);
+  const d0 = pgName ? await pgCpuSeconds(pgName) : 0;
   const w0 = performance.now();
   const plan = `apiVersion: fleetwave/v1
 kind: RolloutPlan
@@ -128,6 +130,7 @@ onFailure: pause
   }
   const wall = (performance.now() - w0) / 1000;
   const p1 = proc(ctl.child.pid);
+  const d1 = pgName ? await pgCpuSeconds(pgName) : 0;
   const succeeded = status.waves.reduce((n, w) => n + (w.counts.SUCCEEDED ?? 0), 0);
   console.log(
     `${name}: ${status.status} — ${fmt(succeeded)} of ${fmt(DEVICES)} devices SUCCEEDED in ${wall.toFixed(1)} s from apply ` +
@@ -136,7 +139,8 @@ onFailure: pause
   console.log(
     `  ${(counts.sent / DEVICES).toFixed(1)} messages sent and ${(counts.received / DEVICES).toFixed(1)} received per device; ` +
       `controller ${(((p1.cpuS - p0.cpuS) / wall) * 100).toFixed(0)}% of one core, RSS ${p0.rss.toFixed(0)} MB before, ${peakRss.toFixed(0)} MB peak; ` +
-      `${fmt(DEVICES)} devices connected in ${connectS.toFixed(1)} s (not in the figure)`,
+      `${fmt(DEVICES)} devices connected in ${connectS.toFixed(1)} s (not in the figure)` +
+      (pgName ? `; PostgreSQL server processes ${(((d1 - d0) / wall) * 100).toFixed(0)}% of one core` : ''),
   );
   await Promise.all(clients.map((c) => c.endAsync(true)));
   ctl.child.kill('SIGTERM');
@@ -151,27 +155,25 @@ export async function benchRollout() {
   const token = 'bench-token-0123456789-abcdefghijklmnop';
   const hash = hashSecret(token);
   const mhash = mosquittoHash(token);
+  // the last run: the same through Mosquitto with the controller's state on PostgreSQL (aim: under 20 s)
+  const pgDb = await benchDatabase();
   for (const [name, sub] of [
-    ['embedded aedes', 'emb'],
-    ['through Mosquitto', 'ext'],
+    ['embedded aedes, SQLite', 'emb'],
+    ['through Mosquitto, SQLite', 'ext'],
+    ...(pgDb ? [['through Mosquitto, PostgreSQL', 'pg']] : []),
   ]) {
     const d = join(dir, sub);
     mkdirSync(d, { recursive: true });
     // devices straight into the registry (registration is not what is measured), one shared token
-    const store = new SqliteFleetStore(join(d, 'fleet.db'));
-    store.transaction(() => {
-      for (let i = 0; i < DEVICES; i++) {
-        store.addDevice({
-          id: `gw-${i}`,
-          tags: { site: `s${i % 5}` },
-          hardware: i % 2 ? 'rpi4' : 'rpi3',
-          createdAt: Date.now(),
-          tokenHash: hash,
-          mosquittoHash: mhash,
-        });
-      }
-    });
-    store.close();
+    const url = sub === 'pg' ? pgDb.url : undefined;
+    await seedDevices(url, d, DEVICES, (i) => ({
+      id: `gw-${i}`,
+      tags: { site: `s${i % 5}` },
+      hardware: i % 2 ? 'rpi4' : 'rpi3',
+      createdAt: Date.now(),
+      tokenHash: hash,
+      mosquittoHash: mhash,
+    }));
     if (sub === 'emb') {
       await run(name, d, ['--mqtt-port', '0'], undefined, (i) => ({ username: `gw-${i}`, password: token }));
     } else {
@@ -183,11 +185,19 @@ export async function benchRollout() {
       const mosq = spawn('mosquitto', ['-c', join(d, 'm.conf')], { stdio: 'ignore' });
       await new Promise((r) => setTimeout(r, 500));
       try {
-        await run(name, d, ['--external-broker', `mqtt://127.0.0.1:${port}`], `mqtt://127.0.0.1:${port}`, () => ({}));
+        await run(
+          name,
+          d,
+          ['--external-broker', `mqtt://127.0.0.1:${port}`, ...(url ? ['--database', url] : [])],
+          `mqtt://127.0.0.1:${port}`,
+          () => ({}),
+          url && pgDb.name,
+        );
       } finally {
         mosq.kill('SIGTERM');
       }
     }
   }
+  await pgDb?.drop();
   rmSync(dir, { recursive: true, force: true });
 }

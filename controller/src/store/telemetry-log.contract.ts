@@ -50,6 +50,20 @@ export function telemetryLogContract(
       expect(await t.log.read({ after: 0, limit: 10, stream: 'other' })).toEqual([]);
     });
 
+    it('keeps every character of a record in a large burst and a small one (quotes, backslashes, tabs, newlines, emoji)', async () => {
+      const odd = (seq: number): NewTelemetry => ({
+        ...rec('gw-odd', seq, 'tab\there/nl\nthere'),
+        kind: 'reading',
+        record: JSON.stringify({ seq, note: 'a\\b "q" \t \n \r \\N ✓ 🚀', raw: '\\t' }).concat(seq % 2 ? '\t\n\\' : ''),
+      });
+      const big = Array.from({ length: 300 }, (_, i) => odd(i + 1));
+      await t.log.insertGroups([big.slice(0, 150), big.slice(150)], 1);
+      await t.log.insert([odd(301), odd(302)], 2);
+      const back = await t.log.read({ after: 0, limit: 1000 });
+      expect(back.map(({ cursor: _c, receivedAt: _r, ...x }) => x)).toEqual([...big, odd(301), odd(302)]);
+      expect(back.map((r) => r.cursor)).toEqual(Array.from({ length: 302 }, (_, i) => i + 1));
+    });
+
     it('commits a group of batches in one transaction, in order, a row repeated later in the group a duplicate', async () => {
       const r = await t.log.insertGroups([[rec('gw-a', 1), rec('gw-a', 2)], [], [rec('gw-a', 2), rec('gw-b', 7)]], 5);
       expect(r.map((g) => g.map((x) => [x.device, x.seq, x.cursor]))).toEqual([

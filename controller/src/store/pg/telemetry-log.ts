@@ -1,4 +1,7 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Pool, PoolClient } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 
 /** Runs fn in one transaction on one connection (the database's unit of work, joining an open one). */
 export type PgTransaction = <T>(fn: (c: PoolClient) => Promise<T>) => Promise<T>;
@@ -54,6 +57,15 @@ const toRow = (r: Row): TelemetryRow => ({
   receivedAt: Number(r.received_at),
 });
 
+/** Bursts of this many new rows or more are written with COPY, smaller ones with one INSERT. */
+const COPY_FROM = 64;
+
+/** A value in COPY's text format (backslash, tab, newline and carriage return escaped). */
+const copyText = (s: string) =>
+  /[\\\t\n\r]/.test(s)
+    ? s.replace(/[\\\t\n\r]/g, (m) => (m === '\\' ? '\\\\' : m === '\t' ? '\\t' : m === '\n' ? '\\n' : '\\r'))
+    : s;
+
 /**
  * Telemetry on PostgreSQL. The cursor is not a sequence: a sequence value is taken before commit, so a reader polling
  * "after X" could pass a row whose transaction commits later with a lower value. Instead every insert transaction
@@ -96,7 +108,21 @@ export class PgTelemetryLog implements TelemetryLog {
         }
       });
       const fresh = out.flat();
-      if (fresh.length > 0) {
+      if (fresh.length >= COPY_FROM) {
+        // a burst: COPY, about twice as fast per row as a multi-row INSERT (no conflict is possible: the rows stored
+        // already were taken out above, under the head lock)
+        const text = fresh
+          .map(
+            (r) =>
+              `${r.cursor}\t${copyText(r.device)}\t${r.seq}\t${copyText(r.stream)}\t${r.ts}\t${copyText(r.kind)}\t${copyText(r.record)}\t${receivedAt}\n`,
+          )
+          .join('');
+        await pipeline(
+          Readable.from([text]),
+          c.query(copyFrom('COPY telemetry (cursor, device, seq, stream, ts, kind, record, received_at) FROM STDIN')),
+        );
+        await c.query('UPDATE telemetry_head SET last = $1 WHERE id = 1', [last]);
+      } else if (fresh.length > 0) {
         await c.query(
           `INSERT INTO telemetry (cursor, device, seq, stream, ts, kind, record, received_at)
            SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::bigint[])`,
