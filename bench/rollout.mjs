@@ -161,7 +161,7 @@ export async function benchRollout() {
     ['embedded aedes, SQLite', 'emb'],
     ['through Mosquitto, SQLite', 'ext'],
     ...(pgDb ? [['through Mosquitto, PostgreSQL', 'pg']] : []),
-  ]) {
+  ].filter(([, sub]) => !process.env.BENCH_ROLLOUT_RUNS || process.env.BENCH_ROLLOUT_RUNS.split(',').includes(sub))) {
     const d = join(dir, sub);
     mkdirSync(d, { recursive: true });
     // devices straight into the registry (registration is not what is measured), one shared token

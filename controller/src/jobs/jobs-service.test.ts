@@ -5,16 +5,19 @@ import {
   DescribeAccepted,
   GetPendingAccepted,
   JobsRejected,
+  jobStatusRules,
   NotifyJobs,
   NotifyNext,
   StartNextAccepted,
   UpdateAccepted,
 } from '@fleetwave/shared';
+import fc from 'fast-check';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { SqliteDatabase } from '../store/sqlite-database.js';
-import { JobsService } from './jobs-service.js';
+import { applyToPending, JobsService } from './jobs-service.js';
+import type { StoredExecution } from './jobs-store.js';
 
 const ROOT = 'fleetwave/jobs';
 
@@ -327,5 +330,55 @@ describe('jobs service (docs/JOBS-PROTOCOL.md)', () => {
     expect(jobs.QUEUED.map((x) => x.jobId)).toEqual(
       Array.from({ length: 14 }, (_, i) => `job-${String(i + 1).padStart(2, '0')}`),
     );
+  });
+});
+
+describe('the pending list a batch keeps', () => {
+  it('is what the store reads back after any sequence of protocol changes (property)', async () => {
+    const db = new SqliteDatabase(join(mkdtempSync(join(tmpdir(), 'fw-pending-')), 'fleet.db'));
+    const statuses = ['QUEUED', 'IN_PROGRESS', 'SUCCEEDED', 'FAILED', 'CANCELED', 'TIMED_OUT', 'REJECTED'] as const;
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ job: fc.integer({ min: 0, max: 3 }), to: fc.constantFrom(...statuses) }), {
+          maxLength: 25,
+        }),
+        async (ops) => {
+          const thing = `t-${run++}`;
+          let list = await db.jobs.pending(thing);
+          let clock = 1;
+          for (const op of ops) {
+            const jobId = `job-${op.job}`;
+            const latest = await db.jobs.get(jobId, thing);
+            let e: StoredExecution;
+            if (!latest || (jobStatusRules[latest.status].terminal && op.to === 'QUEUED')) {
+              // a new job, or the next execution of one that ended (a retry)
+              e = {
+                jobId,
+                thing,
+                executionNumber: (latest?.executionNumber ?? 0) + 1,
+                status: 'QUEUED',
+                statusDetails: undefined,
+                document: {},
+                queuedAt: clock++,
+                startedAt: undefined,
+                lastUpdatedAt: clock,
+                versionNumber: 1,
+                stepDeadline: undefined,
+                rollout: undefined,
+              };
+              await db.jobs.insert(e);
+            } else if (!jobStatusRules[latest.status].terminal && op.to !== latest.status) {
+              e = { ...latest, status: op.to, versionNumber: latest.versionNumber + 1, lastUpdatedAt: clock++ };
+              await db.jobs.update(e);
+            } else continue;
+            list = applyToPending(list, [e]);
+            expect(list).toEqual(await db.jobs.pending(thing));
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+    await db.close();
   });
 });

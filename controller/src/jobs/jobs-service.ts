@@ -92,6 +92,29 @@ const listKey = (l: StoredExecution[]) => l.map((e) => `${key(e)}:${e.status}`).
 interface Batch {
   out: { topic: string; payload: string }[];
   changes: { e: StoredExecution; before: JobStatus | undefined }[];
+  /**
+   * Each thing's pending executions as this batch has them: read once (for a group of requests, in one query), then
+   * kept up to date with the batch's own changes, so a request costs its writes, not three reads of the list.
+   */
+  pending: Map<string, StoredExecution[]>;
+}
+
+/**
+ * A thing's pending list after changes to its executions (the latest execution of each job, QUEUED or IN_PROGRESS,
+ * in nextOrder): what `JobsStore.pending` would read back after them.
+ */
+export function applyToPending(
+  list: readonly StoredExecution[],
+  changed: readonly StoredExecution[],
+): StoredExecution[] {
+  let out = [...list];
+  for (const e of changed) {
+    const current = out.find((x) => x.jobId === e.jobId);
+    if (current && current.executionNumber > e.executionNumber) continue; // an older execution: the list shows the latest
+    out = out.filter((x) => x.jobId !== e.jobId);
+    if (!jobStatusRules[e.status].terminal) out.push(e);
+  }
+  return out.sort(nextOrder);
 }
 
 export class JobsService {
@@ -168,9 +191,10 @@ export class JobsService {
 
   /** The service ends a pending execution (CANCELED, REMOVED or TIMED_OUT); false when it was not pending. */
   end(jobId: string, thing: string, status: 'CANCELED' | 'REMOVED' | 'TIMED_OUT', reason: string): Promise<boolean> {
-    return this.change(thing, async () => {
-      const e = await this.store.get(jobId, thing);
-      if (!e || jobStatusRules[e.status].terminal) return [];
+    return this.change(thing, async (pending) => {
+      // the latest execution of the job, if it is pending (else there is nothing to end)
+      const e = pending.find((x) => x.jobId === jobId);
+      if (!e) return [];
       assertTransition(e.status, status, 'service');
       const next = this.bump(e, { status, statusDetails: { ...e.statusDetails, reason }, stepDeadline: undefined });
       await this.store.update(next);
@@ -189,7 +213,17 @@ export class JobsService {
   }
 
   pendingOf(thing: string): Promise<StoredExecution[]> {
-    return this.store.pending(thing);
+    return this.pendingList(thing);
+  }
+
+  /** A thing's pending list: the current batch's copy, else read (and kept for the rest of the batch). */
+  private async pendingList(thing: string): Promise<StoredExecution[]> {
+    const b = this.context.getStore();
+    const known = b?.pending.get(thing);
+    if (known) return [...known];
+    const list = await this.store.pending(thing);
+    b?.pending.set(thing, list);
+    return [...list];
   }
 
   private queued: { thing: string; topic: string; payload: Buffer }[] = [];
@@ -204,7 +238,7 @@ export class JobsService {
   async batch<T>(fn: () => Promise<T>): Promise<T> {
     if (this.context.getStore()) return fn();
     return this.serial.run(async () => {
-      const b: Batch = { out: [], changes: [] };
+      const b: Batch = { out: [], changes: [], pending: new Map() };
       const result = await this.context.run(b, () => this.o.db.transaction(fn));
       for (const m of b.out) this.o.publish(m.topic, m.payload);
       for (const c of b.changes) this.o.onChange?.(c.e, c.before);
@@ -233,6 +267,10 @@ export class JobsService {
     this.queued = [];
     if (requests.length === 0) return this.flushing;
     this.flushing = this.batch(async () => {
+      // the pending lists of every thing asking, in one read
+      const b = this.context.getStore()!;
+      const things = [...new Set(requests.map((r) => r.thing))].filter((t) => !b.pending.has(t));
+      for (const [thing, list] of await this.store.pendingMany(things)) b.pending.set(thing, list);
       for (const r of requests) await this.handle(r.thing, r.topic, r.payload);
     }).catch((err) => {
       // the commit failed: no answer went out; devices ask again (on reconnect, or their next status)
@@ -242,21 +280,26 @@ export class JobsService {
   }
 
   /**
-   * One change of a thing's executions inside the current batch (or a batch of its own), as a savepoint: a request
-   * refused half-way changes nothing. The notifications compare the thing's pending list before and after.
+   * One change of a thing's executions inside the current batch (or a batch of its own). fn gets the thing's pending
+   * list and refuses (throws) before it writes anything, so a refused request changes nothing; a failed write fails
+   * the whole batch (nothing is answered, devices ask again). The notifications compare the pending list before and
+   * after.
    */
   private change(
     thing: string,
-    fn: () => Promise<{ e: StoredExecution; before: JobStatus | undefined }[]>,
+    fn: (pending: readonly StoredExecution[]) => Promise<{ e: StoredExecution; before: JobStatus | undefined }[]>,
   ): Promise<boolean> {
     return this.batch(async () => {
-      const { changed, before, after } = await this.o.db.transaction(async () => {
-        const before = await this.store.pending(thing);
-        const changed = await fn();
-        return { changed, before, after: await this.store.pending(thing) };
-      });
+      const b = this.context.getStore()!;
+      const before = await this.pendingList(thing);
+      const changed = await fn(before);
+      const after = applyToPending(
+        before,
+        changed.map((c) => c.e),
+      );
+      b.pending.set(thing, after);
       this.notify(thing, before, after);
-      this.context.getStore()!.changes.push(...changed);
+      b.changes.push(...changed);
       return changed.length > 0;
     });
   }
@@ -282,7 +325,7 @@ export class JobsService {
   }
 
   private async listPending(thing: string, _req: z.infer<typeof GetPendingRequest>) {
-    const pending = await this.store.pending(thing);
+    const pending = await this.pendingList(thing);
     return {
       inProgressJobs: pending.filter((e) => e.status === 'IN_PROGRESS').map(summary),
       queuedJobs: pending.filter((e) => e.status === 'QUEUED').map(summary),
@@ -291,8 +334,8 @@ export class JobsService {
 
   private async startNext(thing: string, req: z.infer<typeof StartNextRequest>) {
     let started: StoredExecution | undefined;
-    await this.change(thing, async () => {
-      const next = (await this.store.pending(thing)).sort(nextOrder)[0];
+    await this.change(thing, async (pending) => {
+      const next = pending[0];
       if (!next) return [];
       if (next.status === 'IN_PROGRESS') {
         started = next;
@@ -313,9 +356,7 @@ export class JobsService {
 
   private async describe(thing: string, jobId: string, req: z.infer<typeof DescribeRequest>) {
     const e =
-      jobId === '$next'
-        ? (await this.store.pending(thing))[0]
-        : await this.store.get(jobId, thing, req.executionNumber);
+      jobId === '$next' ? (await this.pendingList(thing))[0] : await this.store.get(jobId, thing, req.executionNumber);
     if (!e) throw new Rejection('ResourceNotFound', `no execution of ${jobId} for ${thing}`);
     if (jobStatusRules[e.status].terminal && jobId !== '$next') {
       throw new Rejection('TerminalStateReached', `the execution of ${jobId} is ${e.status}`);
@@ -325,8 +366,12 @@ export class JobsService {
 
   private async update(thing: string, jobId: string, req: z.infer<typeof UpdateRequest>) {
     let updated: StoredExecution | undefined;
-    await this.change(thing, async () => {
-      const e = await this.store.get(jobId, thing, req.executionNumber);
+    await this.change(thing, async (pending) => {
+      // a pending execution is in the list; any other is read (to answer why it cannot change)
+      const e =
+        pending.find(
+          (x) => x.jobId === jobId && (req.executionNumber === undefined || x.executionNumber === req.executionNumber),
+        ) ?? (await this.store.get(jobId, thing, req.executionNumber));
       if (!e) throw new Rejection('ResourceNotFound', `no execution of ${jobId} for ${thing}`);
       if (req.expectedVersion !== undefined && req.expectedVersion !== e.versionNumber) {
         throw new Rejection('VersionMismatch', `expected version ${req.expectedVersion}, is ${e.versionNumber}`, e);

@@ -66,6 +66,12 @@ export function jobsStoreContract(name: string, make: () => Promise<DatabaseFixt
           'a#1',
         ]);
         expect(await s.pending('gw-9')).toEqual([]);
+        const many = await s.pendingMany(['gw-1', 'gw-2', 'gw-9']);
+        expect([...many.keys()]).toEqual(['gw-1', 'gw-2', 'gw-9']);
+        expect(many.get('gw-1')).toEqual(await s.pending('gw-1'));
+        expect(many.get('gw-2')!.map((e) => e.jobId)).toEqual(['z']);
+        expect(many.get('gw-9')).toEqual([]);
+        expect(await s.pendingMany([])).toEqual(new Map());
       } finally {
         await f.close();
       }

@@ -88,6 +88,8 @@ export interface JobsStore {
   get(jobId: string, thing: string, executionNumber?: number): Promise<StoredExecution | undefined>;
   /** The thing's pending executions (the latest of each job), IN_PROGRESS first, then QUEUED oldest first. */
   pending(thing: string): Promise<StoredExecution[]>;
+  /** `pending` of several things at once (every thing named is in the map, with an empty list if it has none). */
+  pendingMany(things: readonly string[]): Promise<Map<string, StoredExecution[]>>;
   /** What the wave engine needs of a rollout's executions, without their documents (read on every tick). */
   statesByRollout(rollout: string): Promise<ExecutionStateRow[]>;
   stepTimeoutsDue(now: number): Promise<StoredExecution[]>;
@@ -149,6 +151,10 @@ export class SqliteJobs implements Sync<JobsStore> {
   /** The thing's pending executions (the latest of each job), IN_PROGRESS first, then QUEUED oldest first. */
   pending(thing: string): StoredExecution[] {
     return (this.s.pending.all(thing) as ExecutionRow[]).map(toExecution).sort(nextOrder);
+  }
+
+  pendingMany(things: readonly string[]): Map<string, StoredExecution[]> {
+    return new Map(things.map((t) => [t, this.pending(t)]));
   }
 
   /** What the wave engine needs of a rollout's executions, without their documents (read on every tick). */

@@ -292,8 +292,8 @@ export class RolloutService {
       let done = true;
       for (const a of actions) {
         try {
-          // a savepoint each: an action that fails leaves nothing half done behind it
-          await this.o.db.transaction(() => this.act(state, a));
+          // an action refuses before it writes (a release not registered, say); a failed write fails the commit
+          await this.act(state, a);
         } catch (err) {
           this.o.log.error({ err, rollout: state.id, action: a }, 'rollout action failed; the next tick retries');
           done = false;

@@ -316,6 +316,19 @@ export class PgJobs implements JobsStore {
       .sort(nextOrder);
   }
 
+  async pendingMany(things: readonly string[]): Promise<Map<string, StoredExecution[]>> {
+    const out = new Map<string, StoredExecution[]>(things.map((t) => [t, []]));
+    if (things.length === 0) return out;
+    const r = await this.q<ExecutionRow>(
+      `SELECT * FROM (SELECT DISTINCT ON (thing, job_id) * FROM job_executions WHERE thing = ANY($1::text[])
+         ORDER BY thing, job_id, execution_number DESC) latest WHERE status IN ('QUEUED', 'IN_PROGRESS')`,
+      [things],
+    );
+    for (const row of r.rows) out.get(row.thing)?.push(toExecution(row));
+    for (const list of out.values()) list.sort(nextOrder);
+    return out;
+  }
+
   async statesByRollout(rollout: string): Promise<ExecutionStateRow[]> {
     const r = await this.q<ExecutionRow>(
       `SELECT job_id, thing, execution_number, status, status_details, started_at, last_updated_at FROM job_executions
