@@ -97,7 +97,8 @@ serve options:
                           aws-iot: each wave is an AWS IoT Job on a thing group, needs --fleet and --region or
                           AWS_REGION; credentials from the standard AWS chain; --endpoint-url overrides the endpoint)
   --aws-poll-interval <d> how often AWS IoT Jobs executions are read back (default 5s)
-  --model <file>          the failure-risk model (default <data-dir>/model.json when it exists)
+  --model <file>          a failure-risk model to import at start, replacing the one kept in the database
+                          (without it: <data-dir>/model.json is imported when the database holds none)
   --risk-threshold <p>    raise a device.at-risk event (webhook) at this predicted risk (default 0.8)
   --log-level <level>     default info
 

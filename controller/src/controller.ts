@@ -55,7 +55,10 @@ export interface ControllerConfig {
   rolloutTickMs?: number;
   /** Run rollouts' jobs on AWS IoT Jobs instead of the controller's own jobs service. */
   awsJobs?: { fleet: string; region: string; endpointUrl?: string; pollMs?: number };
-  /** The failure-risk model (default `<dataDir>/model.json` when it exists; `fleetwave predict train` writes one). */
+  /**
+   * A failure-risk model file to import at start (`fleetwave predict train` writes one); the model is kept in the
+   * database. Without it, `<dataDir>/model.json` is imported when the database holds no model yet.
+   */
   modelFile?: string;
   /** Alert when a device's predicted risk reaches this (default 0.8). */
   riskThreshold?: number;
@@ -216,7 +219,8 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       health: healthStore,
       fleet: s.fleet,
       transaction: (fn) => s.transaction(fn),
-      modelFile: config.modelFile ?? join(config.dataDir, 'model.json'),
+      ...(config.modelFile && { modelFile: config.modelFile }),
+      defaultModelFile: join(config.dataDir, 'model.json'),
       ...(config.riskThreshold !== undefined && { threshold: config.riskThreshold }),
       now,
       log: log.child({ part: 'predict' }),

@@ -235,6 +235,6 @@ async function simulatedHealth(prediction: PredictionService, devices: string[])
   );
   const training = simulateFleet({ devices: 80, days: 45, seed: 7 });
   const model = await trainRisk(training.history, training.failures, riskDefaults(training.history.metrics, 10));
-  prediction.install(JSON.stringify(model), 'the demo');
+  await prediction.install(JSON.stringify(model), 'the demo');
   return (await prediction.scoreAll()).filter((s) => s.risk >= prediction.threshold);
 }

@@ -48,7 +48,7 @@ export function predictRoutes(app: FastifyInstance, deps: ApiDeps, p: Prediction
   });
 
   app.put('/api/predict/model', { preHandler: guard('admin', 'predict.model') }, async (req) => {
-    const m = p.install(JSON.stringify(req.body), 'the uploaded model');
+    const m = await p.install(JSON.stringify(req.body), 'the uploaded model');
     await p.scoreAll();
     return { model: { kind: m.kind, horizon: m.horizon, classes: m.classes, trainedOn: m.trainedOn } };
   });

@@ -67,6 +67,10 @@ export function healthStoreContract(name: string, make: () => Promise<DatabaseFi
         await s.putScore(score);
         await s.putScore({ ...score, device: 'gw-2', mode: null, alerted: false, risk: 0.125 });
         await s.putScore({ ...score, risk: 0.9 });
+        expect(await s.model()).toBeUndefined();
+        await s.putModel('{"kind":"risk","a":1}', 10);
+        await s.putModel('{"kind":"risk","a":2}', 20);
+        expect(await s.model()).toEqual({ json: '{"kind":"risk","a":2}', installedAt: 20 });
         expect(await s.scores()).toEqual(
           new Map([
             ['gw-1', { ...score, risk: 0.9 }],

@@ -56,6 +56,9 @@ export interface HealthStore {
   labels(): Promise<FailureLabel[]>;
   putScore(s: StoredScore): Promise<void>;
   scores(): Promise<Map<string, StoredScore>>;
+  /** The controller's risk model (its JSON, as `fleetwave predict train` writes it), if one was installed. */
+  model(): Promise<{ json: string; installedAt: number } | undefined>;
+  putModel(json: string, installedAt: number): Promise<void>;
 }
 
 /**
@@ -111,6 +114,10 @@ export class SqliteHealth implements Sync<HealthStore> {
         'INSERT OR REPLACE INTO risk_scores (device, ts, risk, mode, signals, alerted) VALUES (?, ?, ?, ?, ?, ?)',
       ),
       scores: db.prepare('SELECT * FROM risk_scores'),
+      model: db.prepare("SELECT model, installed_at FROM models WHERE name = 'risk'"),
+      putModel: db.prepare(
+        "INSERT INTO models (name, model, installed_at) VALUES ('risk', ?, ?) ON CONFLICT (name) DO UPDATE SET model = excluded.model, installed_at = excluded.installed_at",
+      ),
     };
   }
 
@@ -147,6 +154,15 @@ export class SqliteHealth implements Sync<HealthStore> {
 
   putScore(s: StoredScore): void {
     this.s.putScore.run(s.device, s.at, s.risk, s.mode, JSON.stringify(s.signals), s.alerted ? 1 : 0);
+  }
+
+  model(): { json: string; installedAt: number } | undefined {
+    const r = this.s.model.get() as { model: string; installed_at: number } | undefined;
+    return r && { json: r.model, installedAt: r.installed_at };
+  }
+
+  putModel(json: string, installedAt: number): void {
+    this.s.putModel.run(json, installedAt);
   }
 
   scores(): Map<string, StoredScore> {

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { FleetwaveError } from '@fleetwave/shared';
 import type { Logger } from 'pino';
 import type { HealthSource } from '../rollouts/rollout-service.js';
@@ -21,8 +21,13 @@ export interface PredictionServiceOptions {
   fleet: FleetStore;
   /** The database's units of work (scores of one run commit together). */
   transaction: <T>(fn: () => Promise<T>) => Promise<T>;
-  /** Where the model is read from and written to when the fleet's own history trains one. */
-  modelFile: string;
+  /**
+   * The model is kept in the database (every controller on it uses the same one). A model file named here (`--model`)
+   * is imported at start, replacing the kept one; `defaultModelFile` (`<data-dir>/model.json`, where controllers
+   * before the database kept it) is imported only when the database holds none.
+   */
+  modelFile?: string;
+  defaultModelFile?: string;
   /** Alert (webhook event `device.at-risk`) when a device's risk reaches this (default 0.8). */
   threshold?: number;
   /** A device silent this long without a label is a candidate failure an operator confirms (default 3 days). */
@@ -45,24 +50,41 @@ export class PredictionService implements HealthSource {
 
   constructor(private readonly o: PredictionServiceOptions) {
     this.threshold = o.threshold ?? 0.8;
-    if (existsSync(o.modelFile)) this.load(parseModel(readFileSync(o.modelFile, 'utf8'), o.modelFile));
   }
 
-  /** Reads the kept scores (call once before scoring or answering risk questions). */
+  /** Reads the kept model and scores, importing a model file as configured (call once, before anything else). */
   async init(): Promise<void> {
     this.scores = await this.o.health.scores();
+    const file =
+      this.o.modelFile ??
+      (this.o.defaultModelFile && existsSync(this.o.defaultModelFile) && !(await this.o.health.model())
+        ? this.o.defaultModelFile
+        : undefined);
+    if (file) {
+      let json: string;
+      try {
+        json = readFileSync(file, 'utf8');
+      } catch (err) {
+        throw new FleetwaveError('E_CONFIG_READ', `cannot read the model ${file}: ${(err as Error).message}`);
+      }
+      await this.install(json, file);
+      return;
+    }
+    const kept = await this.o.health.model();
+    if (kept)
+      this.load(
+        parseModel(kept.json, `the model kept in the database (installed ${new Date(kept.installedAt).toISOString()})`),
+        'the kept model',
+      );
   }
 
   get model(): ModelFile | undefined {
     return this.predictor?.file;
   }
 
-  private load(m: ModelFile): void {
+  private load(m: ModelFile, source: string): void {
     if (m.kind !== 'risk') {
-      throw new FleetwaveError(
-        'E_CONFIG_INVALID',
-        `${this.o.modelFile} is a remaining-life model; scoring needs a risk model`,
-      );
+      throw new FleetwaveError('E_CONFIG_INVALID', `${source} is a remaining-life model; scoring needs a risk model`);
     }
     let next: Predictor;
     try {
@@ -75,13 +97,11 @@ export class PredictionService implements HealthSource {
     this.predictor = next;
   }
 
-  /** Uses a model file (validated) from now on, and keeps it as the controller's model. */
-  install(json: string, source: string): ModelFile {
+  /** Uses a model (validated) from now on, and keeps it in the database as the controller's model. */
+  async install(json: string, source: string): Promise<ModelFile> {
     const m = parseModel(json, source);
-    this.load(m);
-    const tmp = `${this.o.modelFile}.tmp`;
-    writeFileSync(tmp, JSON.stringify(m));
-    renameSync(tmp, this.o.modelFile);
+    this.load(m, source);
+    await this.o.health.putModel(JSON.stringify(m), this.o.now());
     return m;
   }
 
@@ -217,7 +237,7 @@ export class PredictionService implements HealthSource {
       ...riskDefaults(metrics, opts.epochs),
       ...(opts.horizonMs !== undefined && { horizon: opts.horizonMs }),
     });
-    this.install(JSON.stringify(model), 'the fleet history');
+    await this.install(JSON.stringify(model), 'the fleet history');
     await this.scoreAll();
     return model;
   }

@@ -263,6 +263,8 @@ release: { name: app, version: 2.0.0 }
         return prediction;
       });
       // without the risk section, this device would be the canary
+      await prediction!.init(); // imports the model file into the database
+      expect((await t.db.health.model())?.json).toBe(JSON.stringify(model));
       const targets = Array.from({ length: 12 }, (_, i) => ({
         id: `gw-${i}`,
         hardware: 'rpi4',

@@ -23,6 +23,7 @@ export const TABLES: readonly { name: string; key: readonly string[]; booleans?:
   { name: 'health_samples', key: ['device', 'ts'] },
   { name: 'device_failures', key: ['device'] },
   { name: 'risk_scores', key: ['device'], booleans: ['alerted'] },
+  { name: 'models', key: ['name'] },
   { name: 'telemetry', key: ['cursor'] },
 ];
 

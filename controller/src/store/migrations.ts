@@ -136,4 +136,6 @@ export const migrations: readonly string[] = Object.freeze([
      signals TEXT NOT NULL,
      alerted INTEGER NOT NULL DEFAULT 0
    );`,
+  // 6: the risk model, kept in the database (it was <data-dir>/model.json) so every controller on it has the same one
+  `CREATE TABLE models (name TEXT PRIMARY KEY, model TEXT NOT NULL, installed_at INTEGER NOT NULL);`,
 ]);

@@ -143,6 +143,8 @@ export const pgMigrations: readonly string[] = Object.freeze([
      signals TEXT NOT NULL,
      alerted BOOLEAN NOT NULL DEFAULT FALSE
    );`,
+  // 3: the risk model (SQLite migration 6)
+  `CREATE TABLE models (name TEXT PRIMARY KEY, model TEXT NOT NULL, installed_at BIGINT NOT NULL);`,
 ]);
 
 /** pg_advisory_xact_lock key for migrations ("fwmg"). */

@@ -500,6 +500,21 @@ export class PgHealth implements HealthStore {
     );
   }
 
+  async model(): Promise<{ json: string; installedAt: number } | undefined> {
+    const r = await this.q<{ model: string; installed_at: number }>(
+      "SELECT model, installed_at FROM models WHERE name = 'risk'",
+    );
+    return r.rows[0] && { json: r.rows[0].model, installedAt: r.rows[0].installed_at };
+  }
+
+  async putModel(json: string, installedAt: number): Promise<void> {
+    await this.q(
+      `INSERT INTO models (name, model, installed_at) VALUES ('risk', $1, $2)
+       ON CONFLICT (name) DO UPDATE SET model = excluded.model, installed_at = excluded.installed_at`,
+      [json, installedAt],
+    );
+  }
+
   async scores(): Promise<Map<string, StoredScore>> {
     const r = await this.q<{
       device: string;
