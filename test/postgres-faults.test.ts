@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { havePostgres } from '@fleetwave/controller';
+import mqtt from 'mqtt';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import {
@@ -14,6 +15,7 @@ import {
   tmp,
   waitForAsync,
 } from './helpers.js';
+import { appArchive, filesRelease, publishRelease, trustedKey } from './release-helpers.js';
 
 const cleanups = cleanupAfterEach();
 const postgres = await havePostgres();
@@ -72,5 +74,82 @@ describe.skipIf(!postgres)('the controller on PostgreSQL, its connections killed
     expect(new Set(seqs).size).toBe(seqs.length); // stored once each
     // the controller is still up and answers
     expect((await api(ctl.url, ctl.adminToken, 'GET', '/api/devices')).status).toBe(200);
+  }, 180_000);
+
+  it('takes a rollout to the same end while its connections are killed again and again', async () => {
+    const dir = tmp('pg-faults-rollout');
+    const ctlDir = join(dir, 'ctl');
+    const url = await testDatabaseFor(ctlDir);
+    const key = trustedKey(ctlDir);
+    const mqttPort = await freePort();
+    const ctl = await spawnController(ctlDir, ['--mqtt-port', String(mqttPort), '--http-port', '0', '--database', url]);
+    cleanups.push(() => ctl.kill('SIGKILL'));
+    const archive = await appArchive(dir, '1.0.0', { 'app.txt': 'v1' });
+    await publishRelease(ctl.url, ctl.adminToken, filesRelease(key, '1.0.0', archive), archive);
+    // protocol-level devices (no agent): every 300 ms they ask start-next and report what they got SUCCEEDED; a request
+    // lost or refused while the database is away is simply asked again, as an agent does
+    const devices = 12;
+    for (let i = 0; i < devices; i++) {
+      const id = `gw-${i}`;
+      const r = await api(ctl.url, ctl.adminToken, 'POST', '/api/devices', { id, hardware: 'rpi4' });
+      const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, {
+        clientId: id,
+        username: id,
+        password: r.body.token,
+        reconnectPeriod: 200,
+      });
+      const base = `fleetwave/jobs/${id}/jobs`;
+      c.on('message', (topic, payload) => {
+        const body = JSON.parse(payload.toString());
+        if (topic === `${base}/start-next/accepted` && body.execution) {
+          c.publish(`${base}/${body.execution.jobId}/update`, JSON.stringify({ status: 'SUCCEEDED' }), { qos: 1 });
+        }
+      });
+      await c.subscribeAsync(`${base}/start-next/accepted`, { qos: 1 });
+      const poll = setInterval(() => c.publish(`${base}/start-next`, '{}', { qos: 1 }), 300);
+      cleanups.push(async () => {
+        clearInterval(poll);
+        await c.endAsync(true);
+      });
+    }
+    const plan = `apiVersion: fleetwave/v1
+kind: RolloutPlan
+name: pg-faults
+release: { name: gateway-app, version: 1.0.0 }
+waves: [{ count: 2 }, { percent: 50 }, { percent: 100 }]
+`;
+    const applied = await api(ctl.url, ctl.adminToken, 'POST', '/api/rollouts', { yaml: plan });
+    expect(applied.status, JSON.stringify(applied.body)).toBe(201);
+    let killed = 0;
+    const killer = setInterval(() => {
+      terminateConnections(url).then(
+        (n) => (killed += n),
+        () => {},
+      );
+    }, 250);
+    cleanups.push(async () => clearInterval(killer));
+    let status: { status: string; waves: { status: string }[] } | undefined;
+    await waitForAsync(
+      'the rollout to complete',
+      async () => {
+        const r = await api(ctl.url, ctl.adminToken, 'GET', `/api/rollouts/${applied.body.id}`).catch(() => undefined);
+        if (r?.status === 200) status = r.body;
+        return status?.status === 'completed';
+      },
+      120_000,
+    );
+    clearInterval(killer);
+    expect(killed).toBeGreaterThan(0);
+    expect(status!.waves.map((w) => w.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    // the outcome of a rollout nothing happened to: one execution per device, each SUCCEEDED
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      const rows = (await c.query('SELECT thing, execution_number, status FROM job_executions ORDER BY thing')).rows;
+      expect(rows).toHaveLength(devices);
+      expect(rows.every((r) => Number(r.execution_number) === 1 && r.status === 'SUCCEEDED')).toBe(true);
+    } finally {
+      await c.end();
+    }
   }, 180_000);
 });

@@ -57,6 +57,24 @@ describe.skipIf(!postgres)('on PostgreSQL (a database of the test’s own on 127
     try {
       for (let v = 0; v <= pgMigrations.length; v++) expect(await migratePg(pool, v)).toBe(v);
       expect(await migratePg(pool)).toBe(pgMigrations.length);
+      // one version at a time ends on the same schema as all at once
+      const fresh = await createTestDatabase();
+      const freshPool = new pg.Pool({ connectionString: fresh.url });
+      await migratePg(freshPool);
+      const schemaOf = async (p: pg.Pool) =>
+        (
+          await p.query(
+            `SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns
+             WHERE table_schema = 'public' ORDER BY table_name, column_name`,
+          )
+        ).rows.concat(
+          (await p.query("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname"))
+            .rows,
+        );
+      expect(await schemaOf(pool)).toEqual(await schemaOf(freshPool));
+      expect((await schemaOf(freshPool)).length).toBeGreaterThan(100);
+      await freshPool.end();
+      await fresh.drop();
       await pool.query('UPDATE fleetwave_schema SET version = $1', [pgMigrations.length + 1]);
       await expect(migratePg(pool)).rejects.toThrow(/newer than this controller's .*run the newer controller/);
       expect((await pool.query('SELECT version FROM fleetwave_schema')).rows[0].version).toBe(pgMigrations.length + 1);
