@@ -17,7 +17,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
-    // FLEETWAVE_TEST_DATABASE=postgres: the controllers of the end-to-end tests on PostgreSQL (databases dropped after)
+    // names the PostgreSQL databases the end-to-end tests make after the run, and drops them at its end
     globalSetup: ['test/global-setup.ts'],
   },
 });
