@@ -91,8 +91,26 @@ export const decodeSample = (device: string, r: { ts: number | string; metrics: 
   ts: Number(r.ts),
   metrics: decodeColumn(Metrics, r.metrics, sampleWhere(device, r.ts)),
 });
-export const decodeSignals = (device: string, text: string) =>
-  decodeColumn(Signals, text, `the risk signals of ${device}`);
+/** A risk score row as either database returns it (`alerted` is 0/1 in SQLite, a boolean in PostgreSQL). */
+export interface ScoreRow {
+  device: string;
+  ts: number;
+  risk: number;
+  mode: string | null;
+  signals: string;
+  alerted: number | boolean;
+}
+
+export const toScore = (r: ScoreRow): StoredScore => ({
+  device: r.device,
+  at: r.ts,
+  risk: r.risk,
+  mode: r.mode,
+  signals: decodeSignals(r.device, r.signals),
+  alerted: r.alerted === 1 || r.alerted === true,
+});
+
+const decodeSignals = (device: string, text: string) => decodeColumn(Signals, text, `the risk signals of ${device}`);
 const Signals = z.array(z.object({ metric: z.string(), contribution: z.number() }));
 
 /** The health port on the controller's SQLite database, synchronously (served async by `SqliteDatabase`). */
@@ -166,26 +184,6 @@ export class SqliteHealth implements Sync<HealthStore> {
   }
 
   scores(): Map<string, StoredScore> {
-    const rows = this.s.scores.all() as {
-      device: string;
-      ts: number;
-      risk: number;
-      mode: string | null;
-      signals: string;
-      alerted: number;
-    }[];
-    return new Map(
-      rows.map((r) => [
-        r.device,
-        {
-          device: r.device,
-          at: r.ts,
-          risk: r.risk,
-          mode: r.mode,
-          signals: decodeSignals(r.device, r.signals),
-          alerted: r.alerted === 1,
-        },
-      ]),
-    );
+    return new Map((this.s.scores.all() as ScoreRow[]).map((r) => [r.device, toScore(r)]));
   }
 }

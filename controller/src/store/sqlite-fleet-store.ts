@@ -1,6 +1,7 @@
 import { FleetwaveError } from '@fleetwave/shared';
 import type Database from 'better-sqlite3';
 import type { Sync } from './database.js';
+import { type DeviceRow, patchColumns, toApiToken, toDevice, toEnrolmentToken } from './fleet-rows.js';
 import type {
   ApiTokenRecord,
   AuditEntry,
@@ -15,61 +16,6 @@ import type {
   TelemetryQuery,
   TelemetryRow,
 } from './fleet-store.js';
-
-interface DeviceRow {
-  id: string;
-  tags: string;
-  hardware: string | null;
-  agent_version: string | null;
-  firmware_version: string | null;
-  created_at: number;
-  last_seen: number | null;
-  presence: DeviceRecord['presence'];
-  applied_config_version: number | null;
-  revoked_at: number | null;
-  desired_version: number;
-  desired_config: string | null;
-  config_status: DeviceRecord['configStatus'];
-  config_reason: string | null;
-  token_hash: string;
-  mosquitto_hash: string;
-  releases: string;
-}
-
-const toDevice = (r: DeviceRow): DeviceRecord => ({
-  id: r.id,
-  tags: JSON.parse(r.tags),
-  hardware: r.hardware,
-  agentVersion: r.agent_version,
-  firmwareVersion: r.firmware_version,
-  createdAt: r.created_at,
-  lastSeen: r.last_seen,
-  presence: r.presence,
-  appliedConfigVersion: r.applied_config_version,
-  desiredVersion: r.desired_version,
-  desiredConfig: r.desired_config,
-  configStatus: r.config_status,
-  configReason: r.config_reason,
-  revokedAt: r.revoked_at,
-  tokenHash: r.token_hash,
-  mosquittoHash: r.mosquitto_hash,
-  releases: JSON.parse(r.releases),
-});
-
-const PATCH_COLUMNS: Record<keyof DevicePatch, string> = {
-  lastSeen: 'last_seen',
-  presence: 'presence',
-  agentVersion: 'agent_version',
-  firmwareVersion: 'firmware_version',
-  appliedConfigVersion: 'applied_config_version',
-  tags: 'tags',
-  hardware: 'hardware',
-  desiredVersion: 'desired_version',
-  desiredConfig: 'desired_config',
-  configStatus: 'config_status',
-  configReason: 'config_reason',
-  releases: 'releases',
-};
 
 /**
  * The fleet port on the controller's SQLite database, synchronously (better-sqlite3); `SqliteDatabase` serves it as the
@@ -124,11 +70,9 @@ export class SqliteFleet implements Sync<FleetStore> {
   }
 
   updateDevice(id: string, patch: DevicePatch): void {
-    const keys = Object.keys(patch) as (keyof DevicePatch)[];
-    if (keys.length === 0) return;
-    const sets = keys.map((k) => `${PATCH_COLUMNS[k]} = ?`).join(', ');
-    const values = keys.map((k) => (k === 'tags' || k === 'releases' ? JSON.stringify(patch[k]) : patch[k]));
-    this.db.prepare(`UPDATE devices SET ${sets} WHERE id = ?`).run(...values, id);
+    const { columns, values } = patchColumns(patch);
+    if (columns.length === 0) return;
+    this.db.prepare(`UPDATE devices SET ${columns.map((c) => `${c} = ?`).join(', ')} WHERE id = ?`).run(...values, id);
   }
 
   revokeDevice(id: string, at: number): boolean {
@@ -189,23 +133,14 @@ export class SqliteFleet implements Sync<FleetStore> {
       .run(t.id, t.name, t.role, t.hash, t.createdAt, t.revokedAt);
   }
 
-  private tokenRow = (r: Record<string, unknown> | undefined): ApiTokenRecord | undefined =>
-    r && {
-      id: r.id as string,
-      name: r.name as string,
-      role: r.role as ApiTokenRecord['role'],
-      hash: r.hash as string,
-      createdAt: r.created_at as number,
-      revokedAt: r.revoked_at as number | null,
-    };
-
   getApiToken(id: string): ApiTokenRecord | undefined {
-    return this.tokenRow(this.db.prepare('SELECT * FROM api_tokens WHERE id = ?').get(id) as Record<string, unknown>);
+    const r = this.db.prepare('SELECT * FROM api_tokens WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    return r && toApiToken(r);
   }
 
   listApiTokens(): ApiTokenRecord[] {
-    return (this.db.prepare('SELECT * FROM api_tokens ORDER BY created_at').all() as Record<string, unknown>[]).map(
-      (r) => this.tokenRow(r)!,
+    return (this.db.prepare('SELECT * FROM api_tokens ORDER BY created_at, id').all() as Record<string, unknown>[]).map(
+      toApiToken,
     );
   }
 
@@ -228,16 +163,7 @@ export class SqliteFleet implements Sync<FleetStore> {
     const r = this.db.prepare('SELECT * FROM enrolment_tokens WHERE id = ?').get(id) as
       | Record<string, unknown>
       | undefined;
-    return (
-      r && {
-        id: r.id as string,
-        hash: r.hash as string,
-        usesLeft: r.uses_left as number,
-        tags: JSON.parse(r.tags as string),
-        createdAt: r.created_at as number,
-        expiresAt: r.expires_at as number | null,
-      }
-    );
+    return r && toEnrolmentToken(r);
   }
 
   configLayers(): StoredLayer[] {

@@ -12,11 +12,12 @@ import {
 } from '../../jobs/jobs-store.js';
 import {
   decodeSample,
-  decodeSignals,
   type FailureLabel,
   type HealthSample,
   type HealthStore,
+  type ScoreRow,
   type StoredScore,
+  toScore,
 } from '../../predict/health-store.js';
 import {
   eventWhere,
@@ -27,7 +28,8 @@ import {
   type StoredRelease,
 } from '../../rollouts/rollout-store.js';
 import type { RolloutState } from '../../rollouts/wave-engine.js';
-import { decodeColumn, decodeRollout, JsonObject, Manifest, StringMap } from '../documents.js';
+import { decodeColumn, decodeRollout, JsonObject, Manifest } from '../documents.js';
+import { type DeviceRow, patchColumns, toApiToken, toDevice, toEnrolmentToken } from '../fleet-rows.js';
 import type {
   ApiTokenRecord,
   AuditEntry,
@@ -45,70 +47,6 @@ export type Query = <R extends QueryResultRow = QueryResultRow>(
   sql: string,
   params?: unknown[],
 ) => Promise<QueryResult<R>>;
-
-interface DeviceRow {
-  id: string;
-  tags: string;
-  hardware: string | null;
-  agent_version: string | null;
-  firmware_version: string | null;
-  created_at: number;
-  last_seen: number | null;
-  presence: DeviceRecord['presence'];
-  applied_config_version: number | null;
-  revoked_at: number | null;
-  desired_version: number;
-  desired_config: string | null;
-  config_status: DeviceRecord['configStatus'];
-  config_reason: string | null;
-  token_hash: string;
-  mosquitto_hash: string;
-  releases: string;
-}
-
-const toDevice = (r: DeviceRow): DeviceRecord => ({
-  id: r.id,
-  tags: decodeColumn(StringMap, r.tags, `the tags of device ${r.id}`),
-  hardware: r.hardware,
-  agentVersion: r.agent_version,
-  firmwareVersion: r.firmware_version,
-  createdAt: r.created_at,
-  lastSeen: r.last_seen,
-  presence: r.presence,
-  appliedConfigVersion: r.applied_config_version,
-  desiredVersion: r.desired_version,
-  desiredConfig: r.desired_config,
-  configStatus: r.config_status,
-  configReason: r.config_reason,
-  revokedAt: r.revoked_at,
-  tokenHash: r.token_hash,
-  mosquittoHash: r.mosquitto_hash,
-  releases: decodeColumn(StringMap, r.releases, `the releases of device ${r.id}`),
-});
-
-const PATCH_COLUMNS: Record<keyof DevicePatch, string> = {
-  lastSeen: 'last_seen',
-  presence: 'presence',
-  agentVersion: 'agent_version',
-  firmwareVersion: 'firmware_version',
-  appliedConfigVersion: 'applied_config_version',
-  tags: 'tags',
-  hardware: 'hardware',
-  desiredVersion: 'desired_version',
-  desiredConfig: 'desired_config',
-  configStatus: 'config_status',
-  configReason: 'config_reason',
-  releases: 'releases',
-};
-
-const tokenRow = (r: Record<string, unknown>): ApiTokenRecord => ({
-  id: r.id as string,
-  name: r.name as string,
-  role: r.role as ApiTokenRecord['role'],
-  hash: r.hash as string,
-  createdAt: r.created_at as number,
-  revokedAt: r.revoked_at as number | null,
-});
 
 export class PgFleet implements FleetStore {
   constructor(private readonly q: Query) {}
@@ -132,11 +70,10 @@ export class PgFleet implements FleetStore {
   }
 
   async updateDevice(id: string, patch: DevicePatch): Promise<void> {
-    const keys = Object.keys(patch) as (keyof DevicePatch)[];
-    if (keys.length === 0) return;
-    const sets = keys.map((k, i) => `${PATCH_COLUMNS[k]} = $${i + 1}`).join(', ');
-    const values = keys.map((k) => (k === 'tags' || k === 'releases' ? JSON.stringify(patch[k]) : patch[k]));
-    await this.q(`UPDATE devices SET ${sets} WHERE id = $${keys.length + 1}`, [...values, id]);
+    const { columns, values } = patchColumns(patch);
+    if (columns.length === 0) return;
+    const sets = columns.map((c, i) => `${c} = $${i + 1}`).join(', ');
+    await this.q(`UPDATE devices SET ${sets} WHERE id = $${columns.length + 1}`, [...values, id]);
   }
 
   async revokeDevice(id: string, at: number): Promise<boolean> {
@@ -168,11 +105,11 @@ export class PgFleet implements FleetStore {
 
   async getApiToken(id: string): Promise<ApiTokenRecord | undefined> {
     const r = (await this.q('SELECT * FROM api_tokens WHERE id = $1', [id])).rows[0];
-    return r && tokenRow(r);
+    return r && toApiToken(r);
   }
 
   async listApiTokens(): Promise<ApiTokenRecord[]> {
-    return (await this.q('SELECT * FROM api_tokens ORDER BY created_at, id')).rows.map(tokenRow);
+    return (await this.q('SELECT * FROM api_tokens ORDER BY created_at, id')).rows.map(toApiToken);
   }
 
   async revokeApiToken(id: string, at: number): Promise<boolean> {
@@ -189,16 +126,7 @@ export class PgFleet implements FleetStore {
 
   async getEnrolmentToken(id: string): Promise<EnrolmentTokenRecord | undefined> {
     const r = (await this.q('SELECT * FROM enrolment_tokens WHERE id = $1', [id])).rows[0];
-    return (
-      r && {
-        id: r.id,
-        hash: r.hash,
-        usesLeft: r.uses_left,
-        tags: decodeColumn(StringMap, r.tags, `the tags of enrolment token ${r.id}`),
-        createdAt: r.created_at,
-        expiresAt: r.expires_at,
-      }
-    );
+    return r && toEnrolmentToken(r);
   }
 
   async useEnrolmentToken(id: string): Promise<boolean> {
@@ -516,26 +444,7 @@ export class PgHealth implements HealthStore {
   }
 
   async scores(): Promise<Map<string, StoredScore>> {
-    const r = await this.q<{
-      device: string;
-      ts: number;
-      risk: number;
-      mode: string | null;
-      signals: string;
-      alerted: boolean;
-    }>('SELECT * FROM risk_scores');
-    return new Map(
-      r.rows.map((x) => [
-        x.device,
-        {
-          device: x.device,
-          at: x.ts,
-          risk: x.risk,
-          mode: x.mode,
-          signals: decodeSignals(x.device, x.signals),
-          alerted: x.alerted,
-        },
-      ]),
-    );
+    const r = await this.q<ScoreRow>('SELECT * FROM risk_scores');
+    return new Map(r.rows.map((x) => [x.device, toScore(x)]));
   }
 }
