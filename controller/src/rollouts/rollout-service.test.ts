@@ -202,7 +202,9 @@ release: { name: app, version: 2.0.0 }
       expect(ex.updates.size).toBe(30);
     });
 
-    it.skipIf(dbName !== 'postgresql')(
+    // PostgreSQL only (SQLite has no connection to lose)
+    if (dbName === 'postgresql') {
+    it(
       'ends the same when the database connections are killed again and again during the rollout',
       async () => {
         const t = await setup(30);
@@ -211,6 +213,7 @@ release: { name: app, version: 2.0.0 }
           pool.query(
             'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
           );
+    }
         const r = await t.service.apply(
           t.plan(`${HEAD}waves: [{ count: 3 }, { percent: 50 }, { percent: 100 }]\n`),
           'test',
