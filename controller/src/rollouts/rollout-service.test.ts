@@ -204,16 +204,13 @@ release: { name: app, version: 2.0.0 }
 
     // PostgreSQL only (SQLite has no connection to lose)
     if (dbName === 'postgresql') {
-    it(
-      'ends the same when the database connections are killed again and again during the rollout',
-      async () => {
+      it('ends the same when the database connections are killed again and again during the rollout', async () => {
         const t = await setup(30);
         const pool = (t.db as PgDatabase).pool;
         const kill = () =>
           pool.query(
             'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
           );
-    }
         const r = await t.service.apply(
           t.plan(`${HEAD}waves: [{ count: 3 }, { percent: 50 }, { percent: 100 }]\n`),
           'test',
@@ -234,8 +231,8 @@ release: { name: app, version: 2.0.0 }
         expect(ex.updates.size).toBe(30);
         expect([...ex.updates.values()].every((e) => e.status === 'SUCCEEDED' && e.executionNumber === 1)).toBe(true);
         expect(s.waves.map((w) => w.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
-      },
-    );
+      });
+    }
   });
 
   describe(`rollouts and failure prediction (the prediction service over the same ${dbName} database)`, () => {
