@@ -65,6 +65,8 @@ export const errorCatalogue = {
   E_DATABASE_SCHEMA: { transient: false, summary: 'the database is on a schema this controller cannot use' },
   E_DATABASE_CORRUPT: { transient: false, summary: 'a stored document does not match its schema' },
   E_DATABASE_NOT_EMPTY: { transient: false, summary: 'the target database already holds controller state' },
+  E_NOT_LEADER: { transient: true, summary: 'this controller replica does not hold the leader lease (now)' },
+  E_CONFLICT: { transient: true, summary: 'another writer changed it meanwhile: read it again and retry' },
 } as const satisfies Record<string, { transient: boolean; summary: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -6,7 +6,8 @@ import { SqliteDatabase } from './sqlite-database.js';
 
 /**
  * Every table of the controller's state, in both schemas (the same names and columns), with its key: what
- * `fleetwave db copy` moves. Rows keep their ids and cursors, so a backend's telemetry cursor and an event reader's
+ * `fleetwave db copy` moves (not the replicas and the leader lease: those are the running cluster's, made anew).
+ * Rows keep their ids and cursors, so a backend's telemetry cursor and an event reader's
  * position mean the same after the move.
  */
 export const TABLES: readonly { name: string; key: readonly string[]; booleans?: readonly string[] }[] = [

@@ -1,3 +1,4 @@
+import type { ClusterStore } from '../cluster/cluster-store.js';
 import type { JobsStore } from '../jobs/jobs-store.js';
 import type { HealthStore } from '../predict/health-store.js';
 import type { RolloutStore } from '../rollouts/rollout-store.js';
@@ -23,6 +24,7 @@ export interface ControllerDatabase {
   readonly rollouts: RolloutStore;
   readonly health: HealthStore;
   readonly telemetry: TelemetryLog;
+  readonly cluster: ClusterStore;
   transaction<T>(fn: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }

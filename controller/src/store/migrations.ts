@@ -138,4 +138,11 @@ export const migrations: readonly string[] = Object.freeze([
    );`,
   // 6: the risk model, kept in the database (it was <data-dir>/model.json) so every controller on it has the same one
   `CREATE TABLE models (name TEXT PRIMARY KEY, model TEXT NOT NULL, installed_at INTEGER NOT NULL);`,
+  // 7: controller replicas and the leader lease (the fencing token rises with every take-over)
+  `CREATE TABLE cluster_replicas (
+     id TEXT PRIMARY KEY, started_at INTEGER NOT NULL, seen_at INTEGER NOT NULL, http TEXT, lag TEXT NOT NULL DEFAULT '{}'
+   );
+   CREATE TABLE cluster_lease (
+     name TEXT PRIMARY KEY, holder TEXT NOT NULL, token INTEGER NOT NULL, since INTEGER NOT NULL, expires_at INTEGER NOT NULL
+   );`,
 ]);

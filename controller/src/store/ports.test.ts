@@ -1,3 +1,4 @@
+import { clusterStoreContract } from '../cluster/cluster-store.contract.js';
 import { jobsStoreContract } from '../jobs/jobs-store.contract.js';
 import { healthStoreContract } from '../predict/health-store.contract.js';
 import { rolloutStoreContract } from '../rollouts/rollout-store.contract.js';
@@ -7,3 +8,4 @@ import { onEveryDatabase } from './database-fixtures.js';
 onEveryDatabase(jobsStoreContract);
 onEveryDatabase(rolloutStoreContract);
 onEveryDatabase(healthStoreContract);
+onEveryDatabase(clusterStoreContract);

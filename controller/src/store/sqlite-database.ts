@@ -1,6 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { FleetwaveError } from '@fleetwave/shared';
 import Database from 'better-sqlite3';
+import type { ClusterStore } from '../cluster/cluster-store.js';
+import { SqliteCluster } from '../cluster/sqlite-cluster.js';
 import { type JobsStore, SqliteJobs } from '../jobs/jobs-store.js';
 import { type HealthStore, SqliteHealth } from '../predict/health-store.js';
 import { type RolloutStore, SqliteRollouts } from '../rollouts/rollout-store.js';
@@ -49,6 +51,7 @@ export class SqliteDatabase implements ControllerDatabase {
   readonly rollouts: RolloutStore;
   readonly health: HealthStore;
   readonly telemetry: TelemetryLog;
+  readonly cluster: ClusterStore;
   private readonly lock = new Mutex();
   private readonly context = new AsyncLocalStorage<TxContext>();
 
@@ -75,6 +78,7 @@ export class SqliteDatabase implements ControllerDatabase {
     this.jobs = this.serve<JobsStore>(new SqliteJobs(this.db));
     this.rollouts = this.serve<RolloutStore>(new SqliteRollouts(this.db));
     this.health = this.serve<HealthStore>(new SqliteHealth(this.db));
+    this.cluster = this.serve<ClusterStore>(new SqliteCluster(this.db));
     this.telemetry = new SqliteTelemetryLog(this.db, fleet, (f) => this.call(f));
   }
 

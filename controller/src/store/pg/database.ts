@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { FleetwaveError } from '@fleetwave/shared';
 import pg, { type PoolClient } from 'pg';
 import type { Logger } from 'pino';
+import { PgCluster } from '../../cluster/pg-cluster.js';
 import type { ControllerDatabase } from '../database.js';
 import { migratePg } from './migrations.js';
 import { PgFleet, PgHealth, PgJobs, PgRollouts, type Query } from './stores.js';
@@ -74,6 +75,7 @@ export class PgDatabase implements ControllerDatabase {
   readonly rollouts;
   readonly health;
   readonly telemetry;
+  readonly cluster;
   private readonly context = new AsyncLocalStorage<TxContext>();
 
   private constructor(o: PgDatabaseOptions) {
@@ -97,6 +99,7 @@ export class PgDatabase implements ControllerDatabase {
     this.jobs = new PgJobs(q);
     this.rollouts = new PgRollouts(q);
     this.health = new PgHealth(q);
+    this.cluster = new PgCluster(q);
     this.telemetry = new PgTelemetryLog(this.pool, (fn) => this.transaction(() => fn(this.context.getStore()!.client)));
   }
 

@@ -145,6 +145,13 @@ export const pgMigrations: readonly string[] = Object.freeze([
    );`,
   // 3: the risk model (SQLite migration 6)
   `CREATE TABLE models (name TEXT PRIMARY KEY, model TEXT NOT NULL, installed_at BIGINT NOT NULL);`,
+  // 4: controller replicas and the leader lease (SQLite migration 7)
+  `CREATE TABLE cluster_replicas (
+     id TEXT PRIMARY KEY, started_at BIGINT NOT NULL, seen_at BIGINT NOT NULL, http TEXT, lag TEXT NOT NULL DEFAULT '{}'
+   );
+   CREATE TABLE cluster_lease (
+     name TEXT PRIMARY KEY, holder TEXT NOT NULL, token BIGINT NOT NULL, since BIGINT NOT NULL, expires_at BIGINT NOT NULL
+   );`,
 ]);
 
 /** pg_advisory_xact_lock key for migrations ("fwmg"). */
