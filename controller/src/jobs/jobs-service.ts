@@ -203,10 +203,11 @@ export class JobsService {
   }
 
   /** Step timeouts that ran out become TIMED_OUT. */
-  async tick(now: number): Promise<number> {
+  async tick(now: number, fence?: () => Promise<void>): Promise<number> {
     const due = await this.store.stepTimeoutsDue(now);
     if (due.length === 0) return 0;
     await this.batch(async () => {
+      await fence?.(); // the leader's duty: refused once another replica leads
       for (const e of due) await this.end(e.jobId, e.thing, 'TIMED_OUT', 'step timeout');
     });
     return due.length;

@@ -1,4 +1,4 @@
-import { anyWindowAt, FleetwaveError, type RolloutPlan, UpdateJobDocument } from '@fleetwave/shared';
+import { anyWindowAt, FleetwaveError, isFleetwaveError, type RolloutPlan, UpdateJobDocument } from '@fleetwave/shared';
 import type { Logger } from 'pino';
 import type { JobsService } from '../jobs/jobs-service.js';
 import type { ControllerDatabase } from '../store/database.js';
@@ -47,6 +47,11 @@ export interface RolloutServiceOptions {
   pollMs?: number;
   /** Devices' health over time (the health gate) and their predicted failure risk (deferring risky devices). */
   health?: HealthSource;
+  /**
+   * Checks, inside the unit of work, that this replica still leads (issue "several replicas"): every write the wave
+   * engine's ticks make passes it first, so a former leader's tick is refused. Absent: one controller, always leading.
+   */
+  fence?: () => Promise<void>;
 }
 
 export interface HealthSource {
@@ -76,6 +81,7 @@ export class RolloutService {
   private timer: NodeJS.Timeout | undefined;
   private kickTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
+  private followTimer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   /**
    * Operations on rollouts run one at a time (apply, commands, ticks): each reads a rollout's state and writes the
@@ -127,17 +133,22 @@ export class RolloutService {
     const id = `${plan.name.slice(0, 52)}-${(await this.store.countByName(plan.name)) + 1}`;
     const targets = (await this.targets(plan)).filter((t) => t.version !== plan.release.version);
     const state = startRollout(id, plan, targets, this.o.now());
-    this.emit(id, 'rollout.started', { release: plan.release, devices: state.members.length, actor });
-    for (const d of state.deferred ?? []) {
-      this.emit(id, 'rollout.device-deferred', { device: d.device, risk: d.risk, wave: plan.waves.length - 1 });
-    }
-    const written = await this.o.db.transaction(async () => {
-      await this.store.saveRollout(state, true, this.o.now());
-      return this.writeEvents();
-    });
-    for (const e of written) this.o.onEvent?.(e);
+    const events = [
+      this.event(id, 'rollout.started', { release: plan.release, devices: state.members.length, actor }),
+      ...(state.deferred ?? []).map((d) =>
+        this.event(id, 'rollout.device-deferred', { device: d.device, risk: d.risk, wave: plan.waves.length - 1 }),
+      ),
+    ];
+    // created only if no other replica created a rollout of that id meanwhile (E_CONFLICT: try again)
+    await this.writing(events, (write) =>
+      this.o.db.transaction(async () => {
+        await this.store.saveRollout(state, true, this.o.now(), null);
+        return write();
+      }),
+    );
     await this.o.audit(actor, 'rollout.apply', id, 'ok', `${plan.release.name}@${plan.release.version}`);
-    await this.tickOne(id);
+    // the leader evaluates it now; on another replica the leader's next tick does
+    if (this.leading) await this.tickOne(id);
     return (await this.store.getRollout(id))!;
   }
 
@@ -152,7 +163,7 @@ export class RolloutService {
     return this.serial.run(() => this.commandNow(id, cmd, actor, wave));
   }
 
-  private async commandNow(id: string, cmd: Command, actor: string, wave?: number): Promise<RolloutState> {
+  private async commandNow(id: string, cmd: Command, actor: string, wave?: number, attempt = 1): Promise<RolloutState> {
     const state = await this.store.getRollout(id);
     if (!state) throw new FleetwaveError('E_NOT_FOUND', `no rollout ${id}: fleetwave rollout status lists them`);
     const views = await this.backend.views(state);
@@ -166,7 +177,13 @@ export class RolloutService {
       await this.o.audit(actor, `rollout.${cmd}`, id, 'denied', (err as Error).message);
       throw new FleetwaveError('E_ROLLOUT_STATE', (err as Error).message);
     }
-    await this.commit(result.state, result.actions, { actor });
+    try {
+      // any replica takes commands: the state is replaced only if no one (the leader's tick) changed it meanwhile
+      await this.commit(result.state, result.actions, { previous: state, extra: { actor } });
+    } catch (err) {
+      if (isFleetwaveError(err, 'E_CONFLICT') && attempt < 5) return this.commandNow(id, cmd, actor, wave, attempt + 1);
+      throw err;
+    }
     await this.o.audit(actor, `rollout.${cmd}`, id, 'ok', wave === undefined ? '' : `wave ${wave}`);
     return (await this.store.getRollout(id))!;
   }
@@ -248,7 +265,7 @@ export class RolloutService {
   tickAll(): Promise<void> {
     this.ticking ??= this.serial
       .run(async () => {
-        await this.o.jobs.tick(this.o.now());
+        await this.o.jobs.tick(this.o.now(), this.o.fence);
         await this.flushEvents();
         for (const r of await this.store.listRollouts({ active: true })) await this.tickOne(r.id);
       })
@@ -274,59 +291,91 @@ export class RolloutService {
       }
     }
     if (actions.length === 0 && JSON.stringify(next) === JSON.stringify(state)) {
-      if (isTerminal(next.status)) await this.finished(next);
+      if (isTerminal(next.status)) {
+        await this.o.db.transaction(async () => {
+          await this.o.fence?.();
+          await this.finished(next);
+        });
+      }
       return;
     }
-    await this.commit(next, actions);
+    try {
+      await this.commit(next, actions, { previous: state, fenced: true });
+    } catch (err) {
+      // a command (on any replica) changed the rollout meanwhile: the next tick evaluates what it left
+      if (isFleetwaveError(err, 'E_CONFLICT')) this.o.log.debug({ rollout: id }, 'rollout changed during a tick');
+      else throw err;
+    }
   }
 
   /**
    * Persist, then act — in one transaction: the new state, its events and the executions it queues or ends commit
    * together (one fsync), and the devices hear of it only after the commit (the jobs service publishes then).
    */
-  private async commit(state: RolloutState, actions: Action[], extra: Record<string, unknown> = {}): Promise<void> {
-    for (const a of actions) if (a.type === 'event') this.emit(state.id, a.kind, { ...a.details, ...extra });
-    const written = await this.o.jobs.batch(async () => {
-      await this.store.saveRollout(state, true, this.o.now());
-      const events = await this.writeEvents();
-      let done = true;
-      for (const a of actions) {
-        try {
-          // an action refuses before it writes (a release not registered, say); a failed write fails the commit
-          await this.act(state, a);
-        } catch (err) {
-          this.o.log.error({ err, rollout: state.id, action: a }, 'rollout action failed; the next tick retries');
-          done = false;
-          break;
+  private async commit(
+    state: RolloutState,
+    actions: Action[],
+    o: { previous: RolloutState; fenced?: boolean; extra?: Record<string, unknown> },
+  ): Promise<void> {
+    const own = actions.flatMap((a) =>
+      a.type === 'event' ? [this.event(state.id, a.kind, { ...a.details, ...o.extra })] : [],
+    );
+    await this.writing(own, (write) =>
+      this.o.jobs.batch(async () => {
+        if (o.fenced) await this.o.fence?.();
+        await this.store.saveRollout(state, true, this.o.now(), o.previous);
+        const events = await write();
+        let done = true;
+        for (const a of actions) {
+          try {
+            // an action refuses before it writes (a release not registered, say); a failed write fails the commit
+            await this.act(state, a);
+          } catch (err) {
+            this.o.log.error({ err, rollout: state.id, action: a }, 'rollout action failed; the next tick retries');
+            done = false;
+            break;
+          }
         }
-      }
-      if (done && isTerminal(state.status)) await this.finished(state);
-      return events;
-    });
-    for (const e of written) this.o.onEvent?.(e);
+        if (done && isTerminal(state.status)) await this.finished(state);
+        return events;
+      }),
+    );
   }
 
+  /** Events of device changes waiting for the next write (a commit or a flush). */
   private pendingEvents: Omit<RolloutEvent, 'id'>[] = [];
 
-  /** Writes the buffered events (inside the caller's transaction); returns them with their ids. */
-  private async writeEvents(): Promise<RolloutEvent[]> {
-    const events = this.pendingEvents;
+  private event(rollout: string, kind: string, details: Record<string, unknown>): Omit<RolloutEvent, 'id'> {
+    return { ts: this.o.now(), rollout, kind, details };
+  }
+
+  /**
+   * Runs a unit of work that writes events: the buffered ones and its own, with `write()` inside it. Announced once it
+   * committed; if it fails, the buffered events are kept for the next write (its own are the caller's to redo).
+   */
+  private async writing(
+    own: Omit<RolloutEvent, 'id'>[],
+    unit: (write: () => Promise<RolloutEvent[]>) => Promise<RolloutEvent[]>,
+  ): Promise<void> {
+    const buffered = this.pendingEvents;
     this.pendingEvents = [];
-    const out: RolloutEvent[] = [];
+    let written: RolloutEvent[];
     try {
-      for (const e of events) out.push(await this.store.addEvent(e));
+      written = await unit(async () => {
+        const out: RolloutEvent[] = [];
+        for (const e of [...buffered, ...own]) out.push(await this.store.addEvent(e));
+        return out;
+      });
     } catch (err) {
-      // not written (the transaction rolls back): kept for the next commit
-      this.pendingEvents = [...events, ...this.pendingEvents];
+      this.pendingEvents = [...buffered, ...this.pendingEvents];
       throw err;
     }
-    return out;
+    for (const e of written) this.o.onEvent?.(e);
   }
 
   private async flushEvents(): Promise<void> {
     if (this.pendingEvents.length === 0) return;
-    const written = await this.o.db.transaction(() => this.writeEvents());
-    for (const e of written) this.o.onEvent?.(e);
+    await this.writing([], (write) => this.o.db.transaction(write));
   }
 
   /** A rollout that ended is no longer active, and its backend lets go of what it held for it. */
@@ -353,7 +402,24 @@ export class RolloutService {
 
   /** Buffers an event; it is written with the next commit (or flush) and announced after it. */
   private emit(rollout: string, kind: string, details: Record<string, unknown>): void {
-    this.pendingEvents.push({ ts: this.o.now(), rollout, kind, details });
+    this.pendingEvents.push(this.event(rollout, kind, details));
+  }
+
+  /** Whether this replica runs the wave engine (start() was called, not follow()). */
+  get leading(): boolean {
+    return this.timer !== undefined;
+  }
+
+  /**
+   * On a replica that does not lead: no ticks, but the events of the device changes it handles are written every
+   * half second (the leader evaluates them at its next tick).
+   */
+  follow(): void {
+    this.followTimer ??= setInterval(() => {
+      void this.serial
+        .run(() => this.flushEvents())
+        .catch((err) => this.o.log.warn({ err: (err as Error).message }, 'rollout events not written yet'));
+    }, 500);
   }
 
   /** A device's execution changed: record it as an event and evaluate the rollout soon. */
@@ -379,6 +445,8 @@ export class RolloutService {
   }
 
   start(intervalMs = 1000): void {
+    if (this.followTimer) clearInterval(this.followTimer);
+    this.followTimer = undefined;
     this.timer = setInterval(() => void this.tickAll(), intervalMs);
     void this.tickAll();
     if (this.backend.refresh) {
@@ -406,9 +474,11 @@ export class RolloutService {
     if (this.timer) clearInterval(this.timer);
     if (this.kickTimer) clearTimeout(this.kickTimer);
     if (this.pollTimer) clearTimeout(this.pollTimer);
+    if (this.followTimer) clearInterval(this.followTimer);
     this.pollTimer = undefined;
     this.timer = undefined;
     this.kickTimer = undefined;
+    this.followTimer = undefined;
     await this.ticking;
     await this.serial
       .run(() => this.flushEvents())

@@ -67,6 +67,21 @@ export function rolloutStoreContract(name: string, make: () => Promise<DatabaseF
         expect((await s.listRollouts({ active: true })).map((r) => r.id)).toEqual(['app-two-2']);
         expect((await s.listRollouts({ active: false })).map((r) => r.id)).toEqual(['app-two-1']);
         expect(await s.getRollout('nope')).toBeUndefined();
+        // compare-and-set: written only over the state the writer read (null: only as a new rollout)
+        const two = (await s.getRollout('app-two-2'))!;
+        const paused = { ...two, status: 'paused' as const };
+        await f.db.transaction(() => s.saveRollout(paused, true, 4000, two));
+        await expect(f.db.transaction(() => s.saveRollout({ ...two, wave: 1 }, true, 5000, two))).rejects.toMatchObject(
+          {
+            code: 'E_CONFLICT',
+          },
+        );
+        expect((await s.getRollout('app-two-2'))!.status).toBe('paused');
+        await expect(f.db.transaction(() => s.saveRollout(paused, true, 6000, null))).rejects.toMatchObject({
+          code: 'E_CONFLICT',
+        });
+        await f.db.transaction(() => s.saveRollout(state('app-two-3'), true, 7000, null));
+        expect(await s.countByName('app-two')).toBe(3);
       } finally {
         await f.close();
       }

@@ -1,4 +1,4 @@
-import type { SignedReleaseManifest } from '@fleetwave/shared';
+import { FleetwaveError, type SignedReleaseManifest } from '@fleetwave/shared';
 import type Database from 'better-sqlite3';
 import type { Sync } from '../store/database.js';
 import { decodeColumn, decodeRollout, JsonObject, Manifest } from '../store/documents.js';
@@ -31,7 +31,12 @@ export interface RolloutStore {
   /** By name, then in the order added. */
   listReleases(): Promise<StoredRelease[]>;
   versionsOf(name: string): Promise<Set<string>>;
-  saveRollout(s: RolloutState, active: boolean, now: number): Promise<void>;
+  /**
+   * Writes a rollout's state. With `expected`, only if the stored state is still that one (null: only if there is no
+   * rollout of that id yet), else E_CONFLICT and nothing written: several replicas change rollouts, and a command on
+   * one must not be lost under the leader's tick.
+   */
+  saveRollout(s: RolloutState, active: boolean, now: number, expected?: RolloutState | null): Promise<void>;
   getRollout(id: string): Promise<RolloutState | undefined>;
   /** In the order created. */
   listRollouts(opts?: { active?: boolean }): Promise<RolloutState[]>;
@@ -40,6 +45,20 @@ export interface RolloutStore {
   /** Appends an event; ids increase in commit order. */
   addEvent(e: Omit<RolloutEvent, 'id'>): Promise<RolloutEvent>;
   events(opts?: { rollout?: string; after?: number; limit?: number }): Promise<RolloutEvent[]>;
+}
+
+/** E_CONFLICT unless the stored state (as text) is the expected one (null: none stored). */
+export function assertExpected(id: string, stored: string | undefined, expected: RolloutState | null): void {
+  const same =
+    expected === null
+      ? stored === undefined
+      : stored !== undefined && JSON.stringify(decodeRollout(stored, rolloutWhere(id))) === JSON.stringify(expected);
+  if (!same) {
+    throw new FleetwaveError(
+      'E_CONFLICT',
+      expected === null ? `a rollout ${id} exists already` : `rollout ${id} was changed meanwhile`,
+    );
+  }
 }
 
 export const releaseWhere = (name: string, version: string) => `the manifest of release ${name}@${version}`;
@@ -90,7 +109,12 @@ export class SqliteRollouts implements Sync<RolloutStore> {
     );
   }
 
-  saveRollout(s: RolloutState, active: boolean, now: number): void {
+  saveRollout(s: RolloutState, active: boolean, now: number, expected?: RolloutState | null): void {
+    if (expected !== undefined) {
+      // BEGIN IMMEDIATE (the unit of work) holds the only write lock: read, compare and write cannot interleave
+      const r = this.db.prepare('SELECT state FROM rollouts WHERE id = ?').get(s.id) as { state: string } | undefined;
+      assertExpected(s.id, r?.state, expected);
+    }
     this.db
       .prepare(
         `INSERT INTO rollouts (id, name, state, active, created_at, updated_at) VALUES (@id, @name, @state, @active, @now, @now)

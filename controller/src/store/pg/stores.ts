@@ -20,6 +20,7 @@ import {
   toScore,
 } from '../../predict/health-store.js';
 import {
+  assertExpected,
   eventWhere,
   type RolloutEvent,
   type RolloutStore,
@@ -313,7 +314,12 @@ export class PgRollouts implements RolloutStore {
     return new Set(r.rows.map((x) => x.version));
   }
 
-  async saveRollout(s: RolloutState, active: boolean, now: number): Promise<void> {
+  async saveRollout(s: RolloutState, active: boolean, now: number, expected?: RolloutState | null): Promise<void> {
+    if (expected !== undefined) {
+      // FOR UPDATE: the row stays locked until the unit of work commits, so read, compare and write are one step
+      const r = await this.q<{ state: string }>('SELECT state FROM rollouts WHERE id = $1 FOR UPDATE', [s.id]);
+      assertExpected(s.id, r.rows[0]?.state, expected);
+    }
     await this.q(
       `INSERT INTO rollouts (id, name, state, active, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
        ON CONFLICT (id) DO UPDATE SET state = excluded.state, active = excluded.active, updated_at = excluded.updated_at`,
