@@ -330,6 +330,43 @@ export async function runClientCommand(
       );
       return 0;
     }
+    case 'cluster status': {
+      const r = (await call(client, 'GET', '/api/cluster')) as {
+        replica: string | null;
+        leader: { replica: string; token: number; since: number } | null;
+        replicas: {
+          id: string;
+          startedAt: number;
+          seenAt: number;
+          http: string | null;
+          lag: Record<string, number>;
+          leading: boolean;
+        }[];
+      };
+      out(r, () => {
+        const iso = (t: number) => new Date(t).toISOString();
+        const head = r.leader
+          ? `leader: ${r.leader.replica} since ${iso(r.leader.since)} (fencing token ${r.leader.token})\n`
+          : 'leader: none now (the lease ran out; a replica takes it within a lease)\n';
+        return (
+          head +
+          table(
+            r.replicas.map((x) => ({
+              replica: `${x.id}${x.id === r.replica ? ' (this one)' : ''}`,
+              role: x.leading ? 'leader' : 'follower',
+              started: iso(x.startedAt),
+              seen: `${Math.max(0, Math.round((Date.now() - x.seenAt) / 100) / 10)} s ago`,
+              lag: Object.entries(x.lag)
+                .map(([k, n]) => `${k} ${n}`)
+                .join(', '),
+              api: x.http ?? '',
+            })),
+            ['replica', 'role', 'started', 'seen', 'lag', 'api'],
+          )
+        );
+      });
+      return 0;
+    }
     case 'audit': {
       const r = (await call(client, 'GET', `/api/audit?limit=${Number(v.limit ?? 50)}`)) as {
         entries: Record<string, unknown>[];

@@ -38,6 +38,8 @@ Usage:
   fleetwave config apply <layer.yaml> | diff <layer.yaml> | effective <device> | layers | status
   fleetwave config history [name] | revert <name> | remove <name>
   fleetwave audit [--limit n]
+  fleetwave cluster status                  the controller replicas on this database, which one leads (since when, its
+                                            fencing token), when each was last seen and how far its feeds lag
   fleetwave release keygen --out <prefix>    an Ed25519 key pair: <prefix>.key (private, 0600) and <prefix>.pem
   fleetwave release sign <body.json> --key <prefix.key> --out <manifest.json>   sign a manifest body
   fleetwave release add <manifest.json> [--artifact <file>]…   register a signed release (verified) and upload artifacts
@@ -72,7 +74,11 @@ serve options:
   --data-dir <dir>        default ./.fleetwave/controller
   --database <url>        where the controller's state is: postgres://user[:password]@host[:port]/db, or
                           sqlite:<file> (default: FLEETWAVE_DATABASE_URL, else <data-dir>/fleet.db); artifacts,
-                          trusted keys and the model stay in --data-dir either way
+                          trusted keys stay in --data-dir either way
+  --replica-id <id>       this controller's id among the replicas on one PostgreSQL (default: host name and pid);
+                          every replica serves the API, devices and ingest, the leader also runs the waves
+  --lease <duration>      how long the leader lease lasts unrenewed (default 3s): a dead leader's duties move to
+                          another replica within about that
   --host <addr>           listen address (default 127.0.0.1)
   --http-port <port>      API and dashboard (default 8080; 0 picks a free one)
   --mqtt-port <port>      embedded broker, MQTT over TCP (default 1883; 0 picks a free one)
@@ -169,6 +175,13 @@ function exitCodeOf(code: string): number {
   return 1;
 }
 
+function replicaIdOf(s: string): string {
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(s)) {
+    throw new FleetwaveError('E_CONFIG_INVALID', `--replica-id must be 1-64 of [A-Za-z0-9._-], got "${s}"`);
+  }
+  return s;
+}
+
 function requireFlag(value: string | undefined, flag: string): string {
   if (!value) throw new FleetwaveError('E_CONFIG_INVALID', `--mqtts-port needs ${flag} <file>`);
   return value;
@@ -181,6 +194,8 @@ async function main(argv: string[]): Promise<number> {
     options: {
       'data-dir': { type: 'string' },
       database: { type: 'string' },
+      'replica-id': { type: 'string' },
+      lease: { type: 'string' },
       from: { type: 'string' },
       to: { type: 'string' },
       host: { type: 'string' },
@@ -269,6 +284,8 @@ async function main(argv: string[]): Promise<number> {
     const config = {
       ...defaultControllerConfig(dataDir),
       ...(database && { database }),
+      ...(v['replica-id'] && { replicaId: replicaIdOf(v['replica-id']) }),
+      ...(v.lease && { leaseMs: parseDurationMs(v.lease) }),
       host: v.host ?? '127.0.0.1',
       httpPort: port(v['http-port'], 8080, '--http-port'),
       mqttPort: port(v['mqtt-port'], 1883, '--mqtt-port'),
@@ -312,7 +329,7 @@ async function main(argv: string[]): Promise<number> {
     const signalled = firstStopSignal();
     const a = await controller.start();
     process.stdout.write(
-      `${JSON.stringify({ event: 'ready', http: a.http, mqtt: a.mqtt ?? null, ws: a.ws ?? null, mqtts: a.mqtts ?? null, external: config.external?.url ?? null })}\n`,
+      `${JSON.stringify({ event: 'ready', http: a.http, mqtt: a.mqtt ?? null, ws: a.ws ?? null, mqtts: a.mqtts ?? null, external: config.external?.url ?? null, replica: a.replica })}\n`,
     );
     process.stderr.write(
       `fleetwave controller: API http://${config.host}:${a.http}, ${config.external ? `broker ${config.external.url}` : `MQTT mqtt://${config.host}:${a.mqtt}`}` +

@@ -1,4 +1,5 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { IoTClient } from '@aws-sdk/client-iot';
 import { cleanTelemetryTopic, FleetwaveError } from '@fleetwave/shared';
@@ -11,6 +12,8 @@ import { AwsIotJobs } from './aws/jobs.js';
 import { EmbeddedBroker } from './broker/embedded-broker.js';
 import { ExternalBrokerLink } from './broker/external-link.js';
 import { writeTopicRoots } from './broker/mosquitto-config.js';
+import { eventFeed, telemetryFeed } from './cluster/feeds.js';
+import { Leadership } from './cluster/leadership.js';
 import { ConfigService } from './config/service.js';
 import { TelemetryIngest } from './ingest/telemetry-ingest.js';
 import { JobsService } from './jobs/jobs-service.js';
@@ -30,6 +33,13 @@ export interface ControllerConfig {
    * `<dataDir>/fleet.db`. Artifacts, trusted keys and the model stay in the data directory either way.
    */
   database?: string;
+  /**
+   * This replica's id among the controllers on one database (default: host name and pid). Each runs everything a
+   * request needs; the one holding the leader lease also runs the wave engine, step timeouts, retention and scoring.
+   */
+  replicaId?: string;
+  /** How long the leader lease lasts without renewal (default 3 s): a dead leader is replaced within about that. */
+  leaseMs?: number;
   root: string;
   jobsRoot: string;
   host: string;
@@ -101,6 +111,9 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
   let rollouts: RolloutService | undefined;
   let jobs: JobsService | undefined;
   let awsJobs: AwsIotJobs | undefined;
+  let leadership: Leadership | undefined;
+  const feeds: { stop(): void }[] = [];
+  const replicaId = config.replicaId ?? `${hostname()}-${process.pid}`;
   const addresses = {
     http: 0,
     mqtt: 0 as number | undefined,
@@ -120,6 +133,9 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
   }
 
   async function stop(): Promise<void> {
+    // a leader stops its duties and lets go of the lease first: another replica takes over at once
+    await leadership?.stop();
+    for (const f of feeds) f.stop();
     if (pruner) clearInterval(pruner);
     await rollouts?.stop();
     prediction?.stop();
@@ -163,6 +179,10 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
     get prediction() {
       return prediction;
     },
+    get leadership() {
+      return leadership;
+    },
+    replicaId,
 
     stop,
   };
@@ -198,7 +218,8 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
           .catch((err) => log.warn({ device, err: (err as Error).message }, 'health sample not kept'));
       },
       onClean: (device, records) => {
-        hub.publish(records);
+        // on PostgreSQL the HTTP stream's live records come from the telemetry feed (what every replica stored)
+        if (s.kind === 'sqlite') hub.publish(records);
         publishClean(cleanTelemetryTopic(config.root, device), JSON.stringify({ v: 1, device, records })).catch((err) =>
           log.warn({ err: (err as Error).message }, 'clean publish failed'),
         );
@@ -211,14 +232,22 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
     const releases = new ReleaseService({ store: rolloutStore, dataDir: config.dataDir, trusted: () => trusted, now });
     const eventListeners = new Set<(e: RolloutEvent) => void>();
     const webhooks = new Webhooks({ urls: config.webhooks ?? [], log: log.child({ part: 'webhooks' }) });
+    const deliver = (e: RolloutEvent) => {
+      for (const fn of eventListeners) fn(e);
+    };
+    // the replica that wrote an event sends its webhook; server-sent events come from the event feed on every replica
+    // (what any replica wrote), on SQLite straight from here
+    const events = eventFeed(rolloutStore, deliver, () => eventListeners.size > 0, log.child({ part: 'events' }));
     const announce = (e: RolloutEvent) => {
       webhooks.send(e);
-      for (const fn of eventListeners) fn(e);
+      if (s.kind === 'sqlite') deliver(e);
+      else void events.poll();
     };
     const p = new PredictionService({
       health: healthStore,
       fleet: s.fleet,
       transaction: (fn) => s.transaction(fn),
+      fence: () => leadership!.fence(),
       ...(config.modelFile && { modelFile: config.modelFile }),
       defaultModelFile: join(config.dataDir, 'model.json'),
       ...(config.riskThreshold !== undefined && { threshold: config.riskThreshold }),
@@ -264,6 +293,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       artifactBaseUrl: () => `${config.publicHttpUrl ?? `http://${config.host}:${addresses.http}`}/api/releases/`,
       onEvent: announce,
       health: p,
+      fence: () => leadership!.fence(),
     });
     rollouts = r;
     if (config.external) {
@@ -310,6 +340,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
     await configService.republishAll();
     api = buildApi({
       db: s,
+      replicaId,
       auth: a,
       ingest: i,
       hub,
@@ -345,17 +376,52 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
     addresses.http = (api.server.address() as { port: number }).port;
     const prune = async () => {
       try {
+        await s.transaction(() => leadership!.fence()); // retention runs once in the cluster, on the leader
         await s.telemetry.prune(now() - config.retentionMs);
         await healthStore.prune(now() - (config.healthRetentionMs ?? 30 * 86_400_000));
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'retention pruning failed; the next run retries');
       }
     };
-    await prune();
-    pruner = setInterval(() => void prune(), 3_600_000);
-    p.start(config.scoreIntervalMs ?? 600_000);
-    r.start(config.rolloutTickMs ?? 1000);
-    return { ...addresses, adminTokenFile };
+    if (s.kind === 'postgres') {
+      await events.start();
+      const telemetry = telemetryFeed(
+        s.telemetry,
+        (records) => hub.publish(records),
+        () => hub.size > 0,
+        log,
+      );
+      await telemetry.start();
+      feeds.push(events, telemetry);
+    }
+    const feedLag = () =>
+      Object.fromEntries(feeds.map((f, k) => [k === 0 ? 'events' : 'telemetry', (f as typeof events).lag]));
+    r.follow();
+    leadership = new Leadership({
+      cluster: s.cluster,
+      id: replicaId,
+      ...(config.leaseMs !== undefined && { leaseMs: config.leaseMs }),
+      startedAt: now(),
+      http: () => config.publicHttpUrl ?? `http://${config.host}:${addresses.http}`,
+      lag: feedLag,
+      log: log.child({ part: 'cluster' }),
+      // the duties that run once in the cluster
+      onLead: async () => {
+        r.start(config.rolloutTickMs ?? 1000);
+        p.start(config.scoreIntervalMs ?? 600_000);
+        await prune();
+        pruner = setInterval(() => void prune(), 3_600_000);
+      },
+      onLose: async () => {
+        if (pruner) clearInterval(pruner);
+        pruner = undefined;
+        p.pause();
+        await r.stop();
+        r.follow();
+      },
+    });
+    await leadership.start();
+    return { ...addresses, adminTokenFile, replica: replicaId };
   }
 }
 

@@ -38,6 +38,8 @@ export interface ApiDeps {
   jobsRoot?: string;
   /** Releases and rollouts (absent in API tests that need only the registry). */
   rollouts?: RolloutApiDeps;
+  /** This replica's id (GET /api/cluster names it). */
+  replicaId?: string;
   /** Failure prediction (absent in API tests that need only the registry). */
   prediction?: PredictionService;
 }

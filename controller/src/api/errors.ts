@@ -24,6 +24,8 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   E_ARTIFACT_SIZE: 400,
   E_ARTIFACT_HASH: 400,
   E_KEY_INVALID: 400,
+  E_CONFLICT: 409,
+  E_DATABASE_CORRUPT: 500,
 };
 
 export function httpStatus(err: FleetwaveError): number {

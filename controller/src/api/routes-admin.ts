@@ -11,6 +11,21 @@ export function adminRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard): 
     return { entries: await store.audit(limit) };
   });
 
+  /** The controller replicas on this database, which one leads (its lease and fencing token), and each one's lag. */
+  app.get('/api/cluster', { preHandler: guard('viewer', 'cluster.status') }, async () => {
+    const cluster = deps.db.cluster;
+    const lease = await cluster.lease();
+    const replicas = await cluster.replicas(60_000);
+    // a lease that ran out (its holder died; no one took over yet) leads no one: the database's clock says so
+    const newest = Math.max(0, ...replicas.map((r) => r.seenAt));
+    const live = lease && lease.expiresAt >= newest ? lease : undefined;
+    return {
+      replica: deps.replicaId ?? null,
+      leader: live ? { replica: live.holder, token: live.token, since: live.since, expiresAt: live.expiresAt } : null,
+      replicas: replicas.map((r) => ({ ...r, leading: live?.holder === r.id })),
+    };
+  });
+
   app.get('/api/tokens', { preHandler: guard('admin', 'token.list') }, async () => ({
     tokens: (await store.listApiTokens()).map(({ hash: _h, ...t }) => t),
   }));

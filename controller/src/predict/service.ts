@@ -21,6 +21,8 @@ export interface PredictionServiceOptions {
   fleet: FleetStore;
   /** The database's units of work (scores of one run commit together). */
   transaction: <T>(fn: () => Promise<T>) => Promise<T>;
+  /** Checks, inside the unit of work, that this replica leads (absent: always). */
+  fence?: () => Promise<void>;
   /**
    * The model is kept in the database (every controller on it uses the same one). A model file named here (`--model`)
    * is imported at start, replacing the kept one; `defaultModelFile` (`<data-dir>/model.json`, where controllers
@@ -149,6 +151,7 @@ export class PredictionService implements HealthSource {
     const out: StoredScore[] = [];
     const events: [string, Record<string, unknown>][] = [];
     await this.o.transaction(async () => {
+      await this.o.fence?.(); // scoring and its alerts run once in the cluster, on the leader
       for (const sc of scoreSeries(p, series)) {
         const before = this.scores.get(sc.device);
         let alerted = before?.alerted ?? false;
@@ -243,14 +246,21 @@ export class PredictionService implements HealthSource {
   }
 
   start(intervalMs = 600_000): void {
+    this.pause();
     this.timer = setInterval(() => {
       this.scoreAll().catch((err) => this.o.log.warn({ err: (err as Error).message }, 'scoring failed'));
     }, intervalMs);
     this.timer.unref();
   }
 
-  stop(): void {
+  /** Stops scoring on a timer (another replica leads); the model stays loaded. */
+  pause(): void {
     if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  stop(): void {
+    this.pause();
     this.predictor?.dispose();
   }
 }

@@ -109,6 +109,7 @@ export function rolloutStoreContract(name: string, make: () => Promise<DatabaseF
         const e2 = await s.addEvent({ ts: 2, rollout: '', kind: 'device.at-risk', details: { device: 'gw-1' } });
         const e3 = await s.addEvent({ ts: 3, rollout: 'r-1', kind: 'wave.started', details: { wave: 0 } });
         expect(e1.id < e2.id && e2.id < e3.id).toBe(true);
+        expect(await s.lastEventId()).toBe(e3.id);
         expect(await s.events()).toEqual([e1, e2, e3]);
         expect(await s.events({ after: e1.id })).toEqual([e2, e3]);
         expect(await s.events({ rollout: 'r-1', limit: 1 })).toEqual([e1]);

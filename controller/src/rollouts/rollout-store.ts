@@ -45,6 +45,8 @@ export interface RolloutStore {
   /** Appends an event; ids increase in commit order. */
   addEvent(e: Omit<RolloutEvent, 'id'>): Promise<RolloutEvent>;
   events(opts?: { rollout?: string; after?: number; limit?: number }): Promise<RolloutEvent[]>;
+  /** The id of the newest event (0: none). */
+  lastEventId(): Promise<number>;
 }
 
 /** E_CONFLICT unless the stored state (as text) is the expected one (null: none stored). */
@@ -157,6 +159,10 @@ export class SqliteRollouts implements Sync<RolloutStore> {
         .run(e.ts, e.rollout, e.kind, JSON.stringify(e.details)).lastInsertRowid,
     );
     return { id, ...e };
+  }
+
+  lastEventId(): number {
+    return (this.db.prepare('SELECT COALESCE(MAX(id), 0) AS id FROM rollout_events').get() as { id: number }).id;
   }
 
   events(opts: { rollout?: string; after?: number; limit?: number } = {}): RolloutEvent[] {

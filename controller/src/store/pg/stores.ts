@@ -367,6 +367,10 @@ export class PgRollouts implements RolloutStore {
     return { id: r.rows[0]!.id, ...e };
   }
 
+  async lastEventId(): Promise<number> {
+    return (await this.q<{ id: number }>('SELECT COALESCE(MAX(id), 0)::bigint AS id FROM rollout_events')).rows[0]!.id;
+  }
+
   async events(opts: { rollout?: string; after?: number; limit?: number } = {}): Promise<RolloutEvent[]> {
     const r = await this.q<{ id: number; ts: number; rollout: string; kind: string; details: string }>(
       `SELECT * FROM rollout_events WHERE id > $1 AND ($2::text IS NULL OR rollout = $2) ORDER BY id LIMIT $3`,
