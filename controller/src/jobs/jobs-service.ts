@@ -222,6 +222,7 @@ export class JobsService {
     const b = this.context.getStore();
     const known = b?.pending.get(thing);
     if (known) return [...known];
+    if (b) await this.store.lockThings([thing]);
     const list = await this.store.pending(thing);
     b?.pending.set(thing, list);
     return [...list];
@@ -271,6 +272,7 @@ export class JobsService {
       // the pending lists of every thing asking, in one read
       const b = this.context.getStore()!;
       const things = [...new Set(requests.map((r) => r.thing))].filter((t) => !b.pending.has(t));
+      await this.store.lockThings(things);
       for (const [thing, list] of await this.store.pendingMany(things)) b.pending.set(thing, list);
       for (const r of requests) await this.handle(r.thing, r.topic, r.payload);
     }).catch((err) => {

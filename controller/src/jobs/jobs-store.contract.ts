@@ -77,6 +77,35 @@ export function jobsStoreContract(name: string, make: () => Promise<DatabaseFixt
       }
     });
 
+    it('holds a thing against another unit of work until the first commits (lockThings)', async () => {
+      const f = await make();
+      try {
+        const order: string[] = [];
+        let release!: () => void;
+        const held = new Promise<void>((r) => {
+          release = r;
+        });
+        const first = f.db.transaction(async () => {
+          await f.db.jobs.lockThings(['gw-1', 'gw-2']);
+          order.push('first locked');
+          await held;
+          order.push('first commits');
+        });
+        await new Promise((r) => setTimeout(r, 50));
+        const second = f.db.transaction(async () => {
+          await f.db.jobs.lockThings(['gw-2']);
+          order.push('second locked');
+        });
+        await new Promise((r) => setTimeout(r, 150));
+        release();
+        await Promise.all([first, second]);
+        expect(order).toEqual(['first locked', 'first commits', 'second locked']);
+        await f.db.transaction(() => f.db.jobs.lockThings([]));
+      } finally {
+        await f.close();
+      }
+    });
+
     it('gives a rollout’s execution states without documents, and the step timeouts that ran out', async () => {
       const f = await make();
       try {

@@ -88,6 +88,11 @@ export interface JobsStore {
   get(jobId: string, thing: string, executionNumber?: number): Promise<StoredExecution | undefined>;
   /** The thing's pending executions (the latest of each job), IN_PROGRESS first, then QUEUED oldest first. */
   pending(thing: string): Promise<StoredExecution[]>;
+  /**
+   * Inside a unit of work: holds the things' executions against other units of work until it commits (several
+   * replicas change executions; on SQLite the unit of work holds the only write lock anyway).
+   */
+  lockThings(things: readonly string[]): Promise<void>;
   /** `pending` of several things at once (every thing named is in the map, with an empty list if it has none). */
   pendingMany(things: readonly string[]): Promise<Map<string, StoredExecution[]>>;
   /** What the wave engine needs of a rollout's executions, without their documents (read on every tick). */
@@ -152,6 +157,8 @@ export class SqliteJobs implements Sync<JobsStore> {
   pending(thing: string): StoredExecution[] {
     return (this.s.pending.all(thing) as ExecutionRow[]).map(toExecution).sort(nextOrder);
   }
+
+  lockThings(_things: readonly string[]): void {}
 
   pendingMany(things: readonly string[]): Map<string, StoredExecution[]> {
     return new Map(things.map((t) => [t, this.pending(t)]));

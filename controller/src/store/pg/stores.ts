@@ -245,6 +245,15 @@ export class PgJobs implements JobsStore {
       .sort(nextOrder);
   }
 
+  async lockThings(things: readonly string[]): Promise<void> {
+    if (things.length === 0) return;
+    // transaction-scoped advisory locks, taken in one order (fewer deadlocks; PostgreSQL breaks the rest)
+    await this.q(
+      'SELECT pg_advisory_xact_lock(hashtextextended(\'fleetwave-thing:\' || t, 0)) FROM unnest($1::text[]) AS t ORDER BY t COLLATE "C"',
+      [[...things]],
+    );
+  }
+
   async pendingMany(things: readonly string[]): Promise<Map<string, StoredExecution[]>> {
     const out = new Map<string, StoredExecution[]>(things.map((t) => [t, []]));
     if (things.length === 0) return out;
