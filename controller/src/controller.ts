@@ -300,7 +300,8 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       link = new ExternalBrokerLink({
         ...config.external,
         root: config.root,
-        clientId: 'fleetwave-controller',
+        // a replica of several connects as its own client (one client id each, or they would push each other off)
+        clientId: config.replicaId ? `fleetwave-controller-${config.replicaId}` : 'fleetwave-controller',
         ingest: i,
         log: log.child({ part: 'external-broker' }),
         jobsRoot: config.jobsRoot,
