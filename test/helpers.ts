@@ -306,6 +306,10 @@ export interface ControllerProcess {
   mqtts: number | null;
   url: string;
   adminToken: string;
+  /** What it wrote to stderr so far. */
+  stderr(): string;
+  /** What it wrote to stdout so far (the ready line, then its log: pino writes there). */
+  stdout(): string;
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -366,7 +370,9 @@ export async function spawnController(dataDir: string, args: string[] = []): Pro
     },
   );
   let err = '';
+  let all = '';
   proc.stderr!.on('data', (d) => (err += d));
+  proc.stdout!.on('data', (d) => (all += d));
   const ready = await new Promise<{ http: number; mqtt: number | null; ws: number | null; mqtts: number | null }>(
     (resolve, reject) => {
       let out = '';
@@ -390,6 +396,8 @@ export async function spawnController(dataDir: string, args: string[] = []): Pro
     ...ready,
     url: `http://127.0.0.1:${ready.http}`,
     adminToken: readFileSync(join(dataDir, 'admin-token'), 'utf8').trim(),
+    stderr: () => err,
+    stdout: () => all,
     kill: (signal = 'SIGTERM') =>
       new Promise((resolve) => {
         if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);

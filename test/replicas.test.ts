@@ -240,4 +240,67 @@ waves: [{ count: 2, bake: 3s }, { percent: 50, bake: 3s }, { percent: 100 }]
     const seen = events.got.map((e) => e.id);
     expect(seen).toEqual([...new Set(seen)].sort((x, y) => x - y));
   }, 300_000);
+
+  it('split brain: a leader frozen past its lease is fenced out when it wakes, and follows', async () => {
+    const dir = tmp('replicas-stop');
+    const mosq = await startMosquitto();
+    cleanups.push(() => mosq.stop());
+    const url = await testDatabaseFor(join(dir, 'a'));
+    const ctl: Record<string, ControllerProcess> = {};
+    for (const id of ['a', 'b']) {
+      const d = join(dir, id);
+      mkdirSync(d, { recursive: true });
+      if (id === 'b') copyFileSync(join(dir, 'a', 'admin-token'), join(d, 'admin-token'));
+      ctl[id] = await spawnController(d, [
+        '--external-broker',
+        mosq.url,
+        '--database',
+        url,
+        '--replica-id',
+        id,
+        '--lease',
+        '1s',
+        '--broker-connections',
+        '1',
+        '--http-port',
+        '0',
+        '--log-level',
+        'warn',
+      ]);
+      cleanups.push(() => ctl[id]!.kill('SIGKILL'));
+    }
+    const admin = ctl.a!.adminToken;
+    const view = async (via: string) => (await api(ctl[via]!.url, admin, 'GET', '/api/cluster')).body;
+    await waitForAsync('a to lead', async () => (await view('b')).leader?.replica === 'a');
+    const before = (await view('b')).leader.token as number;
+
+    ctl.a!.proc.kill('SIGSTOP');
+    cleanups.push(async () => ctl.a!.proc.kill('SIGCONT'));
+    await waitForAsync(
+      'b to take over while a is frozen',
+      async () => (await view('b')).leader?.replica === 'b',
+      20_000,
+    );
+    const after = (await view('b')).leader.token as number;
+    expect(after).toBeGreaterThan(before); // a new fencing token
+    ctl.a!.proc.kill('SIGCONT');
+
+    // a wakes up believing it leads: its first write as leader (the rollout evaluation's check) is refused by the
+    // database, and it steps down; b leads on, and a's view says so
+    await waitForAsync('a to see b leading', async () => {
+      const v = await view('a').catch(() => undefined);
+      return v?.leader?.replica === 'b';
+    });
+    const a = await view('a');
+    expect(a.refusedWrites.byDatabase + a.refusedWrites.locally).toBeGreaterThan(0);
+    expect(ctl.a!.stdout()).toMatch(
+      /a write as leader was refused|not evaluating rollouts: this replica does not lead/,
+    );
+    expect(ctl.a!.stdout()).toMatch(/lost the leader lease/);
+    expect((await view('b')).leader).toMatchObject({ replica: 'b', token: after });
+    expect((await view('a')).replicas.map((r: { id: string; leading: boolean }) => [r.id, r.leading])).toEqual([
+      ['a', false],
+      ['b', true],
+    ]);
+  }, 120_000);
 });

@@ -342,6 +342,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
     api = buildApi({
       db: s,
       replicaId,
+      leadership: () => leadership,
       auth: a,
       ingest: i,
       hub,

@@ -38,8 +38,9 @@ export interface ApiDeps {
   jobsRoot?: string;
   /** Releases and rollouts (absent in API tests that need only the registry). */
   rollouts?: RolloutApiDeps;
-  /** This replica's id (GET /api/cluster names it). */
+  /** This replica's id and its leadership's refused writes (GET /api/cluster). */
   replicaId?: string;
+  leadership?: () => { refused: { byDatabase: number; locally: number } } | undefined;
   /** Failure prediction (absent in API tests that need only the registry). */
   prediction?: PredictionService;
 }

@@ -21,6 +21,8 @@ export function adminRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard): 
     const live = lease && lease.expiresAt >= newest ? lease : undefined;
     return {
       replica: deps.replicaId ?? null,
+      // this replica's writes as leader that the fence refused (a former leader's, after it lost the lease)
+      refusedWrites: deps.leadership?.()?.refused ?? null,
       leader: live ? { replica: live.holder, token: live.token, since: live.since, expiresAt: live.expiresAt } : null,
       replicas: replicas.map((r) => ({ ...r, leading: live?.holder === r.id })),
     };

@@ -1,3 +1,4 @@
+import { isFleetwaveError } from '@fleetwave/shared';
 import type { Logger } from 'pino';
 import { type ClusterStore, type Lease, notLeader } from './cluster-store.js';
 
@@ -31,6 +32,8 @@ export class Leadership {
   /** When the lease was last confirmed (this process's clock), to step down when the database cannot be reached. */
   private confirmedAt = 0;
   readonly leaseMs: number;
+  /** Writes the fence refused: by the database (this replica thought it led) and before asking it. */
+  readonly refused = { byDatabase: 0, locally: 0 };
 
   constructor(private readonly o: LeadershipOptions) {
     this.leaseMs = o.leaseMs ?? 3000;
@@ -48,8 +51,22 @@ export class Leadership {
   /** Throws E_NOT_LEADER unless this replica holds the lease (to be called inside the unit of work it guards). */
   readonly fence = async (): Promise<void> => {
     const l = this.lease;
-    if (!l) throw notLeader(this.o.id);
-    await this.o.cluster.fence(this.o.id, l.token);
+    if (!l) {
+      this.refused.locally++;
+      throw notLeader(this.o.id);
+    }
+    try {
+      await this.o.cluster.fence(this.o.id, l.token);
+    } catch (err) {
+      if (isFleetwaveError(err, 'E_NOT_LEADER')) {
+        this.refused.byDatabase++;
+        this.o.log.warn(
+          { replica: this.o.id, token: l.token },
+          'a write as leader was refused: another replica holds the lease',
+        );
+      }
+      throw err;
+    }
   };
 
   async start(): Promise<void> {

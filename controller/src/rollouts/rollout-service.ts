@@ -265,6 +265,16 @@ export class RolloutService {
   tickAll(): Promise<void> {
     this.ticking ??= this.serial
       .run(async () => {
+        // a replica that lost the lead (paused past its lease, say) stops here, before it reads or acts
+        if (this.o.fence) {
+          try {
+            await this.o.db.transaction(this.o.fence);
+          } catch (err) {
+            if (!isFleetwaveError(err, 'E_NOT_LEADER')) throw err;
+            this.o.log.warn({ err: err.message }, 'not evaluating rollouts: this replica does not lead');
+            return;
+          }
+        }
         await this.o.jobs.tick(this.o.now(), this.o.fence);
         await this.flushEvents();
         for (const r of await this.store.listRollouts({ active: true })) await this.tickOne(r.id);
