@@ -18,6 +18,7 @@ import { benchCmapss, benchFilterThroughput } from './filters.mjs';
 import { benchFlash, spawnBenchAgent } from './flash.mjs';
 import { benchHealth } from './health.mjs';
 import { benchPredict } from './predict.mjs';
+import { benchReplicas } from './replicas.mjs';
 import { benchRollout } from './rollout.mjs';
 import { benchUpdate } from './update.mjs';
 import { benchWire } from './wire.mjs';
@@ -361,6 +362,7 @@ if (!only || only === 'filters') {
 if (!only || only === 'health') benchHealth();
 if (!only || only === 'controller') await benchController();
 if (!only || only === 'rollout') await benchRollout();
+if (!only || only === 'replicas') await benchReplicas();
 if (!only || only === 'exe') await benchExe();
 if (!only || only === 'predict') await benchPredict();
 if (!only || only === 'update') await benchUpdate();

@@ -85,6 +85,9 @@ export class PgDatabase implements ControllerDatabase {
       max: o.max ?? 10,
       connectionTimeoutMillis: 10_000,
       idleTimeoutMillis: 30_000,
+      // a process frozen inside a transaction (SIGSTOP, a VM paused) cannot hold its locks, the leader lease row
+      // among them, for longer than this: the server ends its session
+      options: '-c idle_in_transaction_session_timeout=10000',
       types,
     });
     // an idle connection ended by the server: the pool drops it; without a listener it would end the process
