@@ -25,14 +25,17 @@ async function mosquitto(dir) {
   return { url: `mqtt://127.0.0.1:${port}`, pid: p.pid, stop: () => p.kill('SIGTERM') };
 }
 
-/** A replica in `<dir>/<id>`; those after the first get its admin token file and trusted keys. */
-async function replica(dir, id, url, brokerUrl, first = 'r1') {
+/**
+ * A replica in `<dir>/<id>`. The first replica on the database writes the admin token file; the others get a copy of
+ * it (and of the release key) from `firstDir`.
+ */
+async function replica(dir, id, url, brokerUrl, firstDir) {
   const d = join(dir, id);
   mkdirSync(join(d, 'trusted-keys'), { recursive: true });
-  if (id !== first) {
-    copyFileSync(join(dir, first, 'admin-token'), join(d, 'admin-token'));
+  if (firstDir && firstDir !== d) {
+    copyFileSync(join(firstDir, 'admin-token'), join(d, 'admin-token'));
     try {
-      copyFileSync(join(dir, first, 'trusted-keys', 'bench.pem'), join(d, 'trusted-keys', 'bench.pem'));
+      copyFileSync(join(firstDir, 'trusted-keys', 'bench.pem'), join(d, 'trusted-keys', 'bench.pem'));
     } catch {
       // no release key (the ingest runs)
     }
@@ -62,7 +65,8 @@ async function storedTotal(replicas) {
 async function ingest(n, dir, db, brokerUrl, brokerPid) {
   const replicas = [];
   // ids of this run's own (a broker session of an earlier run's replica keeps what was queued for it)
-  for (let k = 1; k <= n; k++) replicas.push(await replica(dir, `n${n}r${k}`, db.url, brokerUrl, `n${n}r1`));
+  for (let k = 1; k <= n; k++) replicas.push(await replica(dir, `n${n}r${k}`, db.url, brokerUrl, db.firstDir));
+  db.firstDir ??= join(dir, `n${n}r1`);
   const clients = [];
   for (let i = 0; i < DEVICES; i += 100) {
     clients.push(
@@ -119,7 +123,7 @@ async function ingest(n, dir, db, brokerUrl, brokerPid) {
   return rate;
 }
 
-/** A device of the failover run: takes every job it is offered and reports it SUCCEEDED at once. */
+/** A device of the failover run: takes every job it is offered (notify-next, or its own start-next) and reports it SUCCEEDED. */
 async function device(url, id) {
   const c = await mqtt.connectAsync(url, { clientId: id, reconnectPeriod: 200 });
   const base = `fleetwave/jobs/${id}/jobs`;
@@ -131,6 +135,9 @@ async function device(url, id) {
     }
   });
   await c.subscribeAsync([`${base}/notify-next`, `${base}/start-next/accepted`], { qos: 1 });
+  // and asks every 200 ms besides (a request lost while a replica dies is asked again)
+  const poll = setInterval(() => c.publish(`${base}/start-next`, '{}', { qos: 1 }), 200);
+  c.on('end', () => clearInterval(poll));
   c.publish(`${base}/start-next`, '{}', { qos: 1 });
   return c;
 }
@@ -140,8 +147,11 @@ async function failover(dir, db, brokerUrl) {
   mkdirSync(join(dir, 'r1', 'trusted-keys'), { recursive: true });
   writeFileSync(join(dir, 'r1', 'trusted-keys', 'bench.pem'), key.publicKey.export({ type: 'spki', format: 'pem' }));
   const live = {};
-  live.r1 = await replica(dir, 'r1', db.url, brokerUrl);
-  live.r2 = await replica(dir, 'r2', db.url, brokerUrl);
+  // the release key in the first replica's trusted keys: the others copy it with the admin token
+  const firstDir = db.firstDir;
+  copyFileSync(join(dir, 'r1', 'trusted-keys', 'bench.pem'), join(firstDir, 'trusted-keys', 'bench.pem'));
+  live.r1 = await replica(dir, 'r1', db.url, brokerUrl, firstDir);
+  live.r2 = await replica(dir, 'r2', db.url, brokerUrl, firstDir);
   const first = live.r1;
   const call = async (r, method, path, body) => {
     const res = await fetch(`http://127.0.0.1:${r.http}${path}`, {
@@ -189,6 +199,7 @@ async function failover(dir, db, brokerUrl) {
   };
   for (let k = 0; k < TRIALS; k++) {
     const any = Object.values(live)[0];
+    process.stderr.write(`failover trial ${k + 1}/${TRIALS}: waiting for wave ${k + 1} to bake\n`);
     const baking = await next(any, 'wave.baking', k);
     const cluster = await call(any, 'GET', '/api/cluster');
     const leader = live[cluster.leader.replica];
@@ -198,9 +209,10 @@ async function failover(dir, db, brokerUrl) {
     const t0 = Date.now();
     leader.child.kill('SIGKILL');
     await new Promise((r) => leader.child.once('exit', r));
+    process.stderr.write(`  killed ${leader.id}; waiting for wave ${k + 2} to start on ${survivor.id}\n`);
     const started = await next(survivor, 'wave.started', k + 1);
     times.push(started.ts - t0);
-    live[leader.id] = await replica(dir, leader.id, db.url, brokerUrl);
+    live[leader.id] = await replica(dir, leader.id, db.url, brokerUrl, firstDir);
   }
   await Promise.all(devices.map((c) => c.endAsync(true)));
   for (const r of Object.values(live)) r.child.kill('SIGTERM');

@@ -246,6 +246,11 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in Chromium (playwright-co
     await page.getByRole('link', { name: 'Events' }).click();
     await page.getByRole('cell', { name: 'wave.failed' }).first().waitFor();
     await shot(page, 'events');
+    // the cluster: one controller here, leading (the page lists the replicas and who leads)
+    await page.getByRole('link', { name: 'Cluster' }).click();
+    await page.getByRole('heading', { name: 'Cluster' }).waitFor();
+    await page.getByText(/^Leader: .*fencing token 1\)\. This page is served by /).waitFor();
+    await page.getByRole('cell', { name: 'leader', exact: true }).waitFor();
     for (const [path, title] of [
       ['#/fleet', 'Fleet'],
       ['#/device/gw-3', 'Device gw-3'],

@@ -142,7 +142,10 @@ function renderLogin(message) {
   input.focus();
 }
 
-/** Renders the page of the current hash (#/fleet, #/device/<id>, #/rollouts, #/rollout/<id>, #/telemetry, #/events). */
+/**
+ * Renders the page of the current hash (#/fleet, #/device/<id>, #/rollouts, #/rollout/<id>, #/telemetry, #/events,
+ * #/cluster).
+ */
 async function route(focus = true) {
   if (!token()) return renderLogin();
   const [, page = 'fleet', ...rest] = (location.hash || '#/fleet').split('/');

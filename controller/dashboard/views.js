@@ -637,6 +637,37 @@ export const views = {
       ),
     );
   },
+
+  /** The controller replicas on this database: which one leads, since when, and how far each one's feeds lag. */
+  async cluster(_arg, { h, api }) {
+    const c = await api('GET', '/api/cluster');
+    return h(
+      'section',
+      { 'aria-labelledby': 'cluster-title' },
+      h('h1', { id: 'cluster-title' }, 'Cluster'),
+      h(
+        'p',
+        {},
+        c.leader
+          ? `Leader: ${c.leader.replica}, since ${time(c.leader.since)} (fencing token ${c.leader.token}). This page is served by ${c.replica}.`
+          : 'No leader now: the lease ran out, and a replica takes it within a lease.',
+      ),
+      table(
+        h,
+        ['Replica', 'Role', 'Started', 'Last seen', 'Lag', 'API'],
+        c.replicas.map((r) => [
+          `${r.id}${r.id === c.replica ? ' (this one)' : ''}`,
+          r.leading ? 'leader' : 'follower',
+          time(r.startedAt),
+          time(r.seenAt),
+          Object.entries(r.lag)
+            .map(([k, n]) => `${k} ${n}`)
+            .join(', ') || '0',
+          r.http ?? '',
+        ]),
+      ),
+    );
+  },
 };
 
 function statusClass(s) {

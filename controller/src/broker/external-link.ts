@@ -119,8 +119,13 @@ export class ExternalBrokerLink {
     return client.publishAsync(topic, payload, { qos: opts.qos, retain: opts.retain ?? false }).then(() => {});
   }
 
+  /**
+   * Disconnects at once: a backlog the broker holds for the controller's sessions would otherwise keep a graceful
+   * end going for as long as it lasts. What was not acknowledged yet is delivered again to the session when it comes
+   * back (persistent sessions); what was committed and not yet acknowledged comes again too and is a duplicate.
+   */
   async stop(): Promise<void> {
-    await Promise.all(this.clients.map((c) => c.endAsync()));
+    await Promise.all(this.clients.map((c) => c.endAsync(true)));
     this.clients = [];
   }
 }
