@@ -39,7 +39,7 @@ export class Feed<T extends { id: number }> {
 
   /** Reads what is new now (also called right after this replica wrote something). */
   poll(): Promise<void> {
-    if (this.polling) {
+    if (this.polling !== undefined) {
       this.again = true;
       return this.polling;
     }
