@@ -112,7 +112,8 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
   let jobs: JobsService | undefined;
   let awsJobs: AwsIotJobs | undefined;
   let leadership: Leadership | undefined;
-  const feeds: { stop(): void }[] = [];
+  /** What other replicas wrote, for this replica's listeners, by name (PostgreSQL only). */
+  const feeds = new Map<string, { stop(): void; readonly lag: number }>();
   const replicaId = config.replicaId ?? `${hostname()}-${process.pid}`;
   const addresses = {
     http: 0,
@@ -135,7 +136,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
   async function stop(): Promise<void> {
     // a leader stops its duties and lets go of the lease first: another replica takes over at once
     await leadership?.stop();
-    for (const f of feeds) f.stop();
+    for (const f of feeds.values()) f.stop();
     if (pruner) clearInterval(pruner);
     await rollouts?.stop();
     prediction?.stop();
@@ -302,6 +303,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
         root: config.root,
         // a replica of several connects as its own client (one client id each, or they would push each other off)
         clientId: config.replicaId ? `fleetwave-controller-${config.replicaId}` : 'fleetwave-controller',
+        ...(config.replicaId && { jobsSession: 'own' as const }),
         ingest: i,
         log: log.child({ part: 'external-broker' }),
         jobsRoot: config.jobsRoot,
@@ -394,10 +396,9 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
         log,
       );
       await telemetry.start();
-      feeds.push(events, telemetry);
+      feeds.set('events', events).set('telemetry', telemetry);
     }
-    const feedLag = () =>
-      Object.fromEntries(feeds.map((f, k) => [k === 0 ? 'events' : 'telemetry', (f as typeof events).lag]));
+    const feedLag = () => Object.fromEntries([...feeds].map(([name, f]) => [name, f.lag]));
     r.follow();
     leadership = new Leadership({
       cluster: s.cluster,

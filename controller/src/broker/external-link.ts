@@ -11,6 +11,12 @@ export interface ExternalLinkOptions {
   clientId: string;
   /** Shared-subscription group, so several controller replicas split the load (Mosquitto 2, EMQX, HiveMQ). */
   shareGroup?: string;
+  /**
+   * `own`: the jobs requests on a connection of their own with a clean session (controller replicas: Mosquitto hands
+   * a shared subscription's messages to an offline persistent member too, so a replica that is gone would keep its
+   * share of the requests unanswered until it came back). Default: on the device connections.
+   */
+  jobsSession?: 'shared' | 'own';
   /** Sessions in the shared group (default 4): MQTT acknowledges a session's messages in order, so parallel
    * sessions let batches from several devices share one commit. Without a share group there is one. */
   connections?: number;
@@ -34,15 +40,25 @@ export class ExternalBrokerLink {
 
   async start(): Promise<void> {
     const n = this.o.shareGroup ? (this.o.connections ?? 4) : 1;
-    for (let i = 0; i < n; i++)
-      this.clients.push(await this.connect(n === 1 ? this.o.clientId : `${this.o.clientId}-${i}`, i === 0));
+    const ownJobs = this.o.jobsSession === 'own';
+    for (let i = 0; i < n; i++) {
+      const id = n === 1 ? this.o.clientId : `${this.o.clientId}-${i}`;
+      this.clients.push(await this.connect(id, { device: true, jobs: !ownJobs && i === 0, jobsShared: !ownJobs }));
+    }
+    if (ownJobs)
+      this.clients.push(await this.connect(`${this.o.clientId}-jobs`, { device: false, jobs: true, jobsShared: true }));
   }
 
-  private async connect(clientId: string, first: boolean): Promise<MqttClient> {
+  private async connect(
+    clientId: string,
+    take: { device: boolean; jobs: boolean; jobsShared: boolean },
+  ): Promise<MqttClient> {
     const o = this.o;
     const client = mqtt.connect(o.url, {
       clientId,
-      clean: false,
+      // telemetry needs a persistent session (what was not acknowledged comes again); a jobs-only connection does not
+      // (a device asks again), and with a clean one a replica that is gone leaves the share group at once
+      clean: !take.device,
       reconnectPeriod: 1000,
       username: o.username,
       password: o.password,
@@ -69,14 +85,15 @@ export class ExternalBrokerLink {
       client.once('error', reject);
     });
     const filter = `${o.root}/devices/+/#`;
-    await client.subscribeAsync(o.shareGroup ? `$share/${o.shareGroup}/${filter}` : filter, { qos: 1 });
-    if (o.jobsRoot && o.onJobRequest) {
+    if (take.device)
+      await client.subscribeAsync(o.shareGroup ? `$share/${o.shareGroup}/${filter}` : filter, { qos: 1 });
+    if (o.jobsRoot && o.onJobRequest && (take.jobs || take.jobsShared)) {
       // the devices' jobs requests only (shared's JOB_REQUESTS), not the answers the controller itself publishes
       // Mosquitto 2.0 delivers nothing under a `$` root (such as `$aws/things`) to a shared subscription: those are
       // subscribed plainly, on the first connection only
       const jobs = jobRequestFilters(o.jobsRoot, '+');
       const shareable = !o.jobsRoot.startsWith('$');
-      if (shareable || first) {
+      if ((shareable && take.jobsShared) || take.jobs) {
         await client.subscribeAsync(
           jobs.map((f) => (o.shareGroup && shareable ? `$share/${o.shareGroup}/${f}` : f)),
           { qos: 1 },
