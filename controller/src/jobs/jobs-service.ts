@@ -217,6 +217,19 @@ export class JobsService {
     return this.pendingList(thing);
   }
 
+  /**
+   * Inside a batch: holds these things and reads their pending lists in one query each, for the changes to come (a
+   * rollout's commit queues a wave's executions: one lock and one read for all of them, not one per device).
+   */
+  async prepare(things: readonly string[]): Promise<void> {
+    const b = this.context.getStore();
+    if (!b) return;
+    const fresh = [...new Set(things)].filter((t) => !b.pending.has(t));
+    if (fresh.length === 0) return;
+    await this.store.lockThings(fresh);
+    for (const [thing, list] of await this.store.pendingMany(fresh)) b.pending.set(thing, list);
+  }
+
   /** A thing's pending list: the current batch's copy, else read (and kept for the rest of the batch). */
   private async pendingList(thing: string): Promise<StoredExecution[]> {
     const b = this.context.getStore();
@@ -270,10 +283,7 @@ export class JobsService {
     if (requests.length === 0) return this.flushing;
     this.flushing = this.batch(async () => {
       // the pending lists of every thing asking, in one read
-      const b = this.context.getStore()!;
-      const things = [...new Set(requests.map((r) => r.thing))].filter((t) => !b.pending.has(t));
-      await this.store.lockThings(things);
-      for (const [thing, list] of await this.store.pendingMany(things)) b.pending.set(thing, list);
+      await this.prepare(requests.map((r) => r.thing));
       for (const r of requests) await this.handle(r.thing, r.topic, r.payload);
     }).catch((err) => {
       // the commit failed: no answer went out; devices ask again (on reconnect, or their next status)

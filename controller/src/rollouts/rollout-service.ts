@@ -335,6 +335,8 @@ export class RolloutService {
         if (o.fenced) await this.o.fence?.();
         await this.store.saveRollout(state, true, this.o.now(), o.previous);
         const events = await write();
+        // the devices the actions touch, held and read at once
+        await this.o.jobs.prepare(actions.flatMap((a) => (a.type === 'event' ? [] : [a.device])));
         let done = true;
         for (const a of actions) {
           try {
