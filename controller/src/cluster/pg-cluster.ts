@@ -1,5 +1,5 @@
 import { decodeColumn } from '../store/documents.js';
-import type { Query } from '../store/pg/stores.js';
+import type { Query } from '../store/pg/query.js';
 import { type ClusterStore, type Lease, notLeader, type ReplicaInfo, toLease } from './cluster-store.js';
 import { Lag } from './lag.js';
 

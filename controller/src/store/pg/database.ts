@@ -4,8 +4,12 @@ import pg, { type PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import { PgCluster } from '../../cluster/pg-cluster.js';
 import type { ControllerDatabase } from '../database.js';
+import { PgFleet } from './fleet.js';
+import { PgHealth } from './health.js';
+import { PgJobs } from './jobs.js';
 import { migratePg } from './migrations.js';
-import { PgFleet, PgHealth, PgJobs, PgRollouts, type Query } from './stores.js';
+import type { Query } from './query.js';
+import { PgRollouts } from './rollouts.js';
 import { PgTelemetryLog } from './telemetry-log.js';
 
 /** BIGINT (int8) columns as numbers: the controller's are epoch milliseconds, counters and cursors, all < 2^53. */
