@@ -407,6 +407,33 @@ export async function spawnController(dataDir: string, args: string[] = []): Pro
   };
 }
 
+/**
+ * A device that speaks only the jobs protocol (no agent): every 300 ms it asks start-next and reports what it got
+ * SUCCEEDED; a request lost or refused meanwhile is simply asked again, as an agent does. Ended after the test.
+ */
+export async function jobsDevice(
+  url: string,
+  id: string,
+  cleanups: (() => Promise<unknown>)[],
+  credentials: { username?: string; password?: string } = {},
+): Promise<MqttClient> {
+  const c = await mqtt.connectAsync(url, { clientId: id, reconnectPeriod: 200, ...credentials });
+  const base = `fleetwave/jobs/${id}/jobs`;
+  c.on('message', (topic, payload) => {
+    const body = JSON.parse(payload.toString());
+    if (topic === `${base}/start-next/accepted` && body.execution) {
+      c.publish(`${base}/${body.execution.jobId}/update`, JSON.stringify({ status: 'SUCCEEDED' }), { qos: 1 });
+    }
+  });
+  await c.subscribeAsync(`${base}/start-next/accepted`, { qos: 1 });
+  const poll = setInterval(() => c.publish(`${base}/start-next`, '{}', { qos: 1 }), 300);
+  cleanups.push(async () => {
+    clearInterval(poll);
+    await c.endAsync(true);
+  });
+  return c;
+}
+
 /** A JSON call to the controller's API. */
 export async function api(base: string, token: string | undefined, method: string, path: string, body?: unknown) {
   const res = await fetch(`${base}${path}`, {

@@ -1,6 +1,5 @@
 import { join } from 'node:path';
 import { havePostgres } from '@fleetwave/controller';
-import mqtt from 'mqtt';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import {
@@ -8,6 +7,7 @@ import {
   cleanupAfterEach,
   enrolDevice,
   freePort,
+  jobsDevice,
   sensor,
   spawnAgent,
   spawnController,
@@ -92,25 +92,7 @@ describe.skipIf(!postgres)('the controller on PostgreSQL, its connections killed
     for (let i = 0; i < devices; i++) {
       const id = `gw-${i}`;
       const r = await api(ctl.url, ctl.adminToken, 'POST', '/api/devices', { id, hardware: 'rpi4' });
-      const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, {
-        clientId: id,
-        username: id,
-        password: r.body.token,
-        reconnectPeriod: 200,
-      });
-      const base = `fleetwave/jobs/${id}/jobs`;
-      c.on('message', (topic, payload) => {
-        const body = JSON.parse(payload.toString());
-        if (topic === `${base}/start-next/accepted` && body.execution) {
-          c.publish(`${base}/${body.execution.jobId}/update`, JSON.stringify({ status: 'SUCCEEDED' }), { qos: 1 });
-        }
-      });
-      await c.subscribeAsync(`${base}/start-next/accepted`, { qos: 1 });
-      const poll = setInterval(() => c.publish(`${base}/start-next`, '{}', { qos: 1 }), 300);
-      cleanups.push(async () => {
-        clearInterval(poll);
-        await c.endAsync(true);
-      });
+      await jobsDevice(`mqtt://127.0.0.1:${mqttPort}`, id, cleanups, { username: id, password: r.body.token });
     }
     const plan = `apiVersion: fleetwave/v1
 kind: RolloutPlan

@@ -1,7 +1,7 @@
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { havePostgres } from '@fleetwave/controller';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import {
@@ -9,6 +9,7 @@ import {
   type ControllerProcess,
   cleanupAfterEach,
   haveBinary,
+  jobsDevice,
   spawnController,
   startMosquitto,
   testDatabaseFor,
@@ -125,21 +126,7 @@ describe.skipIf(!ready)('controller replicas on one PostgreSQL, through Mosquitt
       expect((await api(ctl[follower()]!.url, admin, 'POST', '/api/devices', { id, hardware: 'rpi4' })).status).toBe(
         201,
       );
-      const c = await mqtt.connectAsync(mosq.url, { clientId: id, reconnectPeriod: 200 });
-      const base = `fleetwave/jobs/${id}/jobs`;
-      c.on('message', (topic, payload) => {
-        const body = JSON.parse(payload.toString());
-        if (topic === `${base}/start-next/accepted` && body.execution) {
-          c.publish(`${base}/${body.execution.jobId}/update`, JSON.stringify({ status: 'SUCCEEDED' }), { qos: 1 });
-        }
-      });
-      await c.subscribeAsync(`${base}/start-next/accepted`, { qos: 1 });
-      const poll = setInterval(() => c.publish(`${base}/start-next`, '{}', { qos: 1 }), 300);
-      cleanups.push(async () => {
-        clearInterval(poll);
-        await c.endAsync(true);
-      });
-      clients.push(c);
+      clients.push(await jobsDevice(mosq.url, id, cleanups));
     }
     let seq = 0;
     const sendReadings = async (n: number) => {
