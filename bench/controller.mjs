@@ -63,6 +63,38 @@ export async function startController(dataDir, args) {
   return { child, ...ready };
 }
 
+/**
+ * The ingest load: each client publishes batches of 100 readings as its device, QoS 1, one in flight, until stopped
+ * (the batches are built as strings: the generator's own cost is part of what the machine shares).
+ */
+export function telemetryLoad(clients, deviceOf) {
+  let running = true;
+  const loops = clients.map((c, i) => {
+    let seq = 1;
+    const device = deviceOf(i);
+    const topic = `fleetwave/devices/${device}/telemetry`;
+    return (async () => {
+      while (running) {
+        const records = [];
+        for (let k = 0; k < PER_BATCH; k++) {
+          records.push(
+            `{"kind":"reading","seq":${seq + k},"stream":"s${k % 10}/v","ts":${1_700_000_000_000 + seq + k},"value":${(seq + k) * 0.5}}`,
+          );
+        }
+        const body = `{"v":1,"device":"${device}","seqFrom":${seq},"seqTo":${seq + PER_BATCH - 1},"sentAt":1700000000000,"records":[${records.join(',')}]}`;
+        seq += PER_BATCH;
+        await c.publishAsync(topic, body, { qos: 1 });
+      }
+    })();
+  });
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
 async function stored(http) {
   const text = await (await fetch(`http://127.0.0.1:${http}/metrics`)).text();
   return Number(/fleetwave_telemetry_stored_total (\d+)/.exec(text)[1]);
@@ -89,25 +121,7 @@ async function run(name, brokerUrl, dataDir, controllerArgs, credentials, pgName
   }
   const connectS = (performance.now() - t0) / 1000;
   const idle = proc(ctl.child.pid);
-  let running = true;
-  const loops = clients.map((c, i) => {
-    let seq = 1;
-    const device = `gw-${i}`;
-    const topic = `fleetwave/devices/${device}/telemetry`;
-    return (async () => {
-      while (running) {
-        const records = [];
-        for (let k = 0; k < PER_BATCH; k++) {
-          records.push(
-            `{"kind":"reading","seq":${seq + k},"stream":"s${k % 10}/v","ts":${1_700_000_000_000 + seq + k},"value":${(seq + k) * 0.5}}`,
-          );
-        }
-        const body = `{"v":1,"device":"${device}","seqFrom":${seq},"seqTo":${seq + PER_BATCH - 1},"sentAt":1700000000000,"records":[${records.join(',')}]}`;
-        seq += PER_BATCH;
-        await c.publishAsync(topic, body, { qos: 1 });
-      }
-    })();
-  });
+  const load = telemetryLoad(clients, (i) => `gw-${i}`);
   await new Promise((r) => setTimeout(r, 2000));
   const s0 = await stored(ctl.http);
   const p0 = proc(ctl.child.pid);
@@ -118,8 +132,7 @@ async function run(name, brokerUrl, dataDir, controllerArgs, credentials, pgName
   const p1 = proc(ctl.child.pid);
   const d1 = pgName ? await pgCpuSeconds(pgName) : 0;
   const wall = (performance.now() - w0) / 1000;
-  running = false;
-  await Promise.all(loops);
+  await load.stop();
   await Promise.all(clients.map((c) => c.endAsync(true)));
   ctl.child.kill('SIGTERM');
   await new Promise((r) => ctl.child.once('exit', r));

@@ -7,13 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { signManifest } from '@fleetwave/shared';
 import mqtt from 'mqtt';
-import { freePort, proc, startController } from './controller.mjs';
+import { freePort, proc, startController, telemetryLoad } from './controller.mjs';
 import { benchDatabase, pgCpuSeconds } from './databases.mjs';
 
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 1000);
 const SECONDS = Number(process.env.BENCH_CONTROLLER_SECONDS ?? 10);
 const TRIALS = Number(process.env.BENCH_FAILOVER_TRIALS ?? 10);
-const PER_BATCH = 100;
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -77,24 +76,7 @@ async function ingest(n, dir, db, brokerUrl, brokerPid) {
       )),
     );
   }
-  let running = true;
-  const loops = clients.map((c, i) => {
-    let seq = 1;
-    const device = `gw-${n}-${i}`;
-    return (async () => {
-      while (running) {
-        const records = [];
-        for (let k = 0; k < PER_BATCH; k++) {
-          records.push(
-            `{"kind":"reading","seq":${seq + k},"stream":"s${k % 10}/v","ts":${1_700_000_000_000 + seq + k},"value":${(seq + k) * 0.5}}`,
-          );
-        }
-        const body = `{"v":1,"device":"${device}","seqFrom":${seq},"seqTo":${seq + PER_BATCH - 1},"sentAt":1700000000000,"records":[${records.join(',')}]}`;
-        seq += PER_BATCH;
-        await c.publishAsync(`fleetwave/devices/${device}/telemetry`, body, { qos: 1 });
-      }
-    })();
-  });
+  const load = telemetryLoad(clients, (i) => `gw-${n}-${i}`);
   await sleep(2000);
   const s0 = await storedTotal(replicas);
   const c0 = replicas.map((r) => proc(r.child.pid).cpuS);
@@ -109,8 +91,7 @@ async function ingest(n, dir, db, brokerUrl, brokerPid) {
   const b1 = proc(brokerPid).cpuS;
   const d1 = await pgCpuSeconds(db.name);
   const self = process.cpuUsage(self0);
-  running = false;
-  await Promise.all(loops);
+  await load.stop();
   await Promise.all(clients.map((c) => c.endAsync(true)));
   for (const r of replicas) r.child.kill('SIGTERM');
   await Promise.all(replicas.map((r) => new Promise((res) => r.child.once('exit', res))));
