@@ -18,27 +18,19 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { ControllerDatabase } from '../store/database.js';
 import { Mutex } from '../store/database.js';
-import { nextOrder, type StoredExecution } from './jobs-store.js';
+import type { StoredExecution } from './jobs-store.js';
+import {
+  applyToPending,
+  executionMessage,
+  key,
+  LIST_NOTIFICATION_MAX,
+  listKey,
+  Rejection,
+  stateOf,
+  summary,
+} from './messages.js';
 
-type Code =
-  | 'InvalidTopic'
-  | 'InvalidJson'
-  | 'InvalidRequest'
-  | 'InvalidStateTransition'
-  | 'ResourceNotFound'
-  | 'VersionMismatch'
-  | 'InternalError'
-  | 'TerminalStateReached';
-
-class Rejection extends Error {
-  constructor(
-    readonly code: Code,
-    message: string,
-    readonly execution?: StoredExecution,
-  ) {
-    super(message);
-  }
-}
+export { applyToPending, executionMessage, LIST_NOTIFICATION_MAX, summary } from './messages.js';
 
 export interface JobsServiceOptions {
   db: Pick<ControllerDatabase, 'jobs' | 'transaction'>;
@@ -51,44 +43,6 @@ export interface JobsServiceOptions {
   onChange?: (e: StoredExecution, before: JobStatus | undefined) => void;
 }
 
-export const summary = (e: StoredExecution) => ({
-  jobId: e.jobId,
-  queuedAt: e.queuedAt,
-  ...(e.startedAt !== undefined && { startedAt: e.startedAt }),
-  lastUpdatedAt: e.lastUpdatedAt,
-  versionNumber: e.versionNumber,
-  executionNumber: e.executionNumber,
-});
-
-export const executionMessage = (e: StoredExecution, includeDocument = true) => ({
-  jobId: e.jobId,
-  thingName: e.thing,
-  ...(includeDocument && { jobDocument: e.document }),
-  status: e.status,
-  ...(e.statusDetails && { statusDetails: e.statusDetails }),
-  queuedAt: e.queuedAt,
-  ...(e.startedAt !== undefined && { startedAt: e.startedAt }),
-  lastUpdatedAt: e.lastUpdatedAt,
-  versionNumber: e.versionNumber,
-  executionNumber: e.executionNumber,
-});
-
-const stateOf = (e: StoredExecution) => ({
-  status: e.status,
-  ...(e.statusDetails && { statusDetails: e.statusDetails }),
-  versionNumber: e.versionNumber,
-});
-
-export const LIST_NOTIFICATION_MAX = 15;
-
-const key = (e: StoredExecution | undefined) => (e ? `${e.jobId}#${e.executionNumber}` : '');
-const listKey = (l: StoredExecution[]) => l.map((e) => `${key(e)}:${e.status}`).join(',');
-
-/**
- * The jobs service of docs/JOBS-PROTOCOL.md: executions per thing, versioned updates, step timeouts, and the two
- * notifications — `notify` when a thing's list of pending executions changes, `notify-next` only when *which*
- * execution is next changes. Every change is committed to SQLite before anything is published.
- */
 interface Batch {
   out: { topic: string; payload: string }[];
   changes: { e: StoredExecution; before: JobStatus | undefined }[];
@@ -100,29 +54,17 @@ interface Batch {
 }
 
 /**
- * A thing's pending list after changes to its executions (the latest execution of each job, QUEUED or IN_PROGRESS,
- * in nextOrder): what `JobsStore.pending` would read back after them.
+ * The jobs service of docs/JOBS-PROTOCOL.md: executions per thing, versioned updates, step timeouts, and the two
+ * notifications — `notify` when a thing's list of pending executions changes, `notify-next` only when *which*
+ * execution is next changes. Every change is committed to the database before anything is published.
  */
-export function applyToPending(
-  list: readonly StoredExecution[],
-  changed: readonly StoredExecution[],
-): StoredExecution[] {
-  let out = [...list];
-  for (const e of changed) {
-    const current = out.find((x) => x.jobId === e.jobId);
-    if (current && current.executionNumber > e.executionNumber) continue; // an older execution: the list shows the latest
-    out = out.filter((x) => x.jobId !== e.jobId);
-    if (!jobStatusRules[e.status].terminal) out.push(e);
-  }
-  return out.sort(nextOrder);
-}
-
 export class JobsService {
   /** The batch (unit of work) the current async context is in, if any. */
   private readonly context = new AsyncLocalStorage<Batch>();
   /**
    * Batches run one at a time: each reads a thing's pending executions, changes them and compares, which must not
-   * interleave with another batch changing the same thing (in one process; replicas are a later issue's).
+   * interleave with another batch changing the same thing (in this process; across replicas a batch holds the things
+   * it touches, `JobsStore.lockThings`).
    */
   private readonly serial = new Mutex();
 
