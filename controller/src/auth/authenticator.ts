@@ -3,6 +3,15 @@ import type { Principal } from '../broker/acl.js';
 import type { ApiTokenRecord, FleetStore, Role } from '../store/fleet-store.js';
 import { hashSecret, mosquittoHash, newId, newSecret, VerifiedCache, verifySecret } from './secrets.js';
 
+/** Writes an audit entry (Authenticator.audit: a failed write is logged, never thrown). */
+export type AuditFn = (
+  actor: string,
+  action: string,
+  target: string,
+  outcome: 'ok' | 'denied' | 'error',
+  details?: string,
+) => Promise<void>;
+
 export interface ApiCaller {
   actor: string;
   role: Role;

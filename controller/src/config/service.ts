@@ -1,5 +1,6 @@
 import { ConfigLayer, deviceTopic, FleetwaveError, parseWith } from '@fleetwave/shared';
 import type { Logger } from 'pino';
+import type { AuditFn } from '../auth/authenticator.js';
 import type { ControllerDatabase } from '../store/database.js';
 import { Mutex } from '../store/database.js';
 import { decodeColumn, JsonObject } from '../store/documents.js';
@@ -11,13 +12,7 @@ export interface ConfigServiceOptions {
   root: string;
   now: () => number;
   log: Logger;
-  audit: (
-    actor: string,
-    action: string,
-    target: string,
-    outcome: 'ok' | 'denied' | 'error',
-    details?: string,
-  ) => Promise<void>;
+  audit: AuditFn;
   /** Publishes retained, QoS 1 (the broker hands it to the device when it subscribes, after any reconnect). */
   publish: (topic: string, payload: string) => Promise<void>;
 }

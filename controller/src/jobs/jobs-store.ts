@@ -47,18 +47,9 @@ const opt = (v: number | string | null) => (v === null ? undefined : Number(v));
 
 /** A stored execution back from either database, its JSON columns decoded with their schemas. */
 export const toExecution = (r: ExecutionRow): StoredExecution => ({
-  jobId: r.job_id,
-  thing: r.thing,
-  executionNumber: num(r.execution_number),
-  status: r.status,
-  statusDetails:
-    r.status_details === null
-      ? undefined
-      : decodeColumn(StatusDetails, r.status_details, 'job_executions.status_details'),
+  ...toStateRow(r),
   document: decodeColumn(JsonObject, r.document, 'job_executions.document'),
   queuedAt: num(r.queued_at),
-  startedAt: opt(r.started_at),
-  lastUpdatedAt: num(r.last_updated_at),
   versionNumber: num(r.version_number),
   stepDeadline: opt(r.step_deadline),
   rollout: r.rollout ?? undefined,

@@ -1,5 +1,6 @@
 import { anyWindowAt, FleetwaveError, isFleetwaveError, type RolloutPlan, UpdateJobDocument } from '@fleetwave/shared';
 import type { Logger } from 'pino';
+import type { AuditFn } from '../auth/authenticator.js';
 import type { JobsService } from '../jobs/jobs-service.js';
 import type { ControllerDatabase } from '../store/database.js';
 import { Mutex } from '../store/database.js';
@@ -31,13 +32,7 @@ export interface RolloutServiceOptions {
   releases: ReleaseService;
   now: () => number;
   log: Logger;
-  audit: (
-    actor: string,
-    action: string,
-    target: string,
-    outcome: 'ok' | 'denied' | 'error',
-    details?: string,
-  ) => Promise<void>;
+  audit: AuditFn;
   /** Where devices download artifacts the controller stores (`…/api/v1/releases/`). */
   artifactBaseUrl: () => string;
   onEvent?: (e: RolloutEvent) => void;
