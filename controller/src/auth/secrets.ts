@@ -1,7 +1,15 @@
 import { createHash, pbkdf2Sync, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 
-/** A new secret: 32 random bytes, base64url. */
-export const newSecret = () => randomBytes(32).toString('base64url');
+/**
+ * A new secret: 32 random bytes, base64url, never starting with `-` (one in 64 would, and a command line then reads it
+ * as an option: `--broker-password -x…` is refused as a missing argument). Drawing again costs no entropy worth naming.
+ */
+export function newSecret(): string {
+  for (;;) {
+    const s = randomBytes(32).toString('base64url');
+    if (!s.startsWith('-')) return s;
+  }
+}
 export const newId = (bytes = 6) => randomBytes(bytes).toString('hex');
 
 // scrypt N=2^14, r=8, p=1: tens of milliseconds per check, 16 MiB of memory (the OWASP minimum for scrypt).
