@@ -247,6 +247,17 @@ uplink: { url: 'mqtt://127.0.0.1:${port}', backlogInterval: 1s, backoffMinMs: 10
     });
   });
 
+  it('connects again when the broker refuses its subscription (SUBACK 0x80), says why, and then subscribes', async () => {
+    // e.g. a NATS node whose JetStream is electing a leader cannot set up a QoS 1 subscription for some seconds
+    const cloud = await startAedesCloud(0, { refuseSubscriptions: { client: 'gw-1', times: 2 } });
+    cleanups.push(() => cloud.close());
+    const agent = await agentFor(cloud.url, tmp('suback'));
+    await waitFor('the subscription taken on a later connection', () => cloud.subscribed().length > 0, 30_000);
+    expect(cloud.subscribed()).toEqual(['fleetwave/devices/gw-1/config/desired']);
+    expect(cloud.connects()).toBeGreaterThanOrEqual(3);
+    expect(agent.stderr() + agent.stdout()).toMatch(/the broker refused a subscription/);
+  });
+
   it('keeps running and forwarding when a side duty fails (status file not writable), and says so at warn', async () => {
     const cloud = await startAedesCloud();
     cleanups.push(() => cloud.close());

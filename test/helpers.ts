@@ -52,14 +52,32 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startAedesCloud(port = 0): Promise<{ url: string; port: number; close(): Promise<void> }> {
+export async function startAedesCloud(
+  port = 0,
+  o: { refuseSubscriptions?: { client: string; times: number } } = {},
+): Promise<{ url: string; port: number; close(): Promise<void>; connects: () => number; subscribed: () => string[] }> {
   const broker = await Aedes.createBroker();
+  let refuse = o.refuseSubscriptions?.times ?? 0;
+  let connects = 0;
+  const subscribed: string[] = [];
+  broker.on('client', () => connects++);
+  broker.authorizeSubscribe = (client, sub, done) => {
+    // that client's first n refused (SUBACK 0x80), as a broker whose ACL or cluster cannot take them just now
+    if (refuse > 0 && client?.id === o.refuseSubscriptions?.client) {
+      refuse--;
+      return done(null, null);
+    }
+    if (client?.id === o.refuseSubscriptions?.client) subscribed.push(sub.topic);
+    done(null, sub);
+  };
   const server: Server = createServer(broker.handle);
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   const p = (server.address() as { port: number }).port;
   return {
     url: `mqtt://127.0.0.1:${p}`,
     port: p,
+    connects: () => connects,
+    subscribed: () => subscribed,
     async close() {
       const closed = new Promise<void>((r) => server.close(() => r()));
       await new Promise<void>((r) => broker.close(() => r()));
@@ -417,7 +435,18 @@ export async function jobsDevice(
   cleanups: (() => Promise<unknown>)[],
   credentials: { username?: string; password?: string } = {},
 ): Promise<MqttClient> {
-  const c = await mqtt.connectAsync(url, { clientId: id, reconnectPeriod: 200, ...credentials });
+  // several URLs (comma-separated): the nodes of one cluster, the next taken when one goes
+  const [first, ...more] = url.split(',');
+  const servers = more.length
+    ? [first!, ...more].map((u) => ({ host: new URL(u).hostname, port: Number(new URL(u).port) }))
+    : undefined;
+  const c = await mqtt.connectAsync(first!, {
+    clientId: id,
+    reconnectPeriod: 200,
+    resubscribe: false,
+    ...(servers && { servers }),
+    ...credentials,
+  });
   const base = `fleetwave/jobs/${id}/jobs`;
   c.on('message', (topic, payload) => {
     const body = JSON.parse(payload.toString());
@@ -425,7 +454,14 @@ export async function jobsDevice(
       c.publish(`${base}/${body.execution.jobId}/update`, JSON.stringify({ status: 'SUCCEEDED' }), { qos: 1 });
     }
   });
-  await c.subscribeAsync(`${base}/start-next/accepted`, { qos: 1 });
+  // on every connection, and again while the broker refuses it (SUBACK 0x80: a NATS node whose JetStream is electing
+  // a leader cannot set up a QoS 1 subscription for some seconds), as the agent does
+  const subscribe = () =>
+    c.subscribe(`${base}/start-next/accepted`, { qos: 1 }, (err, granted) => {
+      if (c.connected && (err || granted?.some((g) => g.qos > 2))) setTimeout(subscribe, 500);
+    });
+  c.on('connect', subscribe);
+  subscribe();
   const poll = setInterval(() => c.publish(`${base}/start-next`, '{}', { qos: 1 }), 300);
   cleanups.push(async () => {
     clearInterval(poll);

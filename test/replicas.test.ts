@@ -16,10 +16,12 @@ import {
   tmp,
   waitForAsync,
 } from './helpers.js';
+import { startNatsCluster } from './nats-cluster.js';
 import { appArchive, filesRelease, publishRelease, trustedKey } from './release-helpers.js';
 
 const cleanups = cleanupAfterEach();
 const ready = (await havePostgres()) && haveBinary('mosquitto');
+const natsReady = haveBinary('nats-server');
 
 interface Cluster {
   leader: string | null;
@@ -71,161 +73,182 @@ function sse(url: () => string, token: string) {
   };
 }
 
-describe.skipIf(!ready)('controller replicas on one PostgreSQL, through Mosquitto with shared subscriptions', () => {
-  it('three replicas: a rollout ends the same with its leader killed twice; readings stored once; API and SSE on a follower', async () => {
-    const dir = tmp('replicas');
-    const mosq = await startMosquitto();
-    cleanups.push(() => mosq.stop());
-    const url = await testDatabaseFor(join(dir, 'a'));
-    const key = trustedKey(join(dir, 'a'));
-    const ids = ['a', 'b', 'c'];
-    const ctl: Record<string, ControllerProcess> = {};
-    const start = async (id: string) => {
-      const d = join(dir, id);
-      mkdirSync(join(d, 'trusted-keys'), { recursive: true });
-      if (id !== 'a') {
-        // the first replica made the admin token; an operator hands its file (or another token) to the others
-        copyFileSync(join(dir, 'a', 'admin-token'), join(d, 'admin-token'));
-        copyFileSync(key.pemFile, join(d, 'trusted-keys', 'release.pem'));
-      }
-      ctl[id] = await spawnController(d, [
-        '--external-broker',
-        mosq.url,
-        '--database',
-        url,
-        '--replica-id',
-        id,
-        '--lease',
-        '1s',
-        '--broker-connections',
-        '2',
-        '--http-port',
-        '0',
-      ]);
-      cleanups.push(() => ctl[id]!.kill('SIGKILL'));
-    };
-    for (const id of ids) await start(id);
-    const cluster = async (via: string): Promise<Cluster> => {
-      const r = await api(ctl[via]!.url, ctl[via]!.adminToken, 'GET', '/api/cluster');
-      return { leader: r.body.leader?.replica ?? null, replicas: r.body.replicas };
-    };
-    let view: Cluster | undefined;
-    await waitForAsync('three replicas, one leading', async () => {
-      view = await cluster('b').catch(() => undefined);
-      return view?.replicas.length === 3 && view.leader !== null;
-    });
-    expect(view!.replicas.filter((r) => r.leading)).toHaveLength(1);
+/**
+ * The broker the replicas and the devices share: Mosquitto with shared subscriptions, or a NATS cluster whose nodes
+ * speak MQTT to the devices (the controllers take device messages through NATS queue groups and JetStream).
+ */
+interface SharedBroker {
+  /** The controller's broker flags, for the n-th replica. */
+  args(n: number): string[];
+  /** The MQTT URL(s) device i connects to (several: it moves to the next when one goes). */
+  deviceUrl(i: number): string;
+  /** A fault of the broker itself, done once while the waves run, after the first leader kill. */
+  fault?(): Promise<void>;
+  /** Undoes the fault, after the second leader kill. */
+  heal?(): Promise<void>;
+}
 
-    const admin = ctl.a!.adminToken;
-    const follower = () => ids.find((id) => id !== view!.leader && ctl[id]!.proc.exitCode === null)!;
-    // devices: protocol level (jobs: start-next every 300 ms, report SUCCEEDED) and 100 readings each, QoS 1
-    const devices = 10;
-    const clients: MqttClient[] = [];
-    for (let i = 0; i < devices; i++) {
-      const id = `gw-${i}`;
-      expect((await api(ctl[follower()]!.url, admin, 'POST', '/api/devices', { id, hardware: 'rpi4' })).status).toBe(
-        201,
-      );
-      clients.push(await jobsDevice(mosq.url, id, cleanups));
+/**
+ * Three replicas on one PostgreSQL: a release rolled out in three waves while the leading replica is killed with
+ * SIGKILL twice (and the broker suffers its fault once); the outcome must be that of a rollout nothing happened to.
+ */
+async function rolloutThroughKills(broker: SharedBroker) {
+  const dir = tmp('replicas');
+  const url = await testDatabaseFor(join(dir, 'a'));
+  const key = trustedKey(join(dir, 'a'));
+  const ids = ['a', 'b', 'c'];
+  const ctl: Record<string, ControllerProcess> = {};
+  const start = async (id: string) => {
+    const d = join(dir, id);
+    mkdirSync(join(d, 'trusted-keys'), { recursive: true });
+    if (id !== 'a') {
+      // the first replica made the admin token; an operator hands its file (or another token) to the others
+      copyFileSync(join(dir, 'a', 'admin-token'), join(d, 'admin-token'));
+      copyFileSync(key.pemFile, join(d, 'trusted-keys', 'release.pem'));
     }
-    let seq = 0;
-    const sendReadings = async (n: number) => {
-      const from = seq + 1;
-      seq += n;
-      await Promise.all(
-        clients.map((c, i) => {
-          const records = Array.from({ length: n }, (_, k) => ({
-            kind: 'reading',
-            seq: from + k,
-            stream: 'r/v',
-            ts: Date.now(),
-            value: from + k,
-          }));
-          const body = { v: 1, device: `gw-${i}`, seqFrom: from, seqTo: seq, sentAt: Date.now(), records };
-          return c.publishAsync(`fleetwave/devices/gw-${i}/telemetry`, JSON.stringify(body), { qos: 1 });
-        }),
-      );
-    };
+    ctl[id] = await spawnController(d, [
+      ...broker.args(ids.indexOf(id)),
+      '--database',
+      url,
+      '--replica-id',
+      id,
+      '--lease',
+      '1s',
+      '--http-port',
+      '0',
+    ]);
+    cleanups.push(() => ctl[id]!.kill('SIGKILL'));
+  };
+  for (const id of ids) await start(id);
+  const cluster = async (via: string): Promise<Cluster> => {
+    const r = await api(ctl[via]!.url, ctl[via]!.adminToken, 'GET', '/api/cluster');
+    return { leader: r.body.leader?.replica ?? null, replicas: r.body.replicas };
+  };
+  let view: Cluster | undefined;
+  await waitForAsync('three replicas, one leading', async () => {
+    view = await cluster('b').catch(() => undefined);
+    return view?.replicas.length === 3 && view.leader !== null;
+  });
+  expect(view!.replicas.filter((r) => r.leading)).toHaveLength(1);
 
-    // events through a follower (then whichever replica is up); the release and the rollout through another follower
-    const first = follower();
-    const any = () => [first, ...ids].find((x) => ctl[x]!.proc.exitCode === null && ctl[x]!.proc.signalCode === null)!;
-    const events = sse(() => ctl[any()]!.url, admin);
-    cleanups.push(() => events.stop());
-    const archive = await appArchive(dir, '1.0.0', { 'app.txt': 'v1' });
-    const via = ids.filter((id) => id !== view!.leader)[1]!;
-    await publishRelease(ctl[via]!.url, admin, filesRelease(key, '1.0.0', archive), archive);
-    const plan = `apiVersion: fleetwave/v1
+  const admin = ctl.a!.adminToken;
+  const follower = () => ids.find((id) => id !== view!.leader && ctl[id]!.proc.exitCode === null)!;
+  // devices: protocol level (jobs: start-next every 300 ms, report SUCCEEDED) and 100 readings each, QoS 1
+  const devices = 10;
+  const clients: MqttClient[] = [];
+  for (let i = 0; i < devices; i++) {
+    const id = `gw-${i}`;
+    expect((await api(ctl[follower()]!.url, admin, 'POST', '/api/devices', { id, hardware: 'rpi4' })).status).toBe(201);
+    clients.push(await jobsDevice(broker.deviceUrl(i), id, cleanups));
+  }
+  let seq = 0;
+  const sendReadings = async (n: number) => {
+    const from = seq + 1;
+    seq += n;
+    await Promise.all(
+      clients.map((c, i) => {
+        const records = Array.from({ length: n }, (_, k) => ({
+          kind: 'reading',
+          seq: from + k,
+          stream: 'r/v',
+          ts: Date.now(),
+          value: from + k,
+        }));
+        const body = { v: 1, device: `gw-${i}`, seqFrom: from, seqTo: seq, sentAt: Date.now(), records };
+        return c.publishAsync(`fleetwave/devices/gw-${i}/telemetry`, JSON.stringify(body), { qos: 1 });
+      }),
+    );
+  };
+
+  // events through a follower (then whichever replica is up); the release and the rollout through another follower
+  const first = follower();
+  const any = () => [first, ...ids].find((x) => ctl[x]!.proc.exitCode === null && ctl[x]!.proc.signalCode === null)!;
+  const events = sse(() => ctl[any()]!.url, admin);
+  cleanups.push(() => events.stop());
+  const archive = await appArchive(dir, '1.0.0', { 'app.txt': 'v1' });
+  const via = ids.filter((id) => id !== view!.leader)[1]!;
+  await publishRelease(ctl[via]!.url, admin, filesRelease(key, '1.0.0', archive), archive);
+  const plan = `apiVersion: fleetwave/v1
 kind: RolloutPlan
 name: replicas
 release: { name: gateway-app, version: 1.0.0 }
 waves: [{ count: 2, bake: 3s }, { percent: 50, bake: 3s }, { percent: 100 }]
 `;
-    const applied = await api(ctl[via]!.url, admin, 'POST', '/api/rollouts', { yaml: plan });
-    expect(applied.status, JSON.stringify(applied.body)).toBe(201);
-    const id = applied.body.id as string;
+  const applied = await api(ctl[via]!.url, admin, 'POST', '/api/rollouts', { yaml: plan });
+  expect(applied.status, JSON.stringify(applied.body)).toBe(201);
+  const id = applied.body.id as string;
 
-    // the leader is killed (SIGKILL) twice while the waves run, each time started again with its id
-    for (let k = 0; k < 2; k++) {
-      await sendReadings(50);
-      await new Promise((r) => setTimeout(r, 1500));
-      const dead = view!.leader!;
-      await ctl[dead]!.kill('SIGKILL');
-      await waitForAsync(`a replica to take over from ${dead}`, async () => {
-        const alive = ids.find((x) => x !== dead)!;
-        view = await cluster(alive).catch(() => view);
-        return view!.leader !== null && view!.leader !== dead;
-      });
-      await sendReadings(50);
-      await start(dead);
-    }
-    let status: { status: string; waves: { status: string }[] } | undefined;
+  // the leader is killed (SIGKILL) twice while the waves run, each time started again with its id
+  for (let k = 0; k < 2; k++) {
+    await sendReadings(50);
+    await new Promise((r) => setTimeout(r, 1500));
+    const dead = view!.leader!;
+    await ctl[dead]!.kill('SIGKILL');
+    await waitForAsync(`a replica to take over from ${dead}`, async () => {
+      const alive = ids.find((x) => x !== dead)!;
+      view = await cluster(alive).catch(() => view);
+      return view!.leader !== null && view!.leader !== dead;
+    });
+    if (k === 0) await broker.fault?.();
+    else await broker.heal?.();
+    await sendReadings(50);
+    await start(dead);
+  }
+  let status: { status: string; waves: { status: string }[] } | undefined;
+  await waitForAsync(
+    'the rollout to complete',
+    async () => {
+      const r = await api(ctl[any()]!.url, admin, 'GET', `/api/rollouts/${id}`).catch(() => undefined);
+      if (r?.status === 200) status = r.body;
+      return status?.status === 'completed';
+    },
+    120_000,
+  ).catch((err) => {
+    const logs = ids.map((x) => `--- ${x}:\n${ctl[x]!.stdout().slice(-3000)}`).join('\n');
+    throw new Error(`${(err as Error).message}; last status ${JSON.stringify(status)}\n${logs}`);
+  });
+  expect(status!.waves.map((w) => w.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+
+  const db = new pg.Client({ connectionString: url });
+  await db.connect();
+  try {
+    // one execution per device, SUCCEEDED: the outcome of a rollout nothing happened to
+    const execs = (await db.query('SELECT thing, execution_number, status FROM job_executions WHERE job_id = $1', [id]))
+      .rows;
+    expect(execs).toHaveLength(devices);
+    expect(execs.every((e) => Number(e.execution_number) === 1 && e.status === 'SUCCEEDED')).toBe(true);
+    // one rollout.completed, one wave.started per wave, whichever replica wrote them
+    const kinds = (await db.query('SELECT kind FROM rollout_events WHERE rollout = $1', [id])).rows.map((r) => r.kind);
+    expect(kinds.filter((k) => k === 'rollout.completed')).toHaveLength(1);
+    // every reading stored once (the killed replicas' sessions were delivered again when they came back)
     await waitForAsync(
-      'the rollout to complete',
-      async () => {
-        const r = await api(ctl[any()]!.url, admin, 'GET', `/api/rollouts/${id}`).catch(() => undefined);
-        if (r?.status === 200) status = r.body;
-        return status?.status === 'completed';
-      },
-      120_000,
+      'every reading stored',
+      async () => Number((await db.query('SELECT COUNT(*) AS n FROM telemetry')).rows[0].n) === devices * seq,
+      60_000,
     );
-    expect(status!.waves.map((w) => w.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    const dupes = (await db.query('SELECT device, seq FROM telemetry GROUP BY device, seq HAVING COUNT(*) > 1')).rows;
+    expect(dupes).toEqual([]);
+    const cursors = (await db.query('SELECT cursor FROM telemetry ORDER BY cursor')).rows.map((r) => Number(r.cursor));
+    expect(cursors).toEqual(Array.from({ length: cursors.length }, (_, i) => i + 1)); // gap-free
+  } finally {
+    await db.end();
+  }
+  // the follower's event stream: increasing ids, each once, the rollout's end included
+  await waitForAsync('the completed event on the follower’s stream', async () =>
+    events.got.some((e) => e.kind === 'rollout.completed'),
+  );
+  const seen = events.got.map((e) => e.id);
+  expect(seen).toEqual([...new Set(seen)].sort((x, y) => x - y));
+}
 
-    const db = new pg.Client({ connectionString: url });
-    await db.connect();
-    try {
-      // one execution per device, SUCCEEDED: the outcome of a rollout nothing happened to
-      const execs = (
-        await db.query('SELECT thing, execution_number, status FROM job_executions WHERE job_id = $1', [id])
-      ).rows;
-      expect(execs).toHaveLength(devices);
-      expect(execs.every((e) => Number(e.execution_number) === 1 && e.status === 'SUCCEEDED')).toBe(true);
-      // one rollout.completed, one wave.started per wave, whichever replica wrote them
-      const kinds = (await db.query('SELECT kind FROM rollout_events WHERE rollout = $1', [id])).rows.map(
-        (r) => r.kind,
-      );
-      expect(kinds.filter((k) => k === 'rollout.completed')).toHaveLength(1);
-      // every reading stored once (the killed replicas' sessions were delivered again when they came back)
-      await waitForAsync(
-        'every reading stored',
-        async () => Number((await db.query('SELECT COUNT(*) AS n FROM telemetry')).rows[0].n) === devices * seq,
-        60_000,
-      );
-      const dupes = (await db.query('SELECT device, seq FROM telemetry GROUP BY device, seq HAVING COUNT(*) > 1')).rows;
-      expect(dupes).toEqual([]);
-      const cursors = (await db.query('SELECT cursor FROM telemetry ORDER BY cursor')).rows.map((r) =>
-        Number(r.cursor),
-      );
-      expect(cursors).toEqual(Array.from({ length: cursors.length }, (_, i) => i + 1)); // gap-free
-    } finally {
-      await db.end();
-    }
-    // the follower's event stream: increasing ids, each once, the rollout's end included
-    await waitForAsync('the completed event on the follower’s stream', async () =>
-      events.got.some((e) => e.kind === 'rollout.completed'),
-    );
-    const seen = events.got.map((e) => e.id);
-    expect(seen).toEqual([...new Set(seen)].sort((x, y) => x - y));
+describe.skipIf(!ready)('controller replicas on one PostgreSQL, through Mosquitto with shared subscriptions', () => {
+  it('three replicas: a rollout ends the same with its leader killed twice; readings stored once; API and SSE on a follower', async () => {
+    const mosq = await startMosquitto();
+    cleanups.push(() => mosq.stop());
+    await rolloutThroughKills({
+      args: () => ['--external-broker', mosq.url, '--broker-connections', '2'],
+      deviceUrl: () => mosq.url,
+    });
   }, 300_000);
 
   it('split brain: a leader frozen past its lease is fenced out when it wakes, and follows', async () => {
@@ -291,3 +314,22 @@ waves: [{ count: 2, bake: 3s }, { percent: 50, bake: 3s }, { percent: 100 }]
     ]);
   }, 120_000);
 });
+
+describe.skipIf(!(ready && natsReady))(
+  'controller replicas on one PostgreSQL, through a 3-node NATS cluster (JetStream, MQTT)',
+  () => {
+    it('three replicas: the same rollout through the leader killed twice and a NATS node killed once; devices on all three nodes', async () => {
+      const nats = await startNatsCluster(3);
+      cleanups.push(() => nats.stop());
+      // each replica and each device starts on another node and moves on to the next when its node goes
+      const rotated = (urls: string[], n: number) => urls.map((_, k) => urls[(n + k) % urls.length]!).join(',');
+      const victim = nats.nodes[1]!;
+      await rolloutThroughKills({
+        args: (n) => ['--external-broker', rotated(nats.mqttUrls, n), '--nats', rotated(nats.natsUrls, n)],
+        deviceUrl: (i) => rotated(nats.mqttUrls, i),
+        fault: () => victim.kill(),
+        heal: () => victim.start(),
+      });
+    }, 300_000);
+  },
+);

@@ -89,6 +89,8 @@ serve options:
                           one closes its connection before it is buffered
   --external-broker <url> use this broker instead of the embedded one (e.g. mqtt://127.0.0.1:1883)
   --broker-username <u> --broker-password <p>   credentials for the external broker
+  --nats <url>[,<url>…]   the external broker is a NATS cluster (--external-broker: its MQTT listeners): device
+                          messages come through NATS, telemetry through a JetStream stream all replicas share
   --broker-connections <n>  connections to it, sharing the device topics ($share/fleetwave/…; default 4); 1 on a
                           Mosquitto with use_username_as_clientid, where every connection of one user gets one
                           client id and they would push each other off
@@ -170,9 +172,19 @@ function topicRoot(s: string, flag: string): string {
  */
 function exitCodeOf(code: string): number {
   if (['E_CONFIG_INVALID', 'E_PORT_IN_USE', 'E_DATABASE_URL', 'E_DATABASE_SCHEMA'].includes(code)) return 78;
-  if (code === 'E_DATABASE_UNREACHABLE') return 69;
+  if (code === 'E_DATABASE_UNREACHABLE' || code === 'E_BROKER_UNREACHABLE') return 69;
   if (code === 'E_DATABASE_NOT_EMPTY') return 73;
   return 1;
+}
+
+function natsUrls(s: string): string[] {
+  const urls = s.split(',').map((u) => u.trim());
+  for (const u of urls) {
+    if (!/^(nats|tls):\/\/[^/\s]+$/.test(u) && !/^[^:/\s]+:\d+$/.test(u)) {
+      throw new FleetwaveError('E_CONFIG_INVALID', `--nats takes nats://host:port[,…], got "${u}"`);
+    }
+  }
+  return urls;
 }
 
 function replicaIdOf(s: string): string {
@@ -209,6 +221,7 @@ async function main(argv: string[]): Promise<number> {
       'broker-username': { type: 'string' },
       'broker-password': { type: 'string' },
       'broker-connections': { type: 'string' },
+      nats: { type: 'string' },
       'max-packet-bytes': { type: 'string' },
       'public-mqtt-url': { type: 'string' },
       retention: { type: 'string' },
@@ -309,6 +322,7 @@ async function main(argv: string[]): Promise<number> {
           ...(v['broker-connections'] !== undefined && {
             connections: count(v['broker-connections'], '--broker-connections', 1, 64),
           }),
+          ...(v.nats !== undefined && { nats: natsUrls(v.nats) }),
         },
       }),
       ...(v['public-mqtt-url'] && { publicMqttUrl: v['public-mqtt-url'] }),

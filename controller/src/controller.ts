@@ -12,6 +12,7 @@ import { AwsIotJobs } from './aws/jobs.js';
 import { EmbeddedBroker } from './broker/embedded-broker.js';
 import { ExternalBrokerLink } from './broker/external-link.js';
 import { writeTopicRoots } from './broker/mosquitto-config.js';
+import { NatsLink } from './broker/nats-link.js';
 import { eventFeed, telemetryFeed } from './cluster/feeds.js';
 import { Leadership } from './cluster/leadership.js';
 import { ConfigService } from './config/service.js';
@@ -51,7 +52,18 @@ export interface ControllerConfig {
   /** Largest MQTT packet a client of the embedded broker may send (default 2 MiB). */
   maxPacketBytes?: number;
   /** Connect to this broker instead of running one. */
-  external?: { url: string; username?: string; password?: string; shareGroup?: string; connections?: number };
+  external?: {
+    url: string;
+    username?: string;
+    password?: string;
+    shareGroup?: string;
+    connections?: number;
+    /**
+     * NATS URLs of the cluster `url` is an MQTT listener of: device messages come through NATS (a queue group, and a
+     * JetStream consumer for telemetry), answers go out over MQTT. Same credentials as for MQTT.
+     */
+    nats?: string[];
+  };
   /** The broker URL agents should use (printed at enrolment); default derived from the embedded broker. */
   publicMqttUrl?: string;
   retentionMs: number;
@@ -104,6 +116,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
   let api: FastifyInstance | undefined;
   let broker: EmbeddedBroker | undefined;
   let link: ExternalBrokerLink | undefined;
+  let natsLink: NatsLink | undefined;
   let auth: Authenticator | undefined;
   let ingest: TelemetryIngest | undefined;
   let prediction: PredictionService | undefined;
@@ -144,6 +157,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
     await awsJobs?.idle();
     await api?.close();
     await broker?.stop();
+    await natsLink?.stop();
     await link?.stop();
     await ingest?.settled();
     await ingest?.written();
@@ -298,11 +312,28 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
     });
     rollouts = r;
     if (config.external) {
+      const clientId = config.replicaId ? `fleetwave-controller-${config.replicaId}` : 'fleetwave-controller';
+      if (config.external.nats) {
+        natsLink = new NatsLink({
+          servers: config.external.nats,
+          ...(config.external.username !== undefined && {
+            user: config.external.username,
+            pass: config.external.password,
+          }),
+          name: clientId,
+          root: config.root,
+          jobsRoot: config.jobsRoot,
+          ingest: i,
+          log: log.child({ part: 'nats' }),
+          onJobRequest: (thing, topic, payload) => j.enqueue(thing, topic, payload),
+        });
+      }
       link = new ExternalBrokerLink({
         ...config.external,
+        ...(config.external.nats && { subscribe: false }),
         root: config.root,
         // a replica of several connects as its own client (one client id each, or they would push each other off)
-        clientId: config.replicaId ? `fleetwave-controller-${config.replicaId}` : 'fleetwave-controller',
+        clientId,
         ...(config.replicaId && { jobsSession: 'own' as const }),
         ingest: i,
         log: log.child({ part: 'external-broker' }),
@@ -310,6 +341,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
         onJobRequest: (thing, topic, payload) => j.enqueue(thing, topic, payload),
       });
       await link.start();
+      await natsLink?.start(); // after the link that answers: a request taken must find a way back
       addresses.mqtt = undefined;
     } else {
       broker = new EmbeddedBroker({
@@ -352,7 +384,8 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
       log,
       now,
       kick: (id) => broker?.kick(id),
-      agentUplinkUrl: () => config.publicMqttUrl ?? config.external?.url ?? `mqtt://${config.host}:${addresses.mqtt}`,
+      agentUplinkUrl: () =>
+        config.publicMqttUrl ?? config.external?.url.split(',')[0] ?? `mqtt://${config.host}:${addresses.mqtt}`,
       root: config.root,
       jobsRoot: config.jobsRoot,
       prediction: p,

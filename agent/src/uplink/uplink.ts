@@ -83,17 +83,31 @@ export class Uplink {
     client.on('connect', () => {
       if (gen !== this.generation) return;
       this.connected = true;
-      this.attempt = 0;
       this.o.log.info({ url: this.o.url }, 'uplink connected');
       client.publish(presenceTopic, this.presence('online'), { qos: 1, retain: true });
-      if (this.o.onDesiredConfig) {
-        client.subscribe(deviceTopic(this.o.root, this.o.device, 'config/desired'), { qos: 1 });
-      }
-      if (this.o.subscriptions?.length) {
-        client.subscribe([...this.o.subscriptions], { qos: 1 }, (err) => {
-          if (!err && gen === this.generation) this.o.onSubscribed?.();
+      const filters = [
+        ...(this.o.onDesiredConfig ? [deviceTopic(this.o.root, this.o.device, 'config/desired')] : []),
+        ...(this.o.subscriptions ?? []),
+      ];
+      if (filters.length > 0) {
+        client.subscribe(filters, { qos: 1 }, (err, granted) => {
+          if (gen !== this.generation || !this.connected) return; // that connection is gone already
+          // a broker may refuse a subscription (SUBACK 0x80): its ACL or policy, or a cluster that cannot set it up
+          // just now (NATS while its JetStream elects a leader); a connection deaf to its jobs or config is of no
+          // use, so it is dropped and made again after the backoff
+          const refused = err ? filters : (granted ?? []).filter((g) => g.qos > 2).map((g) => g.topic);
+          if (refused.length > 0) {
+            this.o.log.warn(
+              { refused, ...(err && { err: err.message }) },
+              "the broker refused a subscription (check the device's ACL or policy); connecting again",
+            );
+            client.end(true);
+            return;
+          }
+          this.attempt = 0; // a connection that works: the backoff starts over (a refusing broker is not hammered)
+          if (this.o.subscriptions?.length) this.o.onSubscribed?.();
         });
-      }
+      } else this.attempt = 0;
       // Everything formed but not acknowledged goes again, in sequence order, before anything new.
       this.resend = this.o.outbox.unacknowledged();
       this.pump();

@@ -4,7 +4,13 @@ import type { Logger } from 'pino';
 import type { TelemetryIngest } from '../ingest/telemetry-ingest.js';
 
 export interface ExternalLinkOptions {
+  /** The broker's URL, or several (comma-separated) of one cluster: the client moves to the next when one goes. */
   url: string;
+  /**
+   * `false`: publish only, take no device messages (with NATS, where NatsLink takes them through queue groups and
+   * JetStream). Default true.
+   */
+  subscribe?: boolean;
   username?: string;
   password?: string;
   root: string;
@@ -39,6 +45,10 @@ export class ExternalBrokerLink {
   constructor(private readonly o: ExternalLinkOptions) {}
 
   async start(): Promise<void> {
+    if (this.o.subscribe === false) {
+      this.clients.push(await this.connect(this.o.clientId, { device: false, jobs: false, jobsShared: false }));
+      return;
+    }
     const n = this.o.shareGroup ? (this.o.connections ?? 4) : 1;
     const ownJobs = this.o.jobsSession === 'own';
     for (let i = 0; i < n; i++) {
@@ -54,7 +64,14 @@ export class ExternalBrokerLink {
     take: { device: boolean; jobs: boolean; jobsShared: boolean },
   ): Promise<MqttClient> {
     const o = this.o;
-    const client = mqtt.connect(o.url, {
+    const [first, ...more] = o.url.split(',').map((u) => u.trim());
+    const client = mqtt.connect(first!, {
+      ...(more.length > 0 && {
+        servers: [first!, ...more].map((u) => {
+          const p = new URL(u);
+          return { host: p.hostname, port: Number(p.port || 1883), protocol: p.protocol.replace(':', '') as 'mqtt' };
+        }),
+      }),
       clientId,
       // telemetry needs a persistent session (what was not acknowledged comes again); a jobs-only connection does not
       // (a device asks again), and with a clean one a replica that is gone leaves the share group at once

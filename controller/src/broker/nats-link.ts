@@ -1,0 +1,191 @@
+import { FleetwaveError, jobRequestFilters, parseJobTopic, parseTopic } from '@fleetwave/shared';
+import { type ConsumerConfig, type ConsumerMessages, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { TelemetryIngest } from '../ingest/telemetry-ingest.js';
+
+export interface NatsLinkOptions {
+  /** NATS URLs of the cluster's nodes (`nats://host:4222`); the client moves to another when one goes. */
+  servers: string[];
+  user?: string;
+  pass?: string;
+  root: string;
+  jobsRoot?: string;
+  ingest: TelemetryIngest;
+  log: Logger;
+  onJobRequest?: (thing: string, topic: string, payload: Buffer) => void;
+  /** This replica's name on the NATS connection (monitoring). */
+  name: string;
+  /** The JetStream stream that keeps the devices' telemetry until a replica committed it (default FLEETWAVE_TELEMETRY). */
+  stream?: string;
+  /** How long a replica has to commit a message before JetStream gives it to another (default 10 s). */
+  ackWaitMs?: number;
+}
+
+/** Every replica's queue group and the one durable consumer they share. */
+const GROUP = 'fleetwave';
+const CONSUMER = 'fleetwave-ingest';
+
+/** An MQTT topic filter as the NATS subject NATS's MQTT layer maps it to (`a/+/b/#` → `a.*.b.>`). */
+export function natsSubject(mqttFilter: string): string {
+  if (/[.\s*>]/.test(mqttFilter)) {
+    throw new FleetwaveError(
+      'E_CONFIG_INVALID',
+      `"${mqttFilter}" has a character NATS maps differently ('.', '*', '>' or a space): use topic roots without them with --nats`,
+    );
+  }
+  return mqttFilter
+    .split('/')
+    .map((s) => (s === '+' ? '*' : s === '#' ? '>' : s))
+    .join('.');
+}
+
+const mqttTopic = (subject: string) => subject.replaceAll('.', '/');
+
+/**
+ * The controller's intake from a NATS cluster whose nodes speak MQTT to the devices (NATS has no MQTT shared
+ * subscriptions: `$share/…` is taken as a literal topic). Telemetry goes through a JetStream stream and one durable
+ * pull consumer all replicas share: each message goes to one replica, is acknowledged only after its commit, and one
+ * not acknowledged within `ackWaitMs` (its replica died) goes to another; the (device, seq) dedupe drops what was
+ * committed twice. Jobs requests and the devices' status messages go to a NATS queue group, one replica each; a jobs
+ * request lost with a replica is asked again by the device. Answers to devices go out over MQTT (ExternalBrokerLink),
+ * where they keep their QoS 1 and retain flags: NATS delivers what a NATS client publishes at QoS 0.
+ */
+export class NatsLink {
+  private nc: NatsConnection | undefined;
+  private subs: Subscription[] = [];
+  private messages: ConsumerMessages | undefined;
+  private pumping: Promise<void> | undefined;
+
+  constructor(private readonly o: NatsLinkOptions) {}
+
+  async start(): Promise<void> {
+    const o = this.o;
+    const telemetry = natsSubject(`${o.root}/devices/+/telemetry`);
+    const jobs = o.jobsRoot && o.onJobRequest ? jobRequestFilters(o.jobsRoot, '+').map(natsSubject) : [];
+    const status = ['health', 'presence', 'backlog', 'config/reported'].map((k) =>
+      natsSubject(`${o.root}/devices/+/${k}`),
+    );
+    let nc: NatsConnection;
+    try {
+      nc = await connect({
+        servers: o.servers,
+        name: o.name,
+        ...(o.user !== undefined && { user: o.user, pass: o.pass }),
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+      });
+    } catch (err) {
+      throw new FleetwaveError(
+        'E_BROKER_UNREACHABLE',
+        `cannot connect to NATS at ${o.servers.join(', ')}: ${(err as Error).message}; check --nats and that the servers run`,
+      );
+    }
+    this.nc = nc;
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect' || s.type === 'reconnect') o.log.warn({ status: s.type, server: s.server }, 'NATS');
+      }
+    })().catch(() => {});
+
+    const stream = o.stream ?? 'FLEETWAVE_TELEMETRY';
+    const jsm = await jetstreamManager(nc);
+    await this.ensureStream(jsm, stream, telemetry);
+    const consumer: Partial<ConsumerConfig> = {
+      durable_name: CONSUMER,
+      ack_policy: 'explicit' as ConsumerConfig['ack_policy'],
+      ack_wait: (o.ackWaitMs ?? 10_000) * 1_000_000,
+      max_ack_pending: 20_000,
+      filter_subject: telemetry,
+    };
+    try {
+      await jsm.consumers.info(stream, CONSUMER);
+      await jsm.consumers.update(stream, CONSUMER, {
+        ack_wait: consumer.ack_wait!,
+        max_ack_pending: consumer.max_ack_pending!,
+      });
+    } catch {
+      await jsm.consumers.add(stream, consumer);
+    }
+    const c = await jetstream(nc).consumers.get(stream, CONSUMER);
+    const messages = await c.consume({ max_messages: 1000 });
+    this.messages = messages;
+    this.pumping = (async () => {
+      for await (const m of messages) {
+        const device = mqttTopic(m.subject).split('/').at(-2)!;
+        o.ingest.submitTelemetry(device, Buffer.from(m.data), (err) => {
+          // not stored: ask for it again a second later (from this replica or another); else acknowledged
+          if (err?.transient) {
+            o.log.error({ err: err.message }, 'telemetry commit failed; JetStream delivers it again');
+            m.nak(1000);
+          } else m.ack();
+        });
+      }
+    })().catch((err) => o.log.error({ err: (err as Error).message }, 'NATS telemetry consumer ended'));
+
+    for (const subject of [...jobs, ...status]) {
+      const sub = nc.subscribe(subject, { queue: GROUP });
+      this.subs.push(sub);
+      void (async () => {
+        for await (const m of sub) this.route(mqttTopic(m.subject), Buffer.from(m.data));
+      })().catch((err) => o.log.error({ err: (err as Error).message, subject }, 'NATS subscription ended'));
+    }
+    await nc.flush();
+  }
+
+  /** The telemetry stream: replicated on three nodes of a cluster (one on a single server), work-queue retention. */
+  private async ensureStream(jsm: Awaited<ReturnType<typeof jetstreamManager>>, name: string, subject: string) {
+    const exists = await jsm.streams.info(name).then(
+      () => true,
+      () => false,
+    );
+    if (exists) return;
+    const base = {
+      name,
+      subjects: [subject],
+      retention: 'workqueue' as const,
+      storage: 'file' as const,
+      max_age: 7 * 24 * 3600 * 1e9,
+    };
+    try {
+      await jsm.streams.add({ ...base, num_replicas: 3 });
+    } catch (err) {
+      const msg = (err as Error).message;
+      if (!/non-clustered|replicas|insufficient resources/i.test(msg)) throw err;
+      this.o.log.warn({ err: msg }, `JetStream stream ${name} with one replica (not a cluster of three)`);
+      await jsm.streams.add({ ...base, num_replicas: 1 });
+    }
+  }
+
+  private route(topic: string, payload: Buffer): void {
+    const o = this.o;
+    if (o.jobsRoot && o.onJobRequest && topic.startsWith(`${o.jobsRoot}/`)) {
+      try {
+        const t = parseJobTopic(o.jobsRoot, topic);
+        if (t.family === 'jobs' && t.reply === 'request') o.onJobRequest(t.thing, topic, payload);
+      } catch {
+        // not a jobs request topic
+      }
+      return;
+    }
+    try {
+      const t = parseTopic(o.root, topic);
+      if (t.family === 'device') o.ingest.statusMessage(t.device, t.kind, payload);
+    } catch {
+      // not a device topic of ours
+    }
+  }
+
+  /** Stops taking messages; what this replica took and did not acknowledge goes to another after the ack wait. */
+  async stop(): Promise<void> {
+    const nc = this.nc;
+    this.nc = undefined;
+    if (!nc) return;
+    await this.messages?.close().catch(() => {});
+    for (const s of this.subs) s.unsubscribe();
+    this.subs = [];
+    await this.pumping;
+    await this.o.ingest.settled(); // the commits under way acknowledge before the connection goes
+    await nc.close().catch(() => {});
+  }
+}
