@@ -9,6 +9,7 @@ import { signManifest } from '@fleetwave/shared';
 import mqtt from 'mqtt';
 import { freePort, proc, startController, telemetryLoad } from './controller.mjs';
 import { benchDatabase, pgCpuSeconds } from './databases.mjs';
+import { startNatsCluster } from './nats.mjs';
 
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 1000);
 const SECONDS = Number(process.env.BENCH_CONTROLLER_SECONDS ?? 10);
@@ -28,7 +29,7 @@ async function mosquitto(dir) {
  * A replica in `<dir>/<id>`. The first replica on the database writes the admin token file; the others get a copy of
  * it (and of the release key) from `firstDir`.
  */
-async function replica(dir, id, url, brokerUrl, firstDir) {
+async function replica(dir, id, url, brokerArgs, firstDir) {
   const d = join(dir, id);
   mkdirSync(join(d, 'trusted-keys'), { recursive: true });
   if (firstDir && firstDir !== d) {
@@ -40,14 +41,11 @@ async function replica(dir, id, url, brokerUrl, firstDir) {
     }
   }
   const ctl = await startController(d, [
-    '--external-broker',
-    brokerUrl,
+    ...(typeof brokerArgs === 'string' ? ['--external-broker', brokerArgs, '--broker-connections', '2'] : brokerArgs),
     '--database',
     url,
     '--replica-id',
     id,
-    '--broker-connections',
-    '2',
   ]);
   return { ...ctl, id, admin: readFileSync(join(d, 'admin-token'), 'utf8').trim() };
 }
@@ -61,17 +59,25 @@ async function storedTotal(replicas) {
   return n;
 }
 
-async function ingest(n, dir, db, brokerUrl, brokerPid) {
+/**
+ * `broker`: `{ name, args(k): the k-th replica's broker flags, deviceUrl(i), pids }` — Mosquitto, or a NATS cluster
+ * with the devices spread over its nodes.
+ */
+async function ingest(n, dir, db, broker) {
   const replicas = [];
   // ids of this run's own (a broker session of an earlier run's replica keeps what was queued for it)
-  for (let k = 1; k <= n; k++) replicas.push(await replica(dir, `n${n}r${k}`, db.url, brokerUrl, db.firstDir));
+  for (let k = 1; k <= n; k++) replicas.push(await replica(dir, `n${n}r${k}`, db.url, broker.args(k - 1), db.firstDir));
   db.firstDir ??= join(dir, `n${n}r1`);
   const clients = [];
   for (let i = 0; i < DEVICES; i += 100) {
     clients.push(
       ...(await Promise.all(
         Array.from({ length: Math.min(100, DEVICES - i) }, (_, k) =>
-          mqtt.connectAsync(brokerUrl, { clientId: `gw-${n}-${i + k}`, reconnectPeriod: 0, keepalive: 120 }),
+          mqtt.connectAsync(broker.deviceUrl(i + k), {
+            clientId: `gw-${n}-${i + k}`,
+            reconnectPeriod: 0,
+            keepalive: 120,
+          }),
         ),
       )),
     );
@@ -80,7 +86,7 @@ async function ingest(n, dir, db, brokerUrl, brokerPid) {
   await sleep(2000);
   const s0 = await storedTotal(replicas);
   const c0 = replicas.map((r) => proc(r.child.pid).cpuS);
-  const b0 = proc(brokerPid).cpuS;
+  const b0 = broker.pids.map((p) => proc(p).cpuS);
   const d0 = await pgCpuSeconds(db.name);
   const self0 = process.cpuUsage();
   const w0 = performance.now();
@@ -88,7 +94,7 @@ async function ingest(n, dir, db, brokerUrl, brokerPid) {
   const s1 = await storedTotal(replicas);
   const wall = (performance.now() - w0) / 1000;
   const c1 = replicas.map((r) => proc(r.child.pid).cpuS);
-  const b1 = proc(brokerPid).cpuS;
+  const b1 = broker.pids.map((p) => proc(p).cpuS);
   const d1 = await pgCpuSeconds(db.name);
   const self = process.cpuUsage(self0);
   await load.stop();
@@ -99,7 +105,7 @@ async function ingest(n, dir, db, brokerUrl, brokerPid) {
   const rate = (s1 - s0) / wall;
   console.log(
     `${n} replica${n > 1 ? 's' : ''}: ${fmt(rate)} readings/s stored; CPU (% of one core): replicas ${c0.map((c, k) => pct(c, c1[k])).join(' + ')}, ` +
-      `Mosquitto ${pct(b0, b1)}, PostgreSQL ${pct(d0, d1)}, load generator ${(((self.user + self.system) / 1e6 / wall) * 100).toFixed(0)}%`,
+      `${broker.name} ${b0.map((b, k) => pct(b, b1[k])).join(' + ')}, PostgreSQL ${pct(d0, d1)}, load generator ${(((self.user + self.system) / 1e6 / wall) * 100).toFixed(0)}%`,
   );
   return rate;
 }
@@ -214,18 +220,42 @@ export async function benchReplicas() {
   const db = await benchDatabase();
   if (!db) return;
   const broker = await mosquitto(dir);
+  let nats;
   try {
+    const mosq = { name: 'Mosquitto', args: () => broker.url, deviceUrl: () => broker.url, pids: [broker.pid] };
     const rates = [];
     for (const n of [1, 2, 3]) {
       const d = join(dir, `ingest-${n}`);
       mkdirSync(d, { recursive: true });
-      rates.push(await ingest(n, d, db, broker.url, broker.pid));
+      rates.push(await ingest(n, d, db, mosq));
     }
     console.log(`  3 replicas / 1 replica: ${(rates[2] / rates[0]).toFixed(2)} (aim >= 1.8 where the cores allow it)`);
+    // the same through a 3-node NATS cluster (JetStream R3 telemetry stream, one durable consumer the replicas share)
+    nats = await startNatsCluster(join(dir, 'nats'));
+    const rotated = (urls, k) => urls.map((_, j) => urls[(k + j) % urls.length]).join(',');
+    const viaNats = {
+      name: 'NATS nodes',
+      args: (k) => ['--external-broker', rotated(nats.mqttUrls, k), '--nats', rotated(nats.natsUrls, k)],
+      deviceUrl: (i) => nats.mqttUrls[i % nats.mqttUrls.length],
+      pids: nats.pids,
+    };
+    console.log('  through a 3-node NATS cluster (MQTT on every node, devices spread over the three):');
+    const natsRates = [];
+    for (const n of [1, 2, 3]) {
+      const d = join(dir, `nats-ingest-${n}`);
+      mkdirSync(d, { recursive: true });
+      natsRates.push(await ingest(n, d, db, viaNats));
+    }
+    console.log(
+      `  NATS: 3 replicas / 1 replica: ${(natsRates[2] / natsRates[0]).toFixed(2)}; NATS / Mosquitto with 1 replica: ${(natsRates[0] / rates[0]).toFixed(2)}`,
+    );
+    nats.stop();
+    nats = undefined;
     const f = join(dir, 'failover');
     mkdirSync(f, { recursive: true });
     await failover(f, db, broker.url);
   } finally {
+    nats?.stop();
     broker.stop();
     await db.drop();
     rmSync(dir, { recursive: true, force: true });

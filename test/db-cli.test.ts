@@ -1,26 +1,21 @@
-import { spawn } from 'node:child_process';
 import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { havePostgres } from '@fleetwave/controller';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { api, CONTROLLER_CLI, cleanupAfterEach, freePort, spawnController, testDatabaseFor, tmp } from './helpers.js';
+import {
+  api,
+  cleanupAfterEach,
+  controllerCli as cli,
+  freePort,
+  spawnController,
+  testDatabaseFor,
+  tmp,
+} from './helpers.js';
 
 const cleanups = cleanupAfterEach();
 const postgres = await havePostgres();
-
-/** The CLI as a child process (not spawnSync: the test's own servers keep answering meanwhile). */
-function cli(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CONTROLLER_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.on('exit', (code) => resolve({ code, out, err }));
-  });
-}
 
 describe('fleetwave serve --database: what it says when the database is not usable', () => {
   it('refuses a URL it does not know, and a PostgreSQL that does not answer, with what to do and the exit code', async () => {

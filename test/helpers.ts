@@ -551,3 +551,15 @@ export function selfSignedCert(dir: string): { key: string; cert: string } {
   chmodSync(key, 0o644); // a broker started as root may read it as its own user
   return { key, cert };
 }
+
+/** The CLI as a child process (not spawnSync: the test's own servers keep answering meanwhile). */
+export function controllerCli(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CONTROLLER_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    p.on('exit', (code) => resolve({ code, out, err }));
+  });
+}

@@ -65,7 +65,7 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
         proc = spawn('nats-server', ['-c', conf, '-l', log], { stdio: 'ignore' });
         const deadline = Date.now() + 60_000;
         for (;;) {
-          const ok = await fetch(`http://127.0.0.1:${p.http}/healthz`).then(
+          const ok = await fetch(`http://127.0.0.1:${p.http}/healthz?js-server-only=true`).then(
             (r) => r.ok,
             () => false,
           );

@@ -8,6 +8,8 @@ import {
   api,
   type ControllerProcess,
   cleanupAfterEach,
+  controllerCli,
+  freePort,
   haveBinary,
   jobsDevice,
   spawnController,
@@ -331,5 +333,22 @@ describe.skipIf(!(ready && natsReady))(
         heal: () => victim.start(),
       });
     }, 300_000);
+
+    it('says what to do when --nats is given without its MQTT side, or names no NATS that answers', async () => {
+      const dir = tmp('nats-cli');
+      const base = ['serve', '--data-dir', dir, '--http-port', '0'];
+      const alone = await controllerCli(...base, '--nats', 'nats://127.0.0.1:4222');
+      expect(alone.code).toBe(78);
+      expect(alone.err).toMatch(/E_CONFIG_INVALID: --nats needs --external-broker/);
+      const bad = await controllerCli(...base, '--external-broker', 'mqtt://127.0.0.1:1', '--nats', 'http://x');
+      expect(bad.code).toBe(78);
+      expect(bad.err).toMatch(/--nats takes nats:\/\/host:port/);
+      const mosq = await startMosquitto(); // an MQTT side that answers, and no NATS behind the given port
+      cleanups.push(() => mosq.stop());
+      const nowhere = `nats://127.0.0.1:${await freePort()}`;
+      const gone = await controllerCli(...base, '--external-broker', mosq.url, '--nats', nowhere);
+      expect(gone.code).toBe(69);
+      expect(gone.err).toMatch(/E_BROKER_UNREACHABLE: cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+/);
+    }, 60_000);
   },
 );

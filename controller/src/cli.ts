@@ -293,6 +293,12 @@ async function main(argv: string[]): Promise<number> {
     return n;
   };
   if (cmd === 'serve') {
+    if (v.nats !== undefined && !v['external-broker']) {
+      throw new FleetwaveError(
+        'E_CONFIG_INVALID',
+        '--nats needs --external-broker with the MQTT listener(s) of the same NATS cluster (the controller sends over MQTT)',
+      );
+    }
     const database = v.database ?? process.env.FLEETWAVE_DATABASE_URL;
     const config = {
       ...defaultControllerConfig(dataDir),

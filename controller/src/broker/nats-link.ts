@@ -16,8 +16,6 @@ export interface NatsLinkOptions {
   onJobRequest?: (thing: string, topic: string, payload: Buffer) => void;
   /** This replica's name on the NATS connection (monitoring). */
   name: string;
-  /** The JetStream stream that keeps the devices' telemetry until a replica committed it (default FLEETWAVE_TELEMETRY). */
-  stream?: string;
   /** How long a replica has to commit a message before JetStream gives it to another (default 10 s). */
   ackWaitMs?: number;
 }
@@ -25,6 +23,13 @@ export interface NatsLinkOptions {
 /** Every replica's queue group and the one durable consumer they share. */
 const GROUP = 'fleetwave';
 const CONSUMER = 'fleetwave-ingest';
+/**
+ * The stream NATS's MQTT side stores every QoS 1 PUBLISH in before it sends the PUBACK (interest retention, replicated
+ * like the account's MQTT streams; measured on 2.9.10: without a JetStream quorum a device gets no PUBACK and its
+ * connection is closed). Its subjects are `$MQTT.msgs.<the topic as a NATS subject>`.
+ */
+const MQTT_MSGS = '$MQTT_msgs';
+const MQTT_MSGS_PREFIX = '$MQTT.msgs.';
 
 /** An MQTT topic filter as the NATS subject NATS's MQTT layer maps it to (`a/+/b/#` → `a.*.b.>`). */
 export function natsSubject(mqttFilter: string): string {
@@ -44,10 +49,12 @@ const mqttTopic = (subject: string) => subject.replaceAll('.', '/');
 
 /**
  * The controller's intake from a NATS cluster whose nodes speak MQTT to the devices (NATS has no MQTT shared
- * subscriptions: `$share/…` is taken as a literal topic). Telemetry goes through a JetStream stream and one durable
- * pull consumer all replicas share: each message goes to one replica, is acknowledged only after its commit, and one
- * not acknowledged within `ackWaitMs` (its replica died) goes to another; the (device, seq) dedupe drops what was
- * committed twice. Jobs requests and the devices' status messages go to a NATS queue group, one replica each; a jobs
+ * subscriptions: `$share/…` is taken as a literal topic). Telemetry is read from the stream NATS's MQTT side keeps
+ * QoS 1 messages in, through one durable pull consumer all replicas share (it is also what keeps the messages there:
+ * interest retention): each message goes to one replica, is acknowledged only after its commit, and one not
+ * acknowledged within `ackWaitMs` (its replica died) goes to another; the (device, seq) dedupe drops what was
+ * committed twice. A stream of our own capturing the subject would not do: NATS feeds it after the PUBACK, and drops
+ * what arrives while that stream elects a leader. Jobs requests and the devices' status messages go to a NATS queue group, one replica each; a jobs
  * request lost with a replica is asked again by the device. Answers to devices go out over MQTT (ExternalBrokerLink),
  * where they keep their QoS 1 and retain flags: NATS delivers what a NATS client publishes at QoS 0.
  */
@@ -88,31 +95,43 @@ export class NatsLink {
       }
     })().catch(() => {});
 
-    const stream = o.stream ?? 'FLEETWAVE_TELEMETRY';
     const jsm = await jetstreamManager(nc);
-    await this.ensureStream(jsm, stream, telemetry);
     const consumer: Partial<ConsumerConfig> = {
       durable_name: CONSUMER,
       ack_policy: 'explicit' as ConsumerConfig['ack_policy'],
       ack_wait: (o.ackWaitMs ?? 10_000) * 1_000_000,
       max_ack_pending: 20_000,
-      filter_subject: telemetry,
+      filter_subject: `${MQTT_MSGS_PREFIX}${telemetry}`,
     };
-    try {
-      await jsm.consumers.info(stream, CONSUMER);
-      await jsm.consumers.update(stream, CONSUMER, {
-        ack_wait: consumer.ack_wait!,
-        max_ack_pending: consumer.max_ack_pending!,
-      });
-    } catch {
-      await jsm.consumers.add(stream, consumer);
+    // the stream exists once an MQTT client connected to the account (the link that answers did, just before)
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await jsm.consumers.info(MQTT_MSGS, CONSUMER).then(
+          () =>
+            jsm.consumers.update(MQTT_MSGS, CONSUMER, {
+              ack_wait: consumer.ack_wait!,
+              max_ack_pending: consumer.max_ack_pending!,
+            }),
+          () => jsm.consumers.add(MQTT_MSGS, consumer),
+        );
+        break;
+      } catch (err) {
+        if (attempt >= 20) {
+          throw new FleetwaveError(
+            'E_BROKER_UNREACHABLE',
+            `cannot set up the telemetry consumer on NATS's ${MQTT_MSGS} stream: ${(err as Error).message}; ` +
+              'is MQTT enabled on these NATS servers, with JetStream for the account?',
+          );
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
     }
-    const c = await jetstream(nc).consumers.get(stream, CONSUMER);
+    const c = await jetstream(nc).consumers.get(MQTT_MSGS, CONSUMER);
     const messages = await c.consume({ max_messages: 1000 });
     this.messages = messages;
     this.pumping = (async () => {
       for await (const m of messages) {
-        const device = mqttTopic(m.subject).split('/').at(-2)!;
+        const device = m.subject.split('.').at(-2)!;
         o.ingest.submitTelemetry(device, Buffer.from(m.data), (err) => {
           // not stored: ask for it again a second later (from this replica or another); else acknowledged
           if (err?.transient) {
@@ -131,30 +150,6 @@ export class NatsLink {
       })().catch((err) => o.log.error({ err: (err as Error).message, subject }, 'NATS subscription ended'));
     }
     await nc.flush();
-  }
-
-  /** The telemetry stream: replicated on three nodes of a cluster (one on a single server), work-queue retention. */
-  private async ensureStream(jsm: Awaited<ReturnType<typeof jetstreamManager>>, name: string, subject: string) {
-    const exists = await jsm.streams.info(name).then(
-      () => true,
-      () => false,
-    );
-    if (exists) return;
-    const base = {
-      name,
-      subjects: [subject],
-      retention: 'workqueue' as const,
-      storage: 'file' as const,
-      max_age: 7 * 24 * 3600 * 1e9,
-    };
-    try {
-      await jsm.streams.add({ ...base, num_replicas: 3 });
-    } catch (err) {
-      const msg = (err as Error).message;
-      if (!/non-clustered|replicas|insufficient resources/i.test(msg)) throw err;
-      this.o.log.warn({ err: msg }, `JetStream stream ${name} with one replica (not a cluster of three)`);
-      await jsm.streams.add({ ...base, num_replicas: 1 });
-    }
   }
 
   private route(topic: string, payload: Buffer): void {
