@@ -60,7 +60,7 @@ async function storedTotal(replicas) {
 }
 
 /**
- * `broker`: `{ name, args(k): the k-th replica's broker flags, deviceUrl(i), pids }` — Mosquitto, or a NATS cluster
+ * `broker`: `{ name, prefix (of the device ids), args(k): the k-th replica's broker flags, deviceUrl(i), pids }` — Mosquitto, or a NATS cluster
  * with the devices spread over its nodes.
  */
 async function ingest(n, dir, db, broker) {
@@ -74,7 +74,7 @@ async function ingest(n, dir, db, broker) {
       ...(await Promise.all(
         Array.from({ length: Math.min(100, DEVICES - i) }, (_, k) =>
           mqtt.connectAsync(broker.deviceUrl(i + k), {
-            clientId: `gw-${n}-${i + k}`,
+            clientId: `${broker.prefix}-${n}-${i + k}`,
             reconnectPeriod: 0,
             keepalive: 120,
           }),
@@ -82,7 +82,8 @@ async function ingest(n, dir, db, broker) {
       )),
     );
   }
-  const load = telemetryLoad(clients, (i) => `gw-${n}-${i}`);
+  // devices of this broker's runs only: the same ids would send readings the database holds already (deduplicated)
+  const load = telemetryLoad(clients, (i) => `${broker.prefix}-${n}-${i}`);
   await sleep(2000);
   const s0 = await storedTotal(replicas);
   const c0 = replicas.map((r) => proc(r.child.pid).cpuS);
@@ -222,7 +223,13 @@ export async function benchReplicas() {
   const broker = await mosquitto(dir);
   let nats;
   try {
-    const mosq = { name: 'Mosquitto', args: () => broker.url, deviceUrl: () => broker.url, pids: [broker.pid] };
+    const mosq = {
+      name: 'Mosquitto',
+      prefix: 'gw',
+      args: () => broker.url,
+      deviceUrl: () => broker.url,
+      pids: [broker.pid],
+    };
     const rates = [];
     for (const n of [1, 2, 3]) {
       const d = join(dir, `ingest-${n}`);
@@ -235,6 +242,7 @@ export async function benchReplicas() {
     const rotated = (urls, k) => urls.map((_, j) => urls[(k + j) % urls.length]).join(',');
     const viaNats = {
       name: 'NATS nodes',
+      prefix: 'nats-gw',
       args: (k) => ['--external-broker', rotated(nats.mqttUrls, k), '--nats', rotated(nats.natsUrls, k)],
       deviceUrl: (i) => nats.mqttUrls[i % nats.mqttUrls.length],
       pids: nats.pids,

@@ -45,7 +45,6 @@ export function adminRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard): 
     const id = String((req.params as { id: string }).id);
     if (!(await store.getApiToken(id))) throw new FleetwaveError('E_NOT_FOUND', `no token ${id}`);
     await store.revokeApiToken(id, now());
-    auth.forget(`token:${id}`);
     await auth.audit(req.caller!.actor, 'token.revoke', id, 'ok');
     return { revoked: id };
   });

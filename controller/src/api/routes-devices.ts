@@ -8,7 +8,7 @@ import {
   parseWith,
 } from '@fleetwave/shared';
 import type { FastifyInstance } from 'fastify';
-import { hashSecret, newId, newSecret, verifySecret } from '../auth/secrets.js';
+import { hashSecret, newId, newSecret } from '../auth/secrets.js';
 import { healthMetrics } from '../predict/health-store.js';
 import type { DeviceRecord } from '../store/fleet-store.js';
 import { agentConfigSnippet, agentSetup } from './agent-setup.js';
@@ -142,7 +142,6 @@ export function deviceRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard):
     const id = deviceIdParam(req.params);
     if (!(await store.getDevice(id))) throw new FleetwaveError('E_DEVICE_UNKNOWN', `no device ${id}`);
     const changed = await store.revokeDevice(id, now());
-    auth.forget(`device:${id}`);
     deps.kick(id);
     await auth.audit(req.caller!.actor, 'device.revoke', id, 'ok', changed ? '' : 'already revoked');
     return { device: publicDevice((await store.getDevice(id))!) };
@@ -170,7 +169,8 @@ export function deviceRoutes(app: FastifyInstance, deps: ApiDeps, guard: Guard):
     const body = parseWith(EnrolRequest, req.body, 'enrolment');
     const m = /^fwe_([0-9a-f]{12})_(.+)$/.exec(body.token);
     const t = m ? await store.getEnrolmentToken(m[1]!) : undefined;
-    const valid = t && (t.expiresAt === null || t.expiresAt > now()) && (await verifySecret(m![2]!, t.hash));
+    const valid =
+      t && (t.expiresAt === null || t.expiresAt > now()) && (await auth.verify('enrolment', t.id, m![2]!, t.hash));
     if (!t || !valid) {
       await auth.audit(`enrol:${body.id}`, 'device.enrol', body.id, 'denied', 'invalid or expired enrolment token');
       throw new FleetwaveError('E_AUTH', 'the enrolment token is invalid or expired');

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Principal } from '../broker/acl.js';
-import type { ApiTokenRecord, FleetStore, Role } from '../store/fleet-store.js';
-import { hashSecret, mosquittoHash, newId, newSecret, VerifiedCache, verifySecret } from './secrets.js';
+import type { ApiTokenRecord, FleetStore, Role, SecretKind } from '../store/fleet-store.js';
+import { hashSecret, mosquittoHash, needsRehash, newId, newSecret, verifySecret } from './secrets.js';
 
 /** Writes an audit entry (Authenticator.audit: a failed write is logged, never thrown). */
 export type AuditFn = (
@@ -26,7 +26,7 @@ export function roleAllows(have: Role, need: Role): boolean {
   return ROLE_RANK[have] >= ROLE_RANK[need];
 }
 
-/** `fwt_<id>_<secret>`: the id finds the record, the secret is checked against its slow hash. */
+/** `fwt_<id>_<secret>`: the id finds the record, the secret is checked against its hash. */
 export function parseApiToken(token: string): { id: string; secret: string } | null {
   const m = /^fwt_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$/.exec(token);
   return m ? { id: m[1]!, secret: m[2]! } : null;
@@ -45,11 +45,9 @@ export function withoutSdkMetrics(username: string | undefined): string | undefi
 
 /**
  * Credentials: device tokens (MQTT), backend and operator API tokens (MQTT for backends, HTTP for all). Secrets are
- * stored only as slow hashes; every refusal is written to the audit log.
+ * stored only as hashes (SHA-256: they are 256 random bits, see hashSecret); every refusal is written to the audit log.
  */
 export class Authenticator {
-  private readonly cache = new VerifiedCache();
-
   constructor(
     private readonly store: FleetStore,
     private readonly now: () => number,
@@ -77,10 +75,19 @@ export class Authenticator {
     void this.audit(actor, action, target, 'denied');
   }
 
-  private async verifyCached(subject: string, secret: string, hash: string): Promise<boolean> {
-    if (this.cache.has(subject, secret, this.now())) return true;
-    if (!(await verifySecret(secret, hash))) return false;
-    this.cache.add(subject, secret, this.now());
+  /**
+   * Checks a secret against its stored hash; a hash of an older kind (scrypt) that verified is replaced by a SHA-256
+   * one, so each secret costs the slow check once.
+   */
+  async verify(kind: SecretKind, id: string, secret: string, stored: string): Promise<boolean> {
+    if (!(await verifySecret(secret, stored))) return false;
+    if (needsRehash(stored)) {
+      await this.store.rehashSecret(kind, id, stored, hashSecret(secret)).then(
+        (done) => done && this.log.info({ kind, id }, 'secret hash migrated from scrypt to SHA-256'),
+        (err) =>
+          this.log.warn({ err: (err as Error).message, kind, id }, 'secret hash not migrated; checked again next time'),
+      );
+    }
     return true;
   }
 
@@ -103,9 +110,11 @@ export class Authenticator {
     if (!device) return refuse('unknown device');
     if (device.revokedAt !== null) return refuse('device revoked');
     if (clientId !== device.id) return refuse('client id must be the device id');
-    if (!(await this.verifyCached(`device:${device.id}`, password, device.tokenHash))) return refuse('wrong token');
-    // revoked while the hash was being checked?
-    if ((await this.store.getDevice(device.id))?.revokedAt !== null) return refuse('device revoked');
+    if (!(await this.verify('device', device.id, password, device.tokenHash))) return refuse('wrong token');
+    // revoked while an older (scrypt) hash was being checked?
+    if (needsRehash(device.tokenHash) && (await this.store.getDevice(device.id))?.revokedAt !== null) {
+      return refuse('device revoked');
+    }
     return { kind: 'device', id: device.id };
   }
 
@@ -115,8 +124,8 @@ export class Authenticator {
     if (!parsed) return null;
     const record = await this.store.getApiToken(parsed.id);
     if (!record || record.revokedAt !== null) return null;
-    if (!(await this.verifyCached(`token:${record.id}`, parsed.secret, record.hash))) return null;
-    if ((await this.store.getApiToken(record.id))?.revokedAt !== null) return null;
+    if (!(await this.verify('api', record.id, parsed.secret, record.hash))) return null;
+    if (needsRehash(record.hash) && (await this.store.getApiToken(record.id))?.revokedAt !== null) return null;
     return { actor: record.name, role: record.role };
   }
 
@@ -132,9 +141,5 @@ export class Authenticator {
     const record: ApiTokenRecord = { id, name, role, hash: hashSecret(secret), createdAt: this.now(), revokedAt: null };
     await this.store.addApiToken(record);
     return { token: `fwt_${id}_${secret}`, record };
-  }
-
-  forget(subject: string): void {
-    this.cache.forget(subject);
   }
 }

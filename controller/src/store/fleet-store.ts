@@ -19,7 +19,7 @@ export interface DeviceRecord {
   configStatus: 'applied' | 'rejected' | null;
   configReason: string | null;
   revokedAt: number | null;
-  /** scrypt hash of the device token (the token itself is never stored). */
+  /** Hash of the device token (`sha256$…`, or an older `scrypt$…` until its first use; never the token). */
   tokenHash: string;
   /** The same token as a Mosquitto PBKDF2-SHA512 hash, for a generated password file. */
   mosquittoHash: string;
@@ -28,6 +28,16 @@ export interface DeviceRecord {
 }
 
 export type NewDevice = Pick<DeviceRecord, 'id' | 'tags' | 'hardware' | 'createdAt' | 'tokenHash' | 'mosquittoHash'>;
+/** The three kinds of secret the controller issues, by the table that keeps their hashes. */
+export type SecretKind = 'device' | 'api' | 'enrolment';
+
+/** Table and column of each kind's hash (the same in SQLite and PostgreSQL). */
+export const SECRET_COLUMNS: Record<SecretKind, { table: string; column: string }> = {
+  device: { table: 'devices', column: 'token_hash' },
+  api: { table: 'api_tokens', column: 'hash' },
+  enrolment: { table: 'enrolment_tokens', column: 'hash' },
+};
+
 export type DevicePatch = Partial<
   Pick<
     DeviceRecord,
@@ -136,6 +146,11 @@ export interface FleetStore {
   getApiToken(id: string): Promise<ApiTokenRecord | undefined>;
   listApiTokens(): Promise<ApiTokenRecord[]>;
   revokeApiToken(id: string, at: number): Promise<boolean>;
+  /**
+   * Replaces a stored secret hash with another of the same secret (an older kind migrated on first use), only if it
+   * is still `from`: false when a rotation or revocation changed it meanwhile.
+   */
+  rehashSecret(kind: SecretKind, id: string, from: string, to: string): Promise<boolean>;
   addEnrolmentToken(t: EnrolmentTokenRecord): Promise<void>;
   getEnrolmentToken(id: string): Promise<EnrolmentTokenRecord | undefined>;
   /** Uses one enrolment; false when none is left. */

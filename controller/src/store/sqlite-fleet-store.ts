@@ -12,10 +12,12 @@ import type {
   FleetStore,
   NewDevice,
   NewTelemetry,
+  SecretKind,
   StoredLayer,
   TelemetryQuery,
   TelemetryRow,
 } from './fleet-store.js';
+import { SECRET_COLUMNS } from './fleet-store.js';
 
 /**
  * The fleet port on the controller's SQLite database, synchronously (better-sqlite3); `SqliteDatabase` serves it as the
@@ -148,6 +150,13 @@ export class SqliteFleet implements Sync<FleetStore> {
     return (
       this.db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes >
       0
+    );
+  }
+
+  rehashSecret(kind: SecretKind, id: string, from: string, to: string): boolean {
+    const { table, column } = SECRET_COLUMNS[kind];
+    return (
+      this.db.prepare(`UPDATE ${table} SET ${column} = ? WHERE id = ? AND ${column} = ?`).run(to, id, from).changes > 0
     );
   }
 

@@ -9,8 +9,10 @@ import type {
   EnrolmentTokenRecord,
   FleetStore,
   NewDevice,
+  SecretKind,
   StoredLayer,
 } from '../fleet-store.js';
+import { SECRET_COLUMNS } from '../fleet-store.js';
 import type { Query } from './query.js';
 
 /** The fleet port on PostgreSQL. */
@@ -80,6 +82,12 @@ export class PgFleet implements FleetStore {
 
   async revokeApiToken(id: string, at: number): Promise<boolean> {
     const r = await this.q('UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [at, id]);
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  async rehashSecret(kind: SecretKind, id: string, from: string, to: string): Promise<boolean> {
+    const { table, column } = SECRET_COLUMNS[kind];
+    const r = await this.q(`UPDATE ${table} SET ${column} = $1 WHERE id = $2 AND ${column} = $3`, [to, id, from]);
     return (r.rowCount ?? 0) > 0;
   }
 
