@@ -44,7 +44,10 @@ function listen(server: Server | HttpServer, port: number, host: string, flag: s
           : err,
       ),
     );
-    server.listen(port, host, () => resolve((server.address() as { port: number }).port));
+    // a fleet reconnecting at once after a restart sends thousands of SYNs within a second: with Node's default
+    // backlog (511) the kernel drops the rest and each waits for its SYN to be sent again (1 s, 3 s, 7 s…); the kernel
+    // caps this at net.core.somaxconn (4096 on current kernels)
+    server.listen({ port, host, backlog: 4096 }, () => resolve((server.address() as { port: number }).port));
   });
 }
 

@@ -100,7 +100,7 @@ export class NatsLink {
       durable_name: CONSUMER,
       ack_policy: 'explicit' as ConsumerConfig['ack_policy'],
       ack_wait: (o.ackWaitMs ?? 10_000) * 1_000_000,
-      max_ack_pending: 20_000,
+      max_ack_pending: 2_000,
       filter_subject: `${MQTT_MSGS_PREFIX}${telemetry}`,
     };
     // the stream exists once an MQTT client connected to the account (the link that answers did, just before)
@@ -127,7 +127,7 @@ export class NatsLink {
       }
     }
     const c = await jetstream(nc).consumers.get(MQTT_MSGS, CONSUMER);
-    const messages = await c.consume({ max_messages: 1000 });
+    const messages = await c.consume({ max_messages: 500 });
     this.messages = messages;
     this.pumping = (async () => {
       for await (const m of messages) {

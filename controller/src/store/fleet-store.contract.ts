@@ -29,6 +29,9 @@ export function fleetStoreContract(name: string, make: () => Promise<DatabaseFix
         await s.addDevice(dev('gw-2'));
         await s.addDevice(dev('gw-1'));
         await expect(s.addDevice(dev('gw-1'))).rejects.toMatchObject({ code: 'E_DEVICE_EXISTS' });
+        expect(await s.rehashSecret('device', 'gw-2', 'scrypt$x', 'sha256$d')).toBe(true);
+        expect(await s.rehashSecret('device', 'gw-2', 'scrypt$x', 'sha256$z')).toBe(false); // changed meanwhile
+        expect((await s.getDevice('gw-2'))!.tokenHash).toBe('sha256$d');
         expect((await s.listDevices()).map((d) => d.id)).toEqual(['gw-1', 'gw-2']);
         await s.updateDevice('gw-1', {
           presence: 'online',
@@ -173,6 +176,10 @@ export function fleetStoreContract(name: string, make: () => Promise<DatabaseFix
           createdAt: 1,
           revokedAt: null,
         });
+        // an older hash replaced only while it is still the stored one (compare-and-set)
+        expect(await s.rehashSecret('api', 't1', 'h', 'sha256$x')).toBe(true);
+        expect(await s.rehashSecret('api', 't1', 'h', 'sha256$y')).toBe(false);
+        expect((await s.getApiToken('t1'))!.hash).toBe('sha256$x');
         expect(await s.revokeApiToken('t1', 2)).toBe(true);
         expect(await s.revokeApiToken('t1', 3)).toBe(false);
         expect((await s.listApiTokens())[0]!.revokedAt).toBe(2);
@@ -186,9 +193,11 @@ export function fleetStoreContract(name: string, make: () => Promise<DatabaseFix
         });
         expect(await s.useEnrolmentToken('e1')).toBe(true);
         expect(await s.useEnrolmentToken('e1')).toBe(false);
+        expect(await s.rehashSecret('enrolment', 'e1', 'h', 'sha256$e')).toBe(true);
+        expect(await s.rehashSecret('device', 'gw-none', 'h', 'sha256$e')).toBe(false);
         expect(await s.getEnrolmentToken('e1')).toEqual({
           id: 'e1',
-          hash: 'h',
+          hash: 'sha256$e',
           usesLeft: 0,
           tags: { a: 'b' },
           createdAt: 1,
