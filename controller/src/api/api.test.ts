@@ -60,7 +60,7 @@ describe('API (fastify inject)', () => {
     expect(body.token).toMatch(/^[A-Za-z0-9_-]{40,}$/);
     expect(body.agentConfig).toContain('username: gw-1');
     expect(JSON.stringify(body.device)).not.toMatch(/Hash/);
-    expect((await store.getDevice('gw-1'))!.tokenHash).toMatch(/^scrypt\$/);
+    expect((await store.getDevice('gw-1'))!.tokenHash).toMatch(/^sha256\$/);
     expect(
       (
         await app.inject({
