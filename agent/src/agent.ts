@@ -267,6 +267,7 @@ export function createAgent(deps: AgentDeps) {
         inflightWindow: config.uplink.inflightWindow,
         backoffMinMs: config.uplink.backoffMinMs,
         backoffMaxMs: config.uplink.backoffMaxMs,
+        reconnectSpreadMs: config.uplink.reconnectSpread,
         outbox,
         log: log.child({ part: 'uplink' }),
         now,

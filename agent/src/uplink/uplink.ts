@@ -3,7 +3,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { OutboxBatch } from '../outbox/batches.js';
 import type { Outbox } from '../outbox/outbox.js';
-import { backoffDelay } from './backoff.js';
+import { reconnectDelay } from './backoff.js';
 
 export interface UplinkOptions {
   url: string;
@@ -15,6 +15,8 @@ export interface UplinkOptions {
   inflightWindow: number;
   backoffMinMs: number;
   backoffMaxMs: number;
+  /** After losing a working connection, the first attempt waits a random delay within this (0: none). */
+  reconnectSpreadMs?: number;
   outbox: Outbox;
   log: Logger;
   now: () => number;
@@ -131,12 +133,7 @@ export class Uplink {
       client.end(true);
       if (this.stopping) return;
       if (wasConnected) this.reconnects++;
-      const delay = backoffDelay(
-        this.attempt++,
-        this.o.backoffMinMs,
-        this.o.backoffMaxMs,
-        this.o.random ?? Math.random,
-      );
+      const delay = reconnectDelay(wasConnected, wasConnected ? 0 : this.attempt++, this.o, this.o.random ?? Math.random);
       this.o.log.info({ delayMs: delay, attempt: this.attempt }, 'uplink disconnected, reconnecting');
       this.retryTimer = setTimeout(() => this.connect(), delay);
     });

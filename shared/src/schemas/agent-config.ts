@@ -138,6 +138,11 @@ export const AgentConfig = z.strictObject({
       inflightWindow: z.number().int().min(1).max(64).default(8),
       backoffMinMs: z.number().int().min(10).max(60_000).default(500),
       backoffMaxMs: z.number().int().min(100).max(3_600_000).default(30_000),
+      /**
+       * After losing a connection that worked, the first attempt waits a random delay within this, so a fleet that lost
+       * its broker in one instant comes back spread over it (0s: at once, then the backoff).
+       */
+      reconnectSpread: Duration.prefault('3s'),
       keepaliveS: z.number().int().min(5).max(3600).default(30),
       backlogInterval: Duration.prefault('30s'),
     })
@@ -151,6 +156,7 @@ export const AgentConfig = z.strictObject({
       inflightWindow: 8,
       backoffMinMs: 500,
       backoffMaxMs: 30_000,
+      reconnectSpread: 3000,
       keepaliveS: 30,
       backlogInterval: 30_000,
     }),
