@@ -54,6 +54,7 @@ async function storm(label, dir, n, hashOf) {
           username: `gw-${j}`,
           password: tokens[j],
           reconnectPeriod: 1000,
+          reconnectOnConnackError: true, // CONNACK 3 (over the broker's connect rate): try again, as an agent does
           connectTimeout: 30_000,
           keepalive: 300,
         });

@@ -87,6 +87,8 @@ serve options:
   --tls-cert <file> --tls-key <file>   PEM certificate chain and key for MQTT over TLS
   --max-packet-bytes <n>  largest MQTT packet a client of the embedded broker may send (default 2097152); a larger
                           one closes its connection before it is buffered
+  --connect-rate <n>      CONNECTs the embedded broker takes per second (default 5000); beyond, CONNACK 3 (server
+                          unavailable) at once and the device tries again: a reconnecting fleet is let in at that rate
   --external-broker <url> use this broker instead of the embedded one (e.g. mqtt://127.0.0.1:1883)
   --broker-username <u> --broker-password <p>   credentials for the external broker
   --nats <url>[,<url>…]   the external broker is a NATS cluster (--external-broker: its MQTT listeners): device
@@ -223,6 +225,7 @@ async function main(argv: string[]): Promise<number> {
       'broker-connections': { type: 'string' },
       nats: { type: 'string' },
       'max-packet-bytes': { type: 'string' },
+      'connect-rate': { type: 'string' },
       'public-mqtt-url': { type: 'string' },
       retention: { type: 'string' },
       'log-level': { type: 'string' },
@@ -318,6 +321,9 @@ async function main(argv: string[]): Promise<number> {
       }),
       ...(v['max-packet-bytes'] !== undefined && {
         maxPacketBytes: count(v['max-packet-bytes'], '--max-packet-bytes', 1024, 268_435_455),
+      }),
+      ...(v['connect-rate'] !== undefined && {
+        maxConnectsPerSecond: count(v['connect-rate'], '--connect-rate', 1, 1_000_000),
       }),
       ...(v['external-broker'] && {
         external: {

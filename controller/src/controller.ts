@@ -51,6 +51,8 @@ export interface ControllerConfig {
   tls?: { port: number; keyFile: string; certFile: string };
   /** Largest MQTT packet a client of the embedded broker may send (default 2 MiB). */
   maxPacketBytes?: number;
+  /** CONNECTs the embedded broker takes per second (default 5,000; beyond: CONNACK 3, server unavailable). */
+  maxConnectsPerSecond?: number;
   /** Connect to this broker instead of running one. */
   external?: {
     url: string;
@@ -359,6 +361,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
         ingest: i,
         log: log.child({ part: 'broker' }),
         ...(config.maxPacketBytes !== undefined && { maxPacketBytes: config.maxPacketBytes }),
+        ...(config.maxConnectsPerSecond !== undefined && { maxConnectsPerSecond: config.maxConnectsPerSecond }),
         onJobRequest: (device, topic, payload) => j.enqueue(device, topic, payload),
       });
       Object.assign(addresses, await broker.start());

@@ -25,6 +25,11 @@ export interface EmbeddedBrokerOptions extends TopicRoots {
   onJobRequest?: (device: string, topic: string, payload: Buffer) => void;
   /** Largest MQTT packet a client may send (Remaining Length); larger closes its connection (default 2 MiB). */
   maxPacketBytes?: number;
+  /**
+   * CONNECTs taken per second (default 5,000); beyond, CONNACK 3 (server unavailable) at once and the client tries
+   * again later, instead of every client's token check and session set-up piling up at once.
+   */
+  maxConnectsPerSecond?: number;
 }
 
 /** Telemetry batches are at most 1 MiB (uplink.batchMaxBytes): 2 MiB leaves room and bounds what one client holds. */
@@ -61,8 +66,30 @@ export class EmbeddedBroker {
   private servers: (Server | HttpServer)[] = [];
   private wss: WebSocketServer | undefined;
   addresses: { mqtt: number; ws?: number; mqtts?: number } = { mqtt: 0 };
+  /** CONNECTs refused as over the rate since start. */
+  refusedConnects = 0;
+  private window = { start: 0, count: 0, refused: 0 };
 
   constructor(private readonly o: EmbeddedBrokerOptions) {}
+
+  /** Whether this second's CONNECT budget has room; a refusal is counted and logged once per second. */
+  private admit(): boolean {
+    const now = Date.now();
+    const w = this.window;
+    if (now - w.start >= 1000) {
+      if (w.refused > 0) {
+        this.o.log.warn(
+          { refused: w.refused, perSecond: this.o.maxConnectsPerSecond ?? 5000 },
+          'CONNECTs over the rate refused with CONNACK 3 (server unavailable); they come again',
+        );
+      }
+      this.window = { start: now, count: 0, refused: 0 };
+    }
+    if (++this.window.count <= (this.o.maxConnectsPerSecond ?? 5000)) return true;
+    this.window.refused++;
+    this.refusedConnects++;
+    return false;
+  }
 
   async start(): Promise<{ mqtt: number; ws?: number; mqtts?: number }> {
     const o = this.o;
@@ -72,6 +99,9 @@ export class EmbeddedBroker {
       // message), overflows the stack (mcollina/mqemitter#204). A concurrency above any burst keeps the queue empty.
       concurrency: 1_000_000,
       authenticate: (client: WithPrincipal, username, password, done) => {
+        if (!this.admit()) {
+          return done(Object.assign(new Error('server busy: try again'), { returnCode: 3 as const }), false);
+        }
         o.auth.mqtt(client.id, username, password?.toString('utf8')).then(
           (principal) => {
             if (!principal) return done(Object.assign(new Error('not authorized'), { returnCode: 5 as const }), false);
