@@ -62,6 +62,8 @@ export const errorCatalogue = {
   E_ROLLOUT_BACKEND: { transient: false, summary: 'the jobs backend cannot run this plan' },
   E_DATABASE_URL: { transient: false, summary: 'the database URL is not one the controller can use' },
   E_DATABASE_UNREACHABLE: { transient: true, summary: 'the database does not answer' },
+  E_CA_MISSING: { transient: false, summary: 'no fleet CA in the data dir: run fleetwave ca init (or ca import)' },
+  E_CERT_INVALID: { transient: false, summary: 'a certificate, key or CSR was refused' },
   E_BROKER_UNREACHABLE: { transient: true, summary: 'the external broker (NATS) does not answer' },
   E_DATABASE_SCHEMA: { transient: false, summary: 'the database is on a schema this controller cannot use' },
   E_DATABASE_CORRUPT: { transient: false, summary: 'a stored document does not match its schema' },

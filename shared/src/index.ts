@@ -12,3 +12,4 @@ export * from './windows.js';
 export * from './wire/batch.js';
 export * from './wire/chunk.js';
 export * from './yaml.js';
+export * from './csr.js';
