@@ -1,4 +1,5 @@
 export * from './canonical-json.js';
+export * from './csr.js';
 export * from './decode.js';
 export * from './errors.js';
 export * from './fatal.js';
@@ -12,4 +13,3 @@ export * from './windows.js';
 export * from './wire/batch.js';
 export * from './wire/chunk.js';
 export * from './yaml.js';
-export * from './csr.js';

@@ -10,7 +10,10 @@ describe('reconnect delays', () => {
     expect(reconnectDelay(true, 0, o, () => 0.999)).toBe(2997);
     // 1,000 agents losing the broker at once: spread over the window, not within the backoff's first half second
     let seed = 1;
-    const random = () => ((seed = (seed * 16807) % 2147483647) - 1) / 2147483646;
+    const random = () => {
+      seed = (seed * 16807) % 2147483647;
+      return (seed - 1) / 2147483646;
+    };
     const delays = Array.from({ length: 1000 }, () => reconnectDelay(true, 0, o, random));
     const perSecond = [0, 1, 2].map((s) => delays.filter((d) => d >= s * 1000 && d < (s + 1) * 1000).length);
     for (const n of perSecond) expect(n).toBeGreaterThan(250);

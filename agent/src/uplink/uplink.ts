@@ -133,7 +133,12 @@ export class Uplink {
       client.end(true);
       if (this.stopping) return;
       if (wasConnected) this.reconnects++;
-      const delay = reconnectDelay(wasConnected, wasConnected ? 0 : this.attempt++, this.o, this.o.random ?? Math.random);
+      const delay = reconnectDelay(
+        wasConnected,
+        wasConnected ? 0 : this.attempt++,
+        this.o,
+        this.o.random ?? Math.random,
+      );
       this.o.log.info({ delayMs: delay, attempt: this.attempt }, 'uplink disconnected, reconnecting');
       this.retryTimer = setTimeout(() => this.connect(), delay);
     });
