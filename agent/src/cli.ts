@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-import { existsSync, readFileSync } from 'node:fs';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { exitOnUncaught, FleetwaveError, trustedKeyFromPem } from '@fleetwave/shared';
+import { certificateRequest, exitOnUncaught, FleetwaveError, trustedKeyFromPem } from '@fleetwave/shared';
 import { pino } from 'pino';
 import { AGENT_VERSION, createAgent } from './agent.js';
 import { type ConfigOverrides, loadAgentConfig } from './config.js';
@@ -28,6 +29,10 @@ Usage:
   fleetwave-agent self-rollback --config <file>
                                            point <updates.agentRoot>/bin/fleetwave-agent back at this executable
                                            (run by the service manager when a new version keeps failing to start)
+  fleetwave-agent csr --device-id <id> --key <file> [--out <file>]
+                                           a certificate signing request for this device (CN = its id); the key
+                                           is made in --key (0600) unless it exists, and never leaves the device:
+                                           the controller signs the CSR (fleetwave device certify <id> --csr <file>)
   fleetwave-agent demo [--sensors N]       a self-contained demo: a cloud broker, this agent and simulated sensors
 
 Options:
@@ -44,6 +49,24 @@ Options:
 
 Signals: SIGTERM or SIGINT commit what is queued, wait up to 5 s for acknowledgements in flight, and exit.
 `;
+
+/** A CSR for `id` with the EC key in `keyFile`, made there first (0600, P-256) when the file does not exist. */
+function deviceCsr(id: string, keyFile: string): string {
+  if (!existsSync(keyFile)) {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
+  }
+  let key: ReturnType<typeof createPrivateKey>;
+  try {
+    key = createPrivateKey(readFileSync(keyFile));
+  } catch (err) {
+    throw new FleetwaveError('E_CONFIG_READ', `cannot read the key ${keyFile}: ${(err as Error).message}`);
+  }
+  if (key.asymmetricKeyType !== 'ec') {
+    throw new FleetwaveError('E_CONFIG_INVALID', `${keyFile} is not an EC key: remove it to have one made`);
+  }
+  return certificateRequest(id, key);
+}
 
 function overrides(v: Record<string, string | boolean | undefined>): ConfigOverrides {
   const o: ConfigOverrides = {
@@ -79,6 +102,8 @@ async function main(argv: string[]): Promise<number> {
       rules: { type: 'string' },
       input: { type: 'string' },
       json: { type: 'boolean' },
+      key: { type: 'string' },
+      out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -100,6 +125,19 @@ async function main(argv: string[]): Promise<number> {
       if (!c.updates.agentRoot) throw new FleetwaveError('E_CONFIG_INVALID', 'updates.agentRoot is not set');
       const target = selfRollback(c.updates.agentRoot, process.env.FLEETWAVE_AGENT_EXECUTABLE ?? process.execPath);
       process.stdout.write(`${c.updates.agentRoot}/bin/fleetwave-agent -> ${target}\n`);
+      return 0;
+    }
+    case 'csr': {
+      const id = values['device-id'] ?? (values.config ? loadAgentConfig(values.config).device.id : undefined);
+      if (!id || !values.key) {
+        throw new FleetwaveError(
+          'E_CONFIG_INVALID',
+          'usage: fleetwave-agent csr --device-id <id> --key <file> [--out <file>]',
+        );
+      }
+      const csrPem = deviceCsr(id, values.key);
+      if (values.out) writeFileSync(values.out, csrPem);
+      process.stdout.write(values.out ? `wrote ${values.out} (CSR for CN=${id}; key in ${values.key})\n` : csrPem);
       return 0;
     }
     case 'check-config': {

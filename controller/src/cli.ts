@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { mosquittoHash, newSecret } from './auth/secrets.js';
 import { mosquittoFiles, readTopicRoots } from './broker/mosquitto-config.js';
 import { runAwsCommand } from './cli-aws.js';
+import { runCaCommand, runCertClientCommand } from './cli-certs.js';
 import { resolveToken } from './cli-client.js';
 import { runClientCommand } from './cli-commands.js';
 import { runDbCommand } from './cli-db.js';
@@ -29,6 +30,14 @@ Usage:
                                             (uplink, credentials, updates with the jobs root, data dir); --out writes
                                             agent.yaml, token and trusted-keys/ there, to copy to --agent-dir on the
                                             device (default /etc/fleetwave, the directory the config's paths name)
+  fleetwave device add <id> --cert [--out <dir>] [--uplink-url mqtts://…] [--days n]
+                                            register a device with a client certificate from the fleet CA (its key
+                                            made here, written to --out only); the agent signs in over TLS with it
+  fleetwave device certify <id> --csr <file> [--days n] [--out <file>]
+                                            sign a CSR the device made (fleetwave-agent csr): its key never leaves it
+  fleetwave device certs <id> | revoke-cert <id> [--fingerprint f]   a device's certificates; revoke one or all
+  fleetwave ca init [--cn <name>] [--days 3650] | ca import --ca-cert <pem> --ca-key <pem>
+                                            the fleet CA in --data-dir/ca (bring your own with import: EC P-256/P-384)
   fleetwave device list | show <id> | revoke <id>
   fleetwave device set <id> [--tag k=v]… [--untag k]… [--hardware h]
                                             change a device's tags (merged into its own) or hardware
@@ -85,6 +94,9 @@ serve options:
   --ws-port <port>        embedded broker, MQTT over WebSocket (off unless given)
   --mqtts-port <port>     embedded broker, MQTT over TLS (with --tls-cert and --tls-key; off unless given)
   --tls-cert <file> --tls-key <file>   PEM certificate chain and key for MQTT over TLS
+  --client-ca <pem>       devices may sign in on the TLS listener with a certificate this CA issued (default: the
+                          fleet CA of --data-dir, from "fleetwave ca init", when there is one)
+  --require-client-cert   the TLS listener takes certificates only, no tokens
   --max-packet-bytes <n>  largest MQTT packet a client of the embedded broker may send (default 2097152); a larger
                           one closes its connection before it is buffered
   --connect-rate <n>      CONNECTs the embedded broker takes per second (default 5000); beyond, CONNACK 3 (server
@@ -219,6 +231,8 @@ async function main(argv: string[]): Promise<number> {
       'mqtts-port': { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
+      'client-ca': { type: 'string' },
+      'require-client-cert': { type: 'boolean' },
       'external-broker': { type: 'string' },
       'broker-username': { type: 'string' },
       'broker-password': { type: 'string' },
@@ -259,6 +273,13 @@ async function main(argv: string[]): Promise<number> {
       region: { type: 'string' },
       'endpoint-url': { type: 'string' },
       'ca-file': { type: 'string' },
+      'ca-cert': { type: 'string' },
+      'ca-key': { type: 'string' },
+      cert: { type: 'boolean' },
+      csr: { type: 'string' },
+      cn: { type: 'string' },
+      fingerprint: { type: 'string' },
+      'uplink-url': { type: 'string' },
       wave: { type: 'string' },
       history: { type: 'string' },
       failures: { type: 'string' },
@@ -317,6 +338,8 @@ async function main(argv: string[]): Promise<number> {
           port: port(v['mqtts-port'], 0, '--mqtts-port'),
           certFile: requireFlag(v['tls-cert'], '--tls-cert'),
           keyFile: requireFlag(v['tls-key'], '--tls-key'),
+          ...(v['client-ca'] && { clientCaFile: v['client-ca'] }),
+          ...(v['require-client-cert'] && { requireClientCert: true }),
         },
       }),
       ...(v['max-packet-bytes'] !== undefined && {
@@ -378,6 +401,7 @@ async function main(argv: string[]): Promise<number> {
     return runPredictCommand(sub, v);
   }
   if (cmd === 'db') return runDbCommand(sub, v, dataDir);
+  if (cmd === 'ca') return runCaCommand(sub, v, dataDir);
   if (cmd === 'broker' && sub === 'mosquitto-config') {
     if (!v.out) throw new FleetwaveError('E_CONFIG_INVALID', 'usage: fleetwave broker mosquitto-config --out <dir>');
     const last = readTopicRoots(dataDir);
@@ -411,6 +435,8 @@ async function main(argv: string[]): Promise<number> {
     token: resolveToken(v.token, dataDir),
   };
   if (cmd === 'aws') return runAwsCommand(sub, v, client);
+  const certs = await runCertClientCommand(`${cmd} ${sub ?? ''}`.trim(), arg, v, client);
+  if (certs !== undefined) return certs;
   return runClientCommand(cmd, sub, arg, v, client, HELP);
 }
 

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { buildApi } from './api/app.js';
 import { TelemetryHub } from './api/telemetry-hub.js';
 import { Authenticator } from './auth/authenticator.js';
+import { caCertificateFile } from './auth/certificates.js';
 import { AwsIotJobs } from './aws/jobs.js';
 import { EmbeddedBroker } from './broker/embedded-broker.js';
 import { ExternalBrokerLink } from './broker/external-link.js';
@@ -48,7 +49,11 @@ export interface ControllerConfig {
   /** Embedded broker ports (ignored with `external`). */
   mqttPort: number;
   wsPort?: number;
-  tls?: { port: number; keyFile: string; certFile: string };
+  /**
+   * MQTT over TLS. `clientCaFile`: devices may sign in with a certificate it issued (default: the fleet CA of the data
+   * dir, when there is one); `requireClientCert`: only so, no tokens on this listener.
+   */
+  tls?: { port: number; keyFile: string; certFile: string; clientCaFile?: string; requireClientCert?: boolean };
   /** Largest MQTT packet a client of the embedded broker may send (default 2 MiB). */
   maxPacketBytes?: number;
   /** CONNECTs the embedded broker takes per second (default 5,000; beyond: CONNACK 3, server unavailable). */
@@ -98,6 +103,21 @@ function readPem(file: string): Buffer {
   } catch (err) {
     throw new FleetwaveError('E_CONFIG_READ', `cannot read ${file}: ${(err as Error).message}`);
   }
+}
+
+/** The TLS listener's client CA: the one given, else the fleet CA of the data dir (if any). */
+function clientCaOf(config: ControllerConfig): { clientCa?: Buffer; requireClientCert?: boolean } {
+  const file = config.tls?.clientCaFile ?? caCertificateFile(config.dataDir);
+  if (!file) {
+    if (config.tls?.requireClientCert) {
+      throw new FleetwaveError(
+        'E_CA_MISSING',
+        `--require-client-cert needs a client CA: run fleetwave ca init --data-dir ${config.dataDir}, or pass --client-ca <pem>`,
+      );
+    }
+    return {};
+  }
+  return { clientCa: readPem(file), ...(config.tls?.requireClientCert && { requireClientCert: true }) };
 }
 
 export const defaultControllerConfig = (dataDir = './.fleetwave/controller'): ControllerConfig => ({
@@ -354,6 +374,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
           port: config.tls.port,
           key: readPem(config.tls.keyFile),
           cert: readPem(config.tls.certFile),
+          ...clientCaOf(config),
         },
         root: config.root,
         jobsRoot: config.jobsRoot,
@@ -378,6 +399,7 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
     await configService.republishAll();
     api = buildApi({
       db: s,
+      dataDir: config.dataDir,
       replicaId,
       leadership: () => leadership,
       auth: a,

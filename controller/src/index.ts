@@ -1,5 +1,6 @@
 export * from './api/app.js';
 export * from './auth/authenticator.js';
+export * from './auth/certificates.js';
 export * from './auth/secrets.js';
 export * from './broker/acl.js';
 export * from './broker/embedded-broker.js';

@@ -13,6 +13,7 @@ import { errorBody } from './errors.js';
 import { metricsRegistry } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { adminRoutes } from './routes-admin.js';
+import { certificateRoutes } from './routes-certificates.js';
 import { configRoutes } from './routes-config.js';
 import { dashboardRoutes } from './routes-dashboard.js';
 import { deviceRoutes } from './routes-devices.js';
@@ -43,6 +44,8 @@ export interface ApiDeps {
   leadership?: () => { refused: { byDatabase: number; locally: number } } | undefined;
   /** Failure prediction (absent in API tests that need only the registry). */
   prediction?: PredictionService;
+  /** The data dir whose `ca/` holds the fleet CA (device certificates; absent: no certificate routes). */
+  dataDir?: string;
 }
 
 declare module 'fastify' {
@@ -144,6 +147,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return registry.metrics();
   });
   deviceRoutes(app, deps, guard);
+  if (deps.dataDir) certificateRoutes(app, { ...deps, dataDir: deps.dataDir }, guard);
   configRoutes(app, deps, guard);
   telemetryRoutes(app, deps, guard);
   adminRoutes(app, deps, guard);

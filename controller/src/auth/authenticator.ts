@@ -91,14 +91,40 @@ export class Authenticator {
     return true;
   }
 
+  /** Refuses an MQTT CONNECT (logged and audited); resolves null. */
+  async refuseMqtt(clientId: string, username: string | undefined, why: string): Promise<null> {
+    this.log.warn({ clientId, username, why }, 'mqtt connect refused');
+    await this.audit(username ? `mqtt:${username}` : 'mqtt:anonymous', 'mqtt.connect', clientId, 'denied', why);
+    return null;
+  }
+
+  /**
+   * The device a client certificate identifies (TLS listener with the fleet CA), or null (refused and audited): the
+   * chain must verify (CA, validity), its CN must be a registered device that is not revoked and the client id, and
+   * the certificate must be one the registry issued and did not revoke.
+   */
+  async certificate(
+    clientId: string,
+    peer: { authorized: boolean; error?: string; fingerprint?: string; cn?: string },
+  ): Promise<Principal | null> {
+    const who = peer.cn ?? 'unknown';
+    const refuse = (why: string) => this.refuseMqtt(clientId, `cert:${who}`, why);
+    if (!peer.authorized) return refuse(`certificate not trusted: ${peer.error ?? 'unverified'}`);
+    if (!peer.cn || !peer.fingerprint) return refuse('certificate without a CN');
+    const device = await this.store.getDevice(peer.cn);
+    if (!device) return refuse('certificate CN is not a registered device');
+    if (device.revokedAt !== null) return refuse('device revoked');
+    if (clientId !== device.id) return refuse('client id must be the certificate CN');
+    const cert = await this.store.getCertificate(peer.fingerprint.replaceAll(':', '').toLowerCase());
+    if (!cert || cert.device !== device.id) return refuse('certificate not issued by this registry');
+    if (cert.revokedAt !== null) return refuse('certificate revoked');
+    return { kind: 'device', id: device.id };
+  }
+
   /** The principal an MQTT CONNECT authenticates as, or null (refused and audited). */
   async mqtt(clientId: string, sent: string | undefined, password: string | undefined): Promise<Principal | null> {
     const username = withoutSdkMetrics(sent);
-    const refuse = async (why: string) => {
-      this.log.warn({ clientId, username, why }, 'mqtt connect refused');
-      await this.audit(username ? `mqtt:${username}` : 'mqtt:anonymous', 'mqtt.connect', clientId, 'denied', why);
-      return null;
-    };
+    const refuse = (why: string) => this.refuseMqtt(clientId, username, why);
     if (!username || !password) return refuse('no credentials');
     if (username === 'backend') {
       const caller = await this.apiToken(password);

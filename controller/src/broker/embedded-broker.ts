@@ -1,7 +1,7 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createServer as createTlsServer } from 'node:tls';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { FleetwaveError, limitPacketSize, parseTopic } from '@fleetwave/shared';
 import { Aedes, type Client } from 'aedes';
 import type { Logger } from 'pino';
@@ -16,8 +16,12 @@ export interface EmbeddedBrokerOptions extends TopicRoots {
   port: number;
   /** MQTT over WebSocket port, when set. */
   wsPort?: number;
-  /** MQTT over TLS, when set. */
-  tls?: { port: number; key: Buffer; cert: Buffer };
+  /**
+   * MQTT over TLS, when set. With `clientCa`, clients may present a certificate it issued: the device's identity is
+   * then its CN (checked against the registry's certificates); with `requireClientCert` as well, token logins on
+   * this listener are refused.
+   */
+  tls?: { port: number; key: Buffer; cert: Buffer; clientCa?: Buffer; requireClientCert?: boolean };
   auth: Authenticator;
   ingest: TelemetryIngest;
   log: Logger;
@@ -102,7 +106,20 @@ export class EmbeddedBroker {
         if (!this.admit()) {
           return done(Object.assign(new Error('server busy: try again'), { returnCode: 3 as const }), false);
         }
-        o.auth.mqtt(client.id, username, password?.toString('utf8')).then(
+        const sock = client.conn as unknown as Partial<TLSSocket>;
+        const peer = typeof sock.getPeerCertificate === 'function' ? sock.getPeerCertificate() : undefined;
+        const login =
+          peer && Object.keys(peer).length > 0
+            ? o.auth.certificate(client.id, {
+                authorized: sock.authorized === true,
+                error: sock.authorizationError?.toString(),
+                fingerprint: peer.fingerprint256,
+                cn: typeof peer.subject?.CN === 'string' ? peer.subject.CN : undefined,
+              })
+            : typeof sock.getPeerCertificate === 'function' && o.tls?.requireClientCert
+              ? o.auth.refuseMqtt(client.id, username, 'a client certificate is required on this listener')
+              : o.auth.mqtt(client.id, username, password?.toString('utf8'));
+        login.then(
           (principal) => {
             if (!principal) return done(Object.assign(new Error('not authorized'), { returnCode: 5 as const }), false);
             client.principal = principal;
@@ -163,7 +180,15 @@ export class EmbeddedBroker {
     this.servers.push(tcp);
     this.addresses = { mqtt: await listen(tcp, o.port, o.host, '--mqtt-port') };
     if (o.tls) {
-      const tls = createTlsServer({ key: o.tls.key, cert: o.tls.cert }, handle);
+      const tls = createTlsServer(
+        {
+          key: o.tls.key,
+          cert: o.tls.cert,
+          // asked for, and checked at CONNECT (so a refusal is audited with its reason), not by the handshake
+          ...(o.tls.clientCa && { ca: o.tls.clientCa, requestCert: true, rejectUnauthorized: false }),
+        },
+        handle,
+      );
       this.servers.push(tls);
       this.addresses.mqtts = await listen(tls, o.tls.port, o.host, '--mqtts-port');
     }

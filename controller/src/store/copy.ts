@@ -25,6 +25,7 @@ export const TABLES: readonly { name: string; key: readonly string[]; booleans?:
   { name: 'device_failures', key: ['device'] },
   { name: 'risk_scores', key: ['device'], booleans: ['alerted'] },
   { name: 'models', key: ['name'] },
+  { name: 'device_certificates', key: ['fingerprint'] },
   { name: 'telemetry', key: ['cursor'] },
 ];
 

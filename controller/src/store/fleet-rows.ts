@@ -1,5 +1,11 @@
 import { decodeColumn, StringMap } from './documents.js';
-import type { ApiTokenRecord, DevicePatch, DeviceRecord, EnrolmentTokenRecord } from './fleet-store.js';
+import type {
+  ApiTokenRecord,
+  DeviceCertificate,
+  DevicePatch,
+  DeviceRecord,
+  EnrolmentTokenRecord,
+} from './fleet-store.js';
 
 /** The fleet tables' rows as both databases return them (the SQLite and the PostgreSQL adapter share these). */
 export interface DeviceRow {
@@ -82,4 +88,14 @@ export const toEnrolmentToken = (r: Record<string, unknown>): EnrolmentTokenReco
   tags: decodeColumn(StringMap, r.tags as string, `the tags of enrolment token ${r.id}`),
   createdAt: r.created_at as number,
   expiresAt: r.expires_at as number | null,
+});
+
+export const toCertificate = (r: Record<string, unknown>): DeviceCertificate => ({
+  fingerprint: r.fingerprint as string,
+  device: r.device as string,
+  serial: r.serial as string,
+  notBefore: Number(r.not_before),
+  notAfter: Number(r.not_after),
+  issuedAt: Number(r.issued_at),
+  revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
 });

@@ -23,6 +23,32 @@ export function fleetStoreContract(name: string, make: () => Promise<DatabaseFix
   };
 
   describe(`FleetStore contract: ${name}`, () => {
+    it('keeps device certificates by fingerprint, newest first, and revokes one or all of a device', () =>
+      using(async ({ db }) => {
+        const s = db.fleet;
+        const cert = (fingerprint: string, device: string, issuedAt: number) => ({
+          fingerprint,
+          device,
+          serial: `s-${fingerprint}`,
+          notBefore: issuedAt,
+          notAfter: issuedAt + 1000,
+          issuedAt,
+          revokedAt: null,
+        });
+        await s.addCertificate(cert('aa', 'gw-1', 1));
+        await s.addCertificate(cert('bb', 'gw-1', 2));
+        await s.addCertificate(cert('cc', 'gw-2', 3));
+        await expect(s.addCertificate(cert('aa', 'gw-3', 4))).rejects.toThrow();
+        expect(await s.getCertificate('aa')).toEqual(cert('aa', 'gw-1', 1));
+        expect(await s.getCertificate('zz')).toBeUndefined();
+        expect((await s.listCertificates('gw-1')).map((c) => c.fingerprint)).toEqual(['bb', 'aa']);
+        expect(await s.revokeCertificates('gw-1', 10, 'aa')).toBe(1);
+        expect(await s.revokeCertificates('gw-1', 11, 'aa')).toBe(0);
+        expect(await s.revokeCertificates('gw-1', 12)).toBe(1);
+        expect((await s.listCertificates('gw-1')).map((c) => c.revokedAt)).toEqual([12, 10]);
+        expect((await s.getCertificate('cc'))!.revokedAt).toBeNull();
+      }));
+
     it('registers devices once, updates and revokes them', () =>
       using(async ({ db }) => {
         const s = db.fleet;

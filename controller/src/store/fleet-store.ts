@@ -28,6 +28,18 @@ export interface DeviceRecord {
 }
 
 export type NewDevice = Pick<DeviceRecord, 'id' | 'tags' | 'hardware' | 'createdAt' | 'tokenHash' | 'mosquittoHash'>;
+/** A client certificate the fleet CA issued for a device (the certificate itself is the device's). */
+export interface DeviceCertificate {
+  /** SHA-256 of its DER, lower-case hex. */
+  fingerprint: string;
+  device: string;
+  serial: string;
+  notBefore: number;
+  notAfter: number;
+  issuedAt: number;
+  revokedAt: number | null;
+}
+
 /** The three kinds of secret the controller issues, by the table that keeps their hashes. */
 export type SecretKind = 'device' | 'api' | 'enrolment';
 
@@ -151,6 +163,12 @@ export interface FleetStore {
    * is still `from`: false when a rotation or revocation changed it meanwhile.
    */
   rehashSecret(kind: SecretKind, id: string, from: string, to: string): Promise<boolean>;
+  addCertificate(c: DeviceCertificate): Promise<void>;
+  getCertificate(fingerprint: string): Promise<DeviceCertificate | undefined>;
+  /** A device's certificates, newest first. */
+  listCertificates(device: string): Promise<DeviceCertificate[]>;
+  /** Revokes a device's certificates (one, with `fingerprint`) not revoked yet; returns how many. */
+  revokeCertificates(device: string, at: number, fingerprint?: string): Promise<number>;
   addEnrolmentToken(t: EnrolmentTokenRecord): Promise<void>;
   getEnrolmentToken(id: string): Promise<EnrolmentTokenRecord | undefined>;
   /** Uses one enrolment; false when none is left. */

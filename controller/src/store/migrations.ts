@@ -145,4 +145,10 @@ export const migrations: readonly string[] = Object.freeze([
    CREATE TABLE cluster_lease (
      name TEXT PRIMARY KEY, holder TEXT NOT NULL, token INTEGER NOT NULL, since INTEGER NOT NULL, expires_at INTEGER NOT NULL
    );`,
+  // 8: device client certificates the fleet CA issued (by SHA-256 fingerprint), and their revocation
+  `CREATE TABLE device_certificates (
+     fingerprint TEXT PRIMARY KEY, device TEXT NOT NULL, serial TEXT NOT NULL, not_before INTEGER NOT NULL,
+     not_after INTEGER NOT NULL, issued_at INTEGER NOT NULL, revoked_at INTEGER
+   );
+   CREATE INDEX device_certificates_device ON device_certificates(device);`,
 ]);

@@ -1,11 +1,12 @@
 import { FleetwaveError } from '@fleetwave/shared';
 import type Database from 'better-sqlite3';
 import type { Sync } from './database.js';
-import { type DeviceRow, patchColumns, toApiToken, toDevice, toEnrolmentToken } from './fleet-rows.js';
+import { type DeviceRow, patchColumns, toApiToken, toCertificate, toDevice, toEnrolmentToken } from './fleet-rows.js';
 import type {
   ApiTokenRecord,
   AuditEntry,
   ConfigHistoryEntry,
+  DeviceCertificate,
   DevicePatch,
   DeviceRecord,
   EnrolmentTokenRecord,
@@ -151,6 +152,35 @@ export class SqliteFleet implements Sync<FleetStore> {
       this.db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes >
       0
     );
+  }
+
+  addCertificate(c: DeviceCertificate): void {
+    this.db
+      .prepare(
+        'INSERT INTO device_certificates (fingerprint, device, serial, not_before, not_after, issued_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(c.fingerprint, c.device, c.serial, c.notBefore, c.notAfter, c.issuedAt, c.revokedAt);
+  }
+
+  getCertificate(fingerprint: string): DeviceCertificate | undefined {
+    const r = this.db.prepare('SELECT * FROM device_certificates WHERE fingerprint = ?').get(fingerprint);
+    return r ? toCertificate(r as Record<string, unknown>) : undefined;
+  }
+
+  listCertificates(device: string): DeviceCertificate[] {
+    return (
+      this.db
+        .prepare('SELECT * FROM device_certificates WHERE device = ? ORDER BY issued_at DESC, fingerprint')
+        .all(device) as Record<string, unknown>[]
+    ).map(toCertificate);
+  }
+
+  revokeCertificates(device: string, at: number, fingerprint?: string): number {
+    return this.db
+      .prepare(
+        `UPDATE device_certificates SET revoked_at = ? WHERE device = ? AND revoked_at IS NULL${fingerprint ? ' AND fingerprint = ?' : ''}`,
+      )
+      .run(at, device, ...(fingerprint ? [fingerprint] : [])).changes;
   }
 
   rehashSecret(kind: SecretKind, id: string, from: string, to: string): boolean {

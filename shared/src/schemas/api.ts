@@ -12,6 +12,23 @@ export const DeviceAddRequest = z.strictObject({
   hardware: Hardware.optional(),
 });
 
+/**
+ * POST /api/devices/<id>/certificate: a client certificate from the fleet CA, for the device's own CSR (its key stays
+ * on the device) or, without one, with a key made by the controller and returned once.
+ */
+export const CertificateRequest = z.strictObject({
+  csr: z.string().max(16_384).optional(),
+  days: z.number().int().min(1).max(3650).default(365),
+});
+
+/** POST /api/devices/<id>/certificates/revoke: one certificate (by fingerprint) or, without it, all of the device's. */
+export const CertificateRevokeRequest = z.strictObject({
+  fingerprint: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'a SHA-256 fingerprint: 64 lower-case hex digits')
+    .optional(),
+});
+
 /** PATCH /api/devices/<id>: replace a device's tags, its hardware (null: none), or both. */
 export const DeviceUpdateRequest = z
   .strictObject({ tags: Tags.optional(), hardware: Hardware.nullable().optional() })

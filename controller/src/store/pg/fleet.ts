@@ -1,9 +1,10 @@
 import { FleetwaveError } from '@fleetwave/shared';
-import { type DeviceRow, patchColumns, toApiToken, toDevice, toEnrolmentToken } from '../fleet-rows.js';
+import { type DeviceRow, patchColumns, toApiToken, toCertificate, toDevice, toEnrolmentToken } from '../fleet-rows.js';
 import type {
   ApiTokenRecord,
   AuditEntry,
   ConfigHistoryEntry,
+  DeviceCertificate,
   DevicePatch,
   DeviceRecord,
   EnrolmentTokenRecord,
@@ -83,6 +84,35 @@ export class PgFleet implements FleetStore {
   async revokeApiToken(id: string, at: number): Promise<boolean> {
     const r = await this.q('UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [at, id]);
     return (r.rowCount ?? 0) > 0;
+  }
+
+  async addCertificate(c: DeviceCertificate): Promise<void> {
+    await this.q(
+      `INSERT INTO device_certificates (fingerprint, device, serial, not_before, not_after, issued_at, revoked_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [c.fingerprint, c.device, c.serial, c.notBefore, c.notAfter, c.issuedAt, c.revokedAt],
+    );
+  }
+
+  async getCertificate(fingerprint: string): Promise<DeviceCertificate | undefined> {
+    const r = (await this.q('SELECT * FROM device_certificates WHERE fingerprint = $1', [fingerprint])).rows[0];
+    return r && toCertificate(r);
+  }
+
+  async listCertificates(device: string): Promise<DeviceCertificate[]> {
+    const r = await this.q(
+      'SELECT * FROM device_certificates WHERE device = $1 ORDER BY issued_at DESC, fingerprint COLLATE "C"',
+      [device],
+    );
+    return r.rows.map(toCertificate);
+  }
+
+  async revokeCertificates(device: string, at: number, fingerprint?: string): Promise<number> {
+    const r = await this.q(
+      `UPDATE device_certificates SET revoked_at = $1 WHERE device = $2 AND revoked_at IS NULL${fingerprint ? ' AND fingerprint = $3' : ''}`,
+      [at, device, ...(fingerprint ? [fingerprint] : [])],
+    );
+    return r.rowCount ?? 0;
   }
 
   async rehashSecret(kind: SecretKind, id: string, from: string, to: string): Promise<boolean> {

@@ -152,6 +152,12 @@ export const pgMigrations: readonly string[] = Object.freeze([
    CREATE TABLE cluster_lease (
      name TEXT PRIMARY KEY, holder TEXT NOT NULL, token BIGINT NOT NULL, since BIGINT NOT NULL, expires_at BIGINT NOT NULL
    );`,
+  // 5: device client certificates (SQLite migration 8)
+  `CREATE TABLE device_certificates (
+     fingerprint TEXT PRIMARY KEY, device TEXT NOT NULL, serial TEXT NOT NULL, not_before BIGINT NOT NULL,
+     not_after BIGINT NOT NULL, issued_at BIGINT NOT NULL, revoked_at BIGINT
+   );
+   CREATE INDEX device_certificates_device ON device_certificates(device);`,
 ]);
 
 /** pg_advisory_xact_lock key for migrations ("fwmg"). */

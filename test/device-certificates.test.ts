@@ -1,0 +1,179 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createCa, issueDeviceCertificate, loadCa } from '@fleetwave/controller';
+import mqtt from 'mqtt';
+import { describe, expect, it } from 'vitest';
+import {
+  AGENT_CLI,
+  api,
+  cleanupAfterEach,
+  controllerCli,
+  haveBinary,
+  selfSignedCert,
+  sensor,
+  spawnAgent,
+  spawnController,
+  tmp,
+  waitForAsync,
+} from './helpers.js';
+
+const cleanups = cleanupAfterEach();
+const openssl = haveBinary('openssl');
+
+/** One CONNECT over TLS with a client certificate: 0 when connected, else the CONNACK code (-1: no CONNACK). */
+function connectWith(url: string, clientId: string, tls: { key: string; cert: string; ca: Buffer }): Promise<number> {
+  return new Promise((resolve) => {
+    const c = mqtt.connect(url, { clientId, reconnectPeriod: 0, connectTimeout: 20_000, ...tls });
+    c.once('connect', () => {
+      resolve(0);
+      c.end(true);
+    });
+    c.once('error', (err: Error & { code?: unknown }) => {
+      resolve(typeof err.code === 'number' ? err.code : -1);
+      c.end(true);
+    });
+    c.once('close', () => resolve(-1));
+  });
+}
+
+describe.skipIf(!openssl)('devices with X.509 client certificates from the fleet CA (embedded broker, TLS)', () => {
+  it('an agent signs in with a certificate the controller issued; revoked, expired, foreign and mismatched ones are refused and audited', async () => {
+    const dir = tmp('certs');
+    const ctlDir = join(dir, 'ctl');
+    const init = await controllerCli('ca', 'init', '--data-dir', ctlDir, '--cn', 'Test fleet CA');
+    expect(init.code, init.err).toBe(0);
+    expect(init.out).toMatch(/fleet CA made: .*ca\.pem/);
+    const server = selfSignedCert(dir); // the broker's own certificate (CN localhost, IP 127.0.0.1)
+    const serverCa = readFileSync(server.cert);
+    const ctl = await spawnController(ctlDir, [
+      '--mqtt-port',
+      '0',
+      '--http-port',
+      '0',
+      '--mqtts-port',
+      '0',
+      '--tls-cert',
+      server.cert,
+      '--tls-key',
+      server.key,
+    ]);
+    cleanups.push(() => ctl.kill('SIGKILL'));
+    const tlsUrl = `mqtts://127.0.0.1:${ctl.mqtts}`;
+    const client = ['--url', ctl.url, '--token', ctl.adminToken];
+
+    // 1. device add --cert: the files an agent starts from; the agent signs in with the certificate, no token
+    const out = join(dir, 'gw-c');
+    const add = await controllerCli(
+      'device',
+      'add',
+      'gw-c',
+      '--cert',
+      '--out',
+      out,
+      '--agent-dir',
+      out,
+      '--uplink-url',
+      tlsUrl,
+      ...client,
+    );
+    expect(add.code, add.err).toBe(0);
+    const config = readFileSync(join(out, 'agent.yaml'), 'utf8');
+    expect(config).toContain(`certFile: ${out}/device.crt`);
+    expect(config).not.toMatch(/tokenFile|username/);
+    writeFileSync(join(out, 'ca.pem'), serverCa); // the broker's certificate is self-signed here, not the fleet CA's
+    const agent = await spawnAgent(['--config', join(out, 'agent.yaml'), '--listen', '127.0.0.1:0']);
+    cleanups.push(() => agent.kill('SIGKILL'));
+    const s = await sensor(agent.ingestUrl, 's1');
+    cleanups.push(() => s.client.endAsync(true));
+    expect(await s.send('sensors/s1/temp', 21.5)).toBe(true);
+    await waitForAsync(
+      'the reading stored',
+      async () => {
+        const r = await api(ctl.url, ctl.adminToken, 'GET', '/api/telemetry?device=gw-c');
+        return r.body.records.length >= 1;
+      },
+      60_000,
+    );
+
+    // 2. a CSR made on the device (fleetwave-agent csr), signed by the controller: the key never left the device
+    expect((await api(ctl.url, ctl.adminToken, 'POST', '/api/devices', { id: 'gw-d' })).status).toBe(201);
+    const key = join(dir, 'gw-d.key');
+    execFileSync(process.execPath, [
+      AGENT_CLI,
+      'csr',
+      '--device-id',
+      'gw-d',
+      '--key',
+      key,
+      '--out',
+      join(dir, 'gw-d.csr'),
+    ]);
+    const certify = await controllerCli(
+      'device',
+      'certify',
+      'gw-d',
+      '--csr',
+      join(dir, 'gw-d.csr'),
+      '--out',
+      join(dir, 'gw-d.crt'),
+      ...client,
+    );
+    expect(certify.code, certify.err).toBe(0);
+    const d = { key: readFileSync(key, 'utf8'), cert: readFileSync(join(dir, 'gw-d.crt'), 'utf8'), ca: serverCa };
+    expect(await connectWith(tlsUrl, 'gw-d', d)).toBe(0);
+    // the CN is the identity: another client id with it is refused
+    expect(await connectWith(tlsUrl, 'gw-c', d)).toBe(5);
+
+    // 3. refused: from another CA; expired; for a device the registry does not have; revoked
+    const otherDir = join(dir, 'other-ca');
+    await createCa(otherDir);
+    const foreign = await issueDeviceCertificate((await loadCa(otherDir))!, 'gw-d');
+    expect(await connectWith(tlsUrl, 'gw-d', { key: foreign.keyPem!, cert: foreign.certPem, ca: serverCa })).toBe(5);
+    const fleetCa = (await loadCa(ctlDir))!;
+    const past = Date.now() - 10 * 86_400_000;
+    const expired = await issueDeviceCertificate(fleetCa, 'gw-d', { notBefore: past, notAfter: past + 86_400_000 });
+    expect(await connectWith(tlsUrl, 'gw-d', { key: expired.keyPem!, cert: expired.certPem, ca: serverCa })).toBe(5);
+    const stranger = await issueDeviceCertificate(fleetCa, 'gw-nobody');
+    expect(
+      await connectWith(tlsUrl, 'gw-nobody', { key: stranger.keyPem!, cert: stranger.certPem, ca: serverCa }),
+    ).toBe(5);
+    // signed by the fleet CA but never recorded by the registry (a copy of the CA key elsewhere)
+    const unrecorded = await issueDeviceCertificate(fleetCa, 'gw-d');
+    expect(await connectWith(tlsUrl, 'gw-d', { key: unrecorded.keyPem!, cert: unrecorded.certPem, ca: serverCa })).toBe(
+      5,
+    );
+    const revoke = await controllerCli('device', 'revoke-cert', 'gw-d', ...client);
+    expect(revoke.out).toMatch(/1 certificate of gw-d revoked/);
+    expect(await connectWith(tlsUrl, 'gw-d', d)).toBe(5);
+    const listed = await controllerCli('device', 'certs', 'gw-d', ...client);
+    expect(listed.out).toMatch(/revoked/);
+
+    const audit = (await api(ctl.url, ctl.adminToken, 'GET', '/api/audit?limit=200')).body.entries as {
+      action: string;
+      outcome: string;
+      details: string;
+    }[];
+    const why = audit.filter((e) => e.action === 'mqtt.connect' && e.outcome === 'denied').map((e) => e.details);
+    expect(why).toEqual(
+      expect.arrayContaining([
+        'client id must be the certificate CN',
+        expect.stringMatching(/^certificate not trusted: /),
+        'certificate not trusted: CERT_HAS_EXPIRED',
+        'certificate CN is not a registered device',
+        'certificate not issued by this registry',
+        'certificate revoked',
+      ]),
+    );
+    // a wrong token is still refused on the same listener, and a right one still taken (certificates not required)
+    const token = (await api(ctl.url, ctl.adminToken, 'POST', '/api/devices', { id: 'gw-t' })).body.token as string;
+    const withToken = await mqtt.connectAsync(tlsUrl, {
+      clientId: 'gw-t',
+      username: 'gw-t',
+      password: token,
+      ca: serverCa,
+      reconnectPeriod: 0,
+    });
+    await withToken.endAsync();
+  }, 120_000);
+});
