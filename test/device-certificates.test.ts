@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCa, issueDeviceCertificate, loadCa } from '@fleetwave/controller';
 import mqtt from 'mqtt';
@@ -9,11 +9,13 @@ import {
   api,
   cleanupAfterEach,
   controllerCli,
+  freePort,
   haveBinary,
   selfSignedCert,
   sensor,
   spawnAgent,
   spawnController,
+  startMosquitto,
   tmp,
   waitForAsync,
 } from './helpers.js';
@@ -176,4 +178,130 @@ describe.skipIf(!openssl)('devices with X.509 client certificates from the fleet
     });
     await withToken.endAsync();
   }, 120_000);
+
+  it.skipIf(!haveBinary('mosquitto'))(
+    'through Mosquitto with the generated certificate listener: the CN is the username under the same ACL; revoked and foreign refused',
+    async () => {
+      const dir = tmp('certs-mosq');
+      const ctlDir = join(dir, 'ctl');
+      expect((await controllerCli('ca', 'init', '--data-dir', ctlDir)).code).toBe(0);
+      const ctl = await spawnController(ctlDir, ['--mqtt-port', '0', '--http-port', '0']);
+      const client = ['--url', ctl.url, '--token', ctl.adminToken];
+      for (const id of ['gw-m', 'gw-r']) {
+        const add = await controllerCli('device', 'add', id, '--cert', '--out', join(dir, id), ...client);
+        expect(add.code, add.err).toBe(0);
+      }
+      expect((await controllerCli('device', 'revoke-cert', 'gw-r', ...client)).out).toMatch(/1 certificate/);
+      await ctl.kill('SIGTERM');
+
+      const server = selfSignedCert(dir);
+      const out = join(dir, 'mosq');
+      const tlsPort = await freePort();
+      const gen = await controllerCli(
+        'broker',
+        'mosquitto-config',
+        '--out',
+        out,
+        '--data-dir',
+        ctlDir,
+        '--cert',
+        '--tls-cert',
+        server.cert,
+        '--tls-key',
+        server.key,
+        '--mqtts-port',
+        String(tlsPort),
+      );
+      expect(gen.code, gen.err).toBe(0);
+      expect(gen.out).toMatch(/ca\.pem, crl\.pem/);
+      const password = /password \(shown once\): (\S+)/.exec(gen.out)![1]!;
+      for (const d of [dir, out]) chmodSync(d, 0o755); // mosquitto reads them as its own user
+      for (const f of [...readdirSync(out).map((f) => join(out, f)), server.key, server.cert]) chmodSync(f, 0o644);
+      const conf = readFileSync(join(out, 'mosquitto.conf'), 'utf8');
+      expect(conf).toMatch(/require_certificate true\nuse_identity_as_username true\ncrlfile /);
+      // the generated listener binds every interface; this test keeps to 127.0.0.1
+      const broker = await startMosquitto(
+        `allow_anonymous false\n${conf.replace(`listener ${tlsPort}`, `listener ${tlsPort} 127.0.0.1`)}`,
+      );
+      cleanups.push(() => broker.stop());
+      const tlsUrl = `mqtts://127.0.0.1:${tlsPort}`;
+      const serverCa = readFileSync(server.cert);
+      const files = (id: string) => ({
+        key: readFileSync(join(dir, id, 'device.key'), 'utf8'),
+        cert: readFileSync(join(dir, id, 'device.crt'), 'utf8'),
+        ca: serverCa,
+      });
+
+      // the controller's user sees what gw-m publishes under its own topics, signed in by its certificate alone
+      const controller = await mqtt.connectAsync(broker.url, {
+        clientId: 'fleetwave-controller',
+        username: 'fleetwave-controller',
+        password,
+        reconnectPeriod: 0,
+      });
+      cleanups.push(() => controller.endAsync(true));
+      await controller.subscribeAsync('fleetwave/devices/+/telemetry', { qos: 1 });
+      const got = new Promise<string>((r) => controller.once('message', (topic) => r(topic)));
+      const m = await mqtt.connectAsync(tlsUrl, { clientId: 'gw-m', reconnectPeriod: 0, ...files('gw-m') });
+      cleanups.push(() => m.endAsync(true));
+      // the same ACL: a publish under another device's topics is dropped (Mosquitto acknowledges it and delivers
+      // nothing), so the first message the controller gets is gw-m's own, sent after it
+      await m.publishAsync('fleetwave/devices/gw-r/telemetry', 'forged', { qos: 1 });
+      await m.publishAsync('fleetwave/devices/gw-m/telemetry', 'x', { qos: 1 });
+      expect(await got).toBe('fleetwave/devices/gw-m/telemetry');
+
+      // revoked (in crl.pem) and from another CA: the handshake fails, no session
+      expect(await connectWith(tlsUrl, 'gw-r', files('gw-r'))).toBe(-1);
+      const otherDir = join(dir, 'other-ca');
+      await createCa(otherDir);
+      const foreign = await issueDeviceCertificate((await loadCa(otherDir))!, 'gw-m');
+      expect(await connectWith(tlsUrl, 'gw-m', { key: foreign.keyPem!, cert: foreign.certPem, ca: serverCa })).toBe(-1);
+    },
+    120_000,
+  );
+
+  it('with --require-client-cert the TLS listener takes certificates only; without a CA that flag is refused', async () => {
+    const dir = tmp('certs-only');
+    const ctlDir = join(dir, 'ctl');
+    const server = selfSignedCert(dir);
+    const tlsArgs = [
+      '--mqtt-port',
+      '0',
+      '--http-port',
+      '0',
+      '--mqtts-port',
+      '0',
+      '--tls-cert',
+      server.cert,
+      '--tls-key',
+      server.key,
+    ];
+    const none = await controllerCli('serve', '--data-dir', ctlDir, ...tlsArgs, '--require-client-cert');
+    expect(none.code).toBe(78);
+    expect(none.err).toMatch(/E_CA_MISSING: --require-client-cert needs a client CA: run fleetwave ca init/);
+    expect((await controllerCli('ca', 'init', '--data-dir', ctlDir)).code).toBe(0);
+    const ctl = await spawnController(ctlDir, [...tlsArgs, '--require-client-cert']);
+    cleanups.push(() => ctl.kill('SIGKILL'));
+    const token = (await api(ctl.url, ctl.adminToken, 'POST', '/api/devices', { id: 'gw-t' })).body.token as string;
+    const code = await new Promise<number>((resolve) => {
+      const c = mqtt.connect(`mqtts://127.0.0.1:${ctl.mqtts}`, {
+        clientId: 'gw-t',
+        username: 'gw-t',
+        password: token,
+        ca: readFileSync(server.cert),
+        reconnectPeriod: 0,
+      });
+      c.once('connect', () => resolve(0));
+      c.once('error', (e: Error & { code?: number }) => resolve(e.code ?? -1));
+    });
+    expect(code).toBe(5);
+    // the plain listener still takes the token
+    const plain = await mqtt.connectAsync(`mqtt://127.0.0.1:${ctl.mqtt}`, {
+      clientId: 'gw-t',
+      username: 'gw-t',
+      password: token,
+      reconnectPeriod: 0,
+    });
+    await plain.endAsync();
+  }, 60_000);
 });

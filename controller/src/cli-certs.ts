@@ -2,8 +2,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FleetwaveError } from '@fleetwave/shared';
 import type { AgentSetup } from './api/agent-setup.js';
-import { createCa, importCa } from './auth/certificates.js';
+import { createCa, importCa, loadCa, revocationList } from './auth/certificates.js';
 import { type ClientOptions, call } from './cli-client.js';
+import type { FleetStore } from './store/fleet-store.js';
 
 export interface CertFlags {
   cert?: boolean | undefined;
@@ -62,6 +63,29 @@ export async function runCaCommand(sub: string | undefined, v: CertFlags, dataDi
     return 0;
   }
   throw new FleetwaveError('E_CONFIG_INVALID', 'usage: fleetwave ca init [--cn <name>] [--days n] | ca import …');
+}
+
+/**
+ * `broker mosquitto-config --cert`: the fleet CA (Mosquitto's cafile) and a CRL of every revoked certificate — those
+ * revoked one by one and all of a revoked device's — into `dir`.
+ */
+export async function writeCaFiles(dir: string, dataDir: string, fleet: FleetStore): Promise<void> {
+  const ca = await loadCa(dataDir);
+  if (!ca) {
+    throw new FleetwaveError(
+      'E_CA_MISSING',
+      `no fleet CA in ${dataDir}/ca: run fleetwave ca init --data-dir ${dataDir}`,
+    );
+  }
+  const revoked: { serial: string; revokedAt: number }[] = [];
+  for (const d of await fleet.listDevices()) {
+    for (const c of await fleet.listCertificates(d.id)) {
+      const at = c.revokedAt ?? d.revokedAt;
+      if (at !== null) revoked.push({ serial: c.serial, revokedAt: at });
+    }
+  }
+  writeFileSync(join(dir, 'ca.pem'), ca.certPem);
+  writeFileSync(join(dir, 'crl.pem'), await revocationList(ca, revoked));
 }
 
 interface Issued {

@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { mosquittoHash, newSecret } from './auth/secrets.js';
 import { mosquittoFiles, readTopicRoots } from './broker/mosquitto-config.js';
 import { runAwsCommand } from './cli-aws.js';
-import { runCaCommand, runCertClientCommand } from './cli-certs.js';
+import { runCaCommand, runCertClientCommand, writeCaFiles } from './cli-certs.js';
 import { resolveToken } from './cli-client.js';
 import { runClientCommand } from './cli-commands.js';
 import { runDbCommand } from './cli-db.js';
@@ -76,8 +76,10 @@ Usage:
                                             copy all controller state (stop the controller first); refuses a
                                             target that holds any; verified by row counts and checksums per table
   fleetwave broker mosquitto-config --out <dir> [--topic-root r] [--jobs-root r]
+                          [--cert --tls-cert <pem> --tls-key <pem> [--mqtts-port 8883]]
                                             password file, ACL and config lines for an external Mosquitto; the topic
-                                            roots default to those the controller in --data-dir last ran with
+                                            roots default to those the controller in --data-dir last ran with; --cert
+                                            adds a TLS listener for fleet-CA certificates (ca.pem, crl.pem)
 
 serve options:
   --data-dir <dir>        default ./.fleetwave/controller
@@ -185,7 +187,18 @@ function topicRoot(s: string, flag: string): string {
  * does not answer (try again later), 73 a target it must not overwrite, 1 anything else.
  */
 function exitCodeOf(code: string): number {
-  if (['E_CONFIG_INVALID', 'E_PORT_IN_USE', 'E_DATABASE_URL', 'E_DATABASE_SCHEMA'].includes(code)) return 78;
+  if (
+    [
+      'E_CONFIG_INVALID',
+      'E_PORT_IN_USE',
+      'E_DATABASE_URL',
+      'E_DATABASE_SCHEMA',
+      'E_CA_MISSING',
+      'E_CERT_INVALID',
+    ].includes(code)
+  ) {
+    return 78;
+  }
   if (code === 'E_DATABASE_UNREACHABLE' || code === 'E_BROKER_UNREACHABLE') return 69;
   if (code === 'E_DATABASE_NOT_EMPTY') return 73;
   return 1;
@@ -208,8 +221,8 @@ function replicaIdOf(s: string): string {
   return s;
 }
 
-function requireFlag(value: string | undefined, flag: string): string {
-  if (!value) throw new FleetwaveError('E_CONFIG_INVALID', `--mqtts-port needs ${flag} <file>`);
+function requireFlag(value: string | undefined, flag: string, by = '--mqtts-port'): string {
+  if (!value) throw new FleetwaveError('E_CONFIG_INVALID', `${by} needs ${flag} <file>`);
   return value;
 }
 
@@ -411,20 +424,37 @@ async function main(argv: string[]): Promise<number> {
     };
     const store = await openDatabase({ url: v.database ?? process.env.FLEETWAVE_DATABASE_URL, dataDir });
     const password = newSecret();
-    const files = mosquittoFiles(
-      await store.fleet.listDevices().finally(() => store.close()),
-      roots,
-      { username: 'fleetwave-controller', mosquittoHash: mosquittoHash(password) },
-      v.out,
-    );
-    mkdirSync(v.out, { recursive: true });
+    const certs = v.cert
+      ? {
+          port: port(v['mqtts-port'], 8883, '--mqtts-port'),
+          certFile: requireFlag(v['tls-cert'], '--tls-cert', '--cert'),
+          keyFile: requireFlag(v['tls-key'], '--tls-key', '--cert'),
+        }
+      : undefined;
+    let files: ReturnType<typeof mosquittoFiles>;
+    try {
+      files = mosquittoFiles(
+        await store.fleet.listDevices(),
+        roots,
+        { username: 'fleetwave-controller', mosquittoHash: mosquittoHash(password) },
+        v.out,
+        certs,
+      );
+      mkdirSync(v.out, { recursive: true });
+      if (certs) await writeCaFiles(v.out, dataDir, store.fleet);
+    } finally {
+      await store.close();
+    }
     writeFileSync(join(v.out, 'passwd'), files.passwd, { mode: 0o600 });
     writeFileSync(join(v.out, 'acl'), files.acl);
     writeFileSync(join(v.out, 'mosquitto.conf'), files.conf);
     const from =
       v['topic-root'] || v['jobs-root'] ? 'as given' : last ? `as the controller in ${dataDir} ran` : 'defaults';
     process.stdout.write(
-      `wrote ${v.out}/passwd, acl, mosquitto.conf (topic root ${roots.root}, jobs root ${roots.jobsRoot}: ${from})\n` +
+      `wrote ${v.out}/passwd, acl, mosquitto.conf${certs ? ', ca.pem, crl.pem' : ''} (topic root ${roots.root}, jobs root ${roots.jobsRoot}: ${from})\n` +
+        (certs
+          ? `devices with fleet-CA certificates: mqtts://<mosquitto>:${certs.port} (regenerate crl.pem after revoking)\n`
+          : '') +
         `controller broker user: fleetwave-controller, password (shown once): ${password}\n` +
         `run the controller with: fleetwave serve --external-broker mqtt://<mosquitto>:1883 --broker-username fleetwave-controller --broker-password <that password> --broker-connections 1 --topic-root ${roots.root} --jobs-root '${roots.jobsRoot}'\n`,
     );

@@ -188,3 +188,28 @@ export async function issueDeviceCertificate(
     notAfter: Math.floor(notAfter / 1000) * 1000,
   };
 }
+
+/**
+ * A CRL from the fleet CA listing `revoked` (serials and when), valid for `days` (Mosquitto's `crlfile`: regenerate
+ * it with `broker mosquitto-config --certs` after revoking, and before it runs out).
+ */
+export async function revocationList(
+  ca: FleetCa,
+  revoked: readonly { serial: string; revokedAt: number }[],
+  days = 30,
+): Promise<string> {
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: ca.cert.subject,
+    thisUpdate: new Date(Date.now() - 60_000),
+    nextUpdate: new Date(Date.now() + days * 86_400_000),
+    entries: revoked.map((r) => ({ serialNumber: r.serial, revocationDate: new Date(r.revokedAt) })),
+    signingKey: ca.signingKey,
+    signingAlgorithm: ca.algorithm,
+    extensions: [await x509.AuthorityKeyIdentifierExtension.create(ca.cert)],
+  });
+  // OpenSSL (Mosquitto's crlfile) reads only the RFC 7468 label, X509 CRL
+  return crl
+    .toString('pem')
+    .replaceAll('BEGIN CRL-----', 'BEGIN X509 CRL-----')
+    .replaceAll('END CRL-----', 'END X509 CRL-----');
+}

@@ -14,6 +14,8 @@ export function mosquittoFiles(
   r: TopicRoots,
   controller: { username: string; mosquittoHash: string },
   dir: string,
+  /** A TLS listener where devices sign in with fleet-CA certificates: their CN becomes the username. */
+  certs?: { port: number; certFile: string; keyFile: string },
 ) {
   const passwd = [
     `${controller.username}:${controller.mosquittoHash}`,
@@ -44,6 +46,20 @@ export function mosquittoFiles(
     'use_username_as_clientid true',
     `password_file ${dir}/passwd`,
     `acl_file ${dir}/acl`,
+    ...(certs
+      ? [
+          '',
+          '# devices with client certificates from the fleet CA: the certificate is the identity, its CN the username',
+          '# (so the same ACL applies); crl.pem lists the revoked ones: regenerate it after revoking (and within 30 days)',
+          `listener ${certs.port}`,
+          `cafile ${dir}/ca.pem`,
+          `certfile ${certs.certFile}`,
+          `keyfile ${certs.keyFile}`,
+          'require_certificate true',
+          'use_identity_as_username true',
+          `crlfile ${dir}/crl.pem`,
+        ]
+      : []),
     '',
   ];
   return { passwd: `${passwd.join('\n')}\n`, acl: acl.join('\n'), conf: conf.join('\n') };
