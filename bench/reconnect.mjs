@@ -1,10 +1,20 @@
 // Reconnect storm (issue "Devices at fleet scale"): N devices (mqtt.js clients in this process, each with its own
 // token) connected to the embedded broker; the controller is killed (SIGKILL) and started again on the same ports and
 // data; measured: time until every device is connected again and has had one telemetry batch acknowledged.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hashSecret, legacyScryptHash, mosquittoHash } from '@fleetwave/controller';
+import {
+  createCa,
+  hashSecret,
+  issueDeviceCertificate,
+  legacyScryptHash,
+  loadCa,
+  mosquittoHash,
+  openDatabase,
+} from '@fleetwave/controller';
 import mqtt from 'mqtt';
 import { freePort, proc, startController } from './controller.mjs';
 import { seedDevices } from './databases.mjs';
@@ -18,7 +28,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * One run: `n` devices whose stored hashes `hashOf(token)` makes; connect all, kill the controller, start it again.
  * Every device reconnects every second (mqtt.js's default period) until it is in, as a fleet does after an outage.
  */
-async function storm(label, dir, n, hashOf) {
+async function storm(label, dir, n, hashOf, certs = false) {
   // distinct tokens (a cache keyed by token could not help), made once: the hashing is not what is measured
   const tokens = Array.from(
     { length: n },
@@ -34,8 +44,68 @@ async function storm(label, dir, n, hashOf) {
   }));
   const mqttPort = await freePort();
   const args = ['--mqtt-port', String(mqttPort)];
+  let url = `mqtt://127.0.0.1:${mqttPort}`;
+  let tls;
+  if (certs) {
+    // a fleet CA in the data dir, a certificate for each device in the registry (made here: not what is measured)
+    await createCa(dir);
+    const ca = await loadCa(dir);
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'server.key'),
+        '-out',
+        join(dir, 'server.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    tls = [];
+    const db = await openDatabase({ dataDir: dir });
+    try {
+      for (let i = 0; i < n; i++) {
+        const c = await issueDeviceCertificate(ca, `gw-${i}`);
+        tls.push({ key: c.keyPem, cert: c.certPem });
+        await db.fleet.addCertificate({
+          fingerprint: c.fingerprint,
+          device: `gw-${i}`,
+          serial: c.serial,
+          notBefore: c.notBefore,
+          notAfter: c.notAfter,
+          issuedAt: Date.now(),
+          revokedAt: null,
+        });
+      }
+    } finally {
+      await db.close();
+    }
+    const tlsPort = await freePort();
+    args.push(
+      '--mqtts-port',
+      String(tlsPort),
+      '--tls-cert',
+      join(dir, 'server.pem'),
+      '--tls-key',
+      join(dir, 'server.key'),
+      '--require-client-cert',
+    );
+    url = `mqtts://127.0.0.1:${tlsPort}`;
+  }
   let ctl = await startController(dir, args);
-  const url = `mqtt://127.0.0.1:${mqttPort}`;
+  const serverCa = certs ? readFileSync(join(dir, 'server.pem')) : undefined;
   const state = Array.from({ length: n }, () => ({ connects: 0, acked: 0 }));
   const clients = [];
   const send = (c, i) => {
@@ -51,8 +121,7 @@ async function storm(label, dir, n, hashOf) {
         const j = i + k;
         const c = mqtt.connect(url, {
           clientId: `gw-${j}`,
-          username: `gw-${j}`,
-          password: tokens[j],
+          ...(certs ? { ...tls[j], ca: serverCa } : { username: `gw-${j}`, password: tokens[j] }),
           reconnectPeriod: 1000,
           reconnectOnConnackError: true, // CONNACK 3 (over the broker's connect rate): try again, as an agent does
           connectTimeout: 30_000,

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createCa, issueDeviceCertificate, loadCa } from '@fleetwave/controller';
+import { certificateFingerprint, createCa, issueDeviceCertificate, loadCa } from '@fleetwave/controller';
 import mqtt from 'mqtt';
 import { describe, expect, it } from 'vitest';
 import {
@@ -304,4 +304,94 @@ describe.skipIf(!openssl)('devices with X.509 client certificates from the fleet
     });
     await plain.endAsync();
   }, 60_000);
+
+  it('the agent renews a short-lived certificate by itself before it expires, and every reading arrives', async () => {
+    const dir = tmp('certs-renew');
+    const ctlDir = join(dir, 'ctl');
+    expect((await controllerCli('ca', 'init', '--data-dir', ctlDir)).code).toBe(0);
+    const server = selfSignedCert(dir);
+    const ctl = await spawnController(ctlDir, [
+      '--mqtt-port',
+      '0',
+      '--http-port',
+      '0',
+      '--mqtts-port',
+      '0',
+      '--tls-cert',
+      server.cert,
+      '--tls-key',
+      server.key,
+      '--require-client-cert',
+    ]);
+    cleanups.push(() => ctl.kill('SIGKILL'));
+    const client = ['--url', ctl.url, '--token', ctl.adminToken];
+    const out = join(dir, 'gw-n');
+    // 40 s of validity: due a third of its lifetime before it ends (renewBefore, 30 days by default, is longer)
+    const add = await controllerCli(
+      'device',
+      'add',
+      'gw-n',
+      '--cert',
+      '--validity',
+      '40s',
+      '--out',
+      out,
+      '--agent-dir',
+      out,
+      '--uplink-url',
+      `mqtts://127.0.0.1:${ctl.mqtts}`,
+      ...client,
+    );
+    expect(add.code, add.err).toBe(0);
+    writeFileSync(join(out, 'ca.pem'), readFileSync(server.cert));
+    const first = certificateFingerprint(readFileSync(join(out, 'device.crt')));
+    const agent = await spawnAgent([
+      '--config',
+      join(out, 'agent.yaml'),
+      '--listen',
+      '127.0.0.1:0',
+      '--log-level',
+      'info',
+    ]);
+    cleanups.push(() => agent.kill('SIGKILL'));
+    const s = await sensor(agent.ingestUrl, 's1');
+    cleanups.push(() => s.client.endAsync(true));
+    let sent = 0;
+    const send = async (n: number) => {
+      for (let i = 0; i < n; i++) expect(await s.send('sensors/s1/temp', ++sent)).toBe(true);
+    };
+    await send(5);
+    // the renewal: a new key and CSR from the agent, the certificate from the controller, the pair swapped on disk
+    await waitForAsync(
+      'the certificate renewed',
+      async () => {
+        const r = await api(ctl.url, ctl.adminToken, 'GET', '/api/devices/gw-n/certificates');
+        return r.body.certificates.length >= 2 && /certificate renewed/.test(agent.stdout() + agent.stderr());
+      },
+      90_000,
+    );
+    const now = certificateFingerprint(readFileSync(join(out, 'device.crt')));
+    expect(now).not.toBe(first);
+    const listed = (await api(ctl.url, ctl.adminToken, 'GET', '/api/devices/gw-n/certificates')).body.certificates as {
+      fingerprint: string;
+    }[];
+    expect(listed.map((c) => c.fingerprint)).toContain(now);
+    // the old certificate revoked: the session ends, and the agent is back on the new one (only certificates here)
+    expect((await controllerCli('device', 'revoke-cert', 'gw-n', '--fingerprint', first, ...client)).code).toBe(0);
+    await send(5);
+    const values = async () => {
+      const r = await api(ctl.url, ctl.adminToken, 'GET', '/api/telemetry?device=gw-n&limit=1000');
+      return (r.body.records as { record: { kind: string; stream: string; value: number } }[])
+        .filter((x) => x.record.kind === 'reading' && !x.record.stream.startsWith('_'))
+        .map((x) => x.record.value)
+        .sort((a, b) => a - b);
+    };
+    await waitForAsync('every reading stored', async () => (await values()).length >= 10, 90_000);
+    expect(await values()).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]); // each once
+    const audit = (await api(ctl.url, ctl.adminToken, 'GET', '/api/audit?limit=200')).body.entries as {
+      action: string;
+      outcome: string;
+    }[];
+    expect(audit.some((e) => e.action === 'device.certificate.renew' && e.outcome === 'ok')).toBe(true);
+  }, 180_000);
 });

@@ -23,6 +23,7 @@ import { RpiTryboot, UbootEnvBootloader } from './updates/installers/bootloader.
 import { CommandInstaller } from './updates/installers/command.js';
 import { FilesInstaller } from './updates/installers/files.js';
 import { UpdateManager } from './updates/update-manager.js';
+import { CertificateRenewal } from './uplink/cert-renewal.js';
 import { Uplink, type UplinkOptions } from './uplink/uplink.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -73,6 +74,7 @@ export function createAgent(deps: AgentDeps) {
     onChange: () => reportBacklogSoon(),
   });
   let uplink: Uplink | undefined;
+  let renewing: CertificateRenewal | undefined;
   let listener: IngestListener | undefined;
   let ingestAddr: { host: string; port: number } | null = null;
   let timers: NodeJS.Timeout[] = [];
@@ -258,6 +260,22 @@ export function createAgent(deps: AgentDeps) {
         filters: config.filters,
         space,
       });
+      // a client certificate is renewed by the agent itself before it expires
+      let renewalTarget: ((m: { cert: Buffer; key: Buffer }) => void) | undefined;
+      const renewal =
+        config.uplink.certFile && config.uplink.keyFile
+          ? new CertificateRenewal({
+              device: config.device.id,
+              root: config.uplink.root,
+              certFile: config.uplink.certFile,
+              keyFile: config.uplink.keyFile,
+              renewBeforeMs: config.uplink.renewBefore,
+              now,
+              log: log.child({ part: 'certificate' }),
+              publish: (topic, payload) => uplink?.publish(topic, payload) ?? false,
+              onRenewed: (m) => renewalTarget?.(m),
+            })
+          : undefined;
       uplink = new Uplink({
         url: config.uplink.url,
         client: { keepalive: config.uplink.keepaliveS, ...deps.uplinkClient },
@@ -273,13 +291,21 @@ export function createAgent(deps: AgentDeps) {
         now,
         onDesiredConfig,
         onConnected: () => health?.publishLatest(),
-        ...(updates && {
-          subscriptions: updates.subscriptions(),
-          onMessage: (topic: string, payload: Buffer) => updates.onMessage(topic, payload),
-          onSubscribed: () => updates.onSubscribed(),
-          presenceExtra: () => ({ releases: updates.installed().current }),
+        ...((updates || renewal) && {
+          subscriptions: [...(updates?.subscriptions() ?? []), ...(renewal ? [renewal.issuedTopic] : [])],
+          onMessage: (topic: string, payload: Buffer) => {
+            if (!renewal?.onMessage(topic, payload)) updates?.onMessage(topic, payload);
+          },
+          onSubscribed: () => {
+            updates?.onSubscribed();
+            renewal?.check();
+          },
         }),
+        ...(updates && { presenceExtra: () => ({ releases: updates.installed().current }) }),
       });
+      const up = uplink;
+      if (renewal) renewalTarget = (m) => up.replaceClientMaterial(m);
+      renewing = renewal;
       listener = new IngestListener({
         host: config.ingest.host,
         port: config.ingest.port,
@@ -293,6 +319,14 @@ export function createAgent(deps: AgentDeps) {
       });
       const box = outbox;
       timers = [
+        ...(renewal
+          ? [
+              setInterval(
+                sideDuty(log, 'certificate renewal', () => renewal.check()),
+                3_600_000,
+              ),
+            ]
+          : []),
         setInterval(
           sideDuty(log, 'time-to-live expiry', () => box.expire()),
           Math.min(60_000, config.uplink.backlogInterval),
@@ -331,6 +365,7 @@ export function createAgent(deps: AgentDeps) {
       for (const t of timers) clearInterval(t);
       timers = [];
       if (backlogTimer) clearInterval(backlogTimer);
+      renewing?.stop();
       updates?.stop();
       await listener?.stop();
       health?.stop();

@@ -13,6 +13,7 @@ import { SqliteOutboxStore } from './outbox/sqlite-store.js';
 import { systemdNotify } from './sd-notify.js';
 import { firstStopSignal } from './signals.js';
 import { selfRollback } from './updates/installers/agent-self.js';
+import { completeCertificateSwap } from './uplink/cert-renewal.js';
 
 /** EX_TEMPFAIL: the agent asks its service manager to start it again (after switching its own executable). */
 const EXIT_RESTART = 75;
@@ -197,6 +198,10 @@ async function main(argv: string[]): Promise<number> {
         : config.uplink.tokenEnv
           ? process.env[config.uplink.tokenEnv]
           : undefined;
+      // a certificate renewal a crash interrupted is finished (or undone) before the pair is read
+      if (config.uplink.certFile && config.uplink.keyFile) {
+        completeCertificateSwap(config.uplink.certFile, config.uplink.keyFile);
+      }
       const read = (f: string | undefined) => (f ? readFileSync(f) : undefined);
       const users = new Map<string, string>();
       for (const u of config.ingest.users) {

@@ -11,6 +11,7 @@ export interface CertFlags {
   csr?: string | undefined;
   cn?: string | undefined;
   days?: string | undefined;
+  validity?: string | undefined;
   fingerprint?: string | undefined;
   out?: string | undefined;
   'ca-cert'?: string | undefined;
@@ -136,6 +137,7 @@ export async function runCertClientCommand(
     })) as { agent: AgentSetup };
     const c = (await call(client, 'POST', `/api/devices/${id}/certificate`, {
       ...(v.days && { days: days(v.days) }),
+      ...(v.validity && { validity: v.validity }),
     })) as Issued;
     const agentDir = v['agent-dir'] ?? '/etc/fleetwave';
     const config = certUplink(r.agent, agentDir, v['uplink-url'] ?? r.agent.uplinkUrl);
@@ -161,6 +163,7 @@ export async function runCertClientCommand(
     const c = (await call(client, 'POST', `/api/devices/${id}/certificate`, {
       csr: readFile(v.csr, 'CSR'),
       ...(v.days && { days: days(v.days) }),
+      ...(v.validity && { validity: v.validity }),
     })) as Issued;
     if (v.out) writeFileSync(v.out, c.certificate);
     out(

@@ -30,7 +30,7 @@ Usage:
                                             (uplink, credentials, updates with the jobs root, data dir); --out writes
                                             agent.yaml, token and trusted-keys/ there, to copy to --agent-dir on the
                                             device (default /etc/fleetwave, the directory the config's paths name)
-  fleetwave device add <id> --cert [--out <dir>] [--uplink-url mqtts://…] [--days n]
+  fleetwave device add <id> --cert [--out <dir>] [--uplink-url mqtts://…] [--days n | --validity 7d]
                                             register a device with a client certificate from the fleet CA (its key
                                             made here, written to --out only); the agent signs in over TLS with it
   fleetwave device certify <id> --csr <file> [--days n] [--out <file>]
@@ -292,6 +292,7 @@ async function main(argv: string[]): Promise<number> {
       csr: { type: 'string' },
       cn: { type: 'string' },
       fingerprint: { type: 'string' },
+      validity: { type: 'string' },
       'uplink-url': { type: 'string' },
       wave: { type: 'string' },
       history: { type: 'string' },

@@ -9,6 +9,7 @@ import { buildApi } from './api/app.js';
 import { TelemetryHub } from './api/telemetry-hub.js';
 import { Authenticator } from './auth/authenticator.js';
 import { caCertificateFile } from './auth/certificates.js';
+import { renewCertificate } from './auth/renewal.js';
 import { AwsIotJobs } from './aws/jobs.js';
 import { EmbeddedBroker } from './broker/embedded-broker.js';
 import { ExternalBrokerLink } from './broker/external-link.js';
@@ -254,6 +255,20 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
           .add(device, report.ts, healthMetrics(report))
           .catch((err) => log.warn({ device, err: (err as Error).message }, 'health sample not kept'));
       },
+      onCertificateRequest: (device, payload) =>
+        void renewCertificate(
+          {
+            dataDir: config.dataDir,
+            fleet: s.fleet,
+            root: config.root,
+            now,
+            log: log.child({ part: 'certificates' }),
+            audit: (...args) => a.audit(...args),
+            publish: publishClean,
+          },
+          device,
+          payload,
+        ),
       onClean: (device, records) => {
         // on PostgreSQL the HTTP stream's live records come from the telemetry feed (what every replica stored)
         if (s.kind === 'sqlite') hub.publish(records);

@@ -11,6 +11,8 @@ export const DEVICE_TOPIC_KINDS = [
   'backlog',
   'config/desired',
   'config/reported',
+  'certificate/request',
+  'certificate/issued',
 ] as const;
 export type DeviceTopicKind = (typeof DEVICE_TOPIC_KINDS)[number];
 

@@ -58,6 +58,19 @@ export class Uplink {
     this.connect();
   }
 
+  /** Publishes a message of the agent's own (QoS 1) when connected; false when not. */
+  publish(topic: string, payload: string): boolean {
+    if (!this.connected || !this.client) return false;
+    this.client.publish(topic, payload, { qos: 1 });
+    return true;
+  }
+
+  /** New TLS client material (a renewed certificate): the connection is made again with it. */
+  replaceClientMaterial(m: { cert: Buffer; key: Buffer }): void {
+    this.o.client = { ...this.o.client, cert: m.cert, key: m.key };
+    this.client?.end(true); // the close handler connects again (after the reconnect spread)
+  }
+
   private presence(state: 'online' | 'offline'): string {
     return JSON.stringify({
       v: 1,

@@ -31,7 +31,10 @@ export function certificateRoutes(app: FastifyInstance, deps: ApiDeps & { dataDi
           `no fleet CA in ${deps.dataDir}/ca: run fleetwave ca init (or ca import --cert --key) where the controller's data dir is`,
         );
       }
-      const issued = await issueDeviceCertificate(ca, d.id, { ...(body.csr && { csrPem: body.csr }), days: body.days });
+      const issued = await issueDeviceCertificate(ca, d.id, {
+        ...(body.csr && { csrPem: body.csr }),
+        ...(body.validity ? { notAfter: deps.now() + body.validity } : { days: body.days }),
+      });
       await store.addCertificate({
         fingerprint: issued.fingerprint,
         device: d.id,

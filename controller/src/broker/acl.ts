@@ -11,7 +11,16 @@ export interface TopicRoots {
   jobsRoot: string;
 }
 
-const DEVICE_PUBLISHES = ['telemetry', 'health', 'presence', 'backlog', 'config/reported'];
+export const DEVICE_PUBLISHES = [
+  'telemetry',
+  'health',
+  'presence',
+  'backlog',
+  'config/reported',
+  'certificate/request',
+];
+/** What a device may subscribe to under its own topics. */
+export const DEVICE_READS = ['config/desired', 'certificate/issued'];
 
 /** Strips a shared-subscription prefix (`$share/group/…`, MQTT 5 and Mosquitto). */
 export function unshare(filter: string): string {
@@ -43,5 +52,7 @@ export function canSubscribe(p: Principal, filter: string, r: TopicRoots): boole
     return f.startsWith(clean) && /^([A-Za-z0-9:_-]+|\+)\/telemetry$/.test(f.slice(clean.length));
   }
   // the device id is a literal prefix: no wildcard can reach another device's topics
-  return f === `${r.root}/devices/${p.id}/config/desired` || f.startsWith(`${r.jobsRoot}/${p.id}/jobs/`);
+  const own = `${r.root}/devices/${p.id}/`;
+  if (f.startsWith(own)) return DEVICE_READS.includes(f.slice(own.length));
+  return f.startsWith(`${r.jobsRoot}/${p.id}/jobs/`);
 }

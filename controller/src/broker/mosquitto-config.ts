@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jobRequestFilters } from '@fleetwave/shared';
 import type { DeviceRecord } from '../store/fleet-store.js';
-import type { TopicRoots } from './acl.js';
+import { DEVICE_PUBLISHES, DEVICE_READS, type TopicRoots } from './acl.js';
 
 /**
  * What an external Mosquitto needs so devices stay isolated (DESIGN invariant 8), generated from the registry:
@@ -29,10 +29,8 @@ export function mosquittoFiles(
     ...[r.root, r.jobsRoot].filter((t) => t.startsWith('$')).map((t) => `topic readwrite ${t}/#`),
     '',
     '# every device: its own topics only (%u is the username, which is the device id)',
-    ...['telemetry', 'health', 'presence', 'backlog', 'config/reported'].map(
-      (k) => `pattern write ${r.root}/devices/%u/${k}`,
-    ),
-    `pattern read ${r.root}/devices/%u/config/desired`,
+    ...DEVICE_PUBLISHES.map((k) => `pattern write ${r.root}/devices/%u/${k}`),
+    ...DEVICE_READS.map((k) => `pattern read ${r.root}/devices/%u/${k}`),
     // the jobs requests of shared's JOB_REQUESTS table (`+` also matches `$next`, as the embedded ACL allows)
     ...jobRequestFilters(r.jobsRoot, '%u').map((f) => `pattern write ${f}`),
     `pattern read ${r.jobsRoot}/%u/jobs/#`,

@@ -70,7 +70,7 @@ export class NatsLink {
     const o = this.o;
     const telemetry = natsSubject(`${o.root}/devices/+/telemetry`);
     const jobs = o.jobsRoot && o.onJobRequest ? jobRequestFilters(o.jobsRoot, '+').map(natsSubject) : [];
-    const status = ['health', 'presence', 'backlog', 'config/reported'].map((k) =>
+    const status = ['health', 'presence', 'backlog', 'config/reported', 'certificate/request'].map((k) =>
       natsSubject(`${o.root}/devices/+/${k}`),
     );
     let nc: NatsConnection;

@@ -41,6 +41,8 @@ export interface IngestOptions {
   onClean: (device: string, records: CleanRecord[]) => void;
   /** A valid health report arrived (the health history keeps it). */
   onHealth?: (device: string, report: HealthReport) => void;
+  /** A device asked for a renewed client certificate (the payload is decoded by the handler). */
+  onCertificateRequest?: (device: string, payload: Buffer) => void;
 }
 
 /**
@@ -272,6 +274,7 @@ export class TelemetryIngest {
       else if (kind === 'backlog') void this.backlog(device, payload);
       else if (kind === 'health') this.health(device, payload);
       else if (kind === 'config/reported') void this.reportedConfig(device, payload);
+      else if (kind === 'certificate/request') this.o.onCertificateRequest?.(device, payload);
     } catch (err) {
       if (!(err instanceof FleetwaveError)) this.o.log.error({ err, device, kind }, 'ingest failed');
     }

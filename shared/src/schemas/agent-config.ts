@@ -143,6 +143,11 @@ export const AgentConfig = z.strictObject({
        * its broker in one instant comes back spread over it (0s: at once, then the backoff).
        */
       reconnectSpread: Duration.prefault('3s'),
+      /**
+       * With certFile and keyFile: the agent renews its certificate by itself this long before it expires (a new key,
+       * a CSR to the controller, the new pair swapped in crash-safely).
+       */
+      renewBefore: Duration.prefault('30d'),
       keepaliveS: z.number().int().min(5).max(3600).default(30),
       backlogInterval: Duration.prefault('30s'),
     })
@@ -157,6 +162,7 @@ export const AgentConfig = z.strictObject({
       backoffMinMs: 500,
       backoffMaxMs: 30_000,
       reconnectSpread: 3000,
+      renewBefore: 30 * 86_400_000,
       keepaliveS: 30,
       backlogInterval: 30_000,
     }),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DeviceId, ShortText } from './common.js';
+import { DeviceId, parseDurationMs, ShortText } from './common.js';
 
 const Tags = z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'tag names are [A-Za-z0-9_.-]{1,64}'), ShortText);
 
@@ -19,6 +19,13 @@ export const DeviceAddRequest = z.strictObject({
 export const CertificateRequest = z.strictObject({
   csr: z.string().max(16_384).optional(),
   days: z.number().int().min(1).max(3650).default(365),
+  /** Instead of days, e.g. "7d" or "30s" (short-lived certificates the agent renews by itself); at least 10 s. */
+  validity: z
+    .string()
+    .regex(/^\d{1,9}(s|m|h|d)$/, 'validity must look like 30s, 15m, 2h or 7d')
+    .transform((s) => parseDurationMs(s))
+    .refine((ms) => ms >= 10_000 && ms <= 3650 * 86_400_000, 'validity must be from 10s to 3650d')
+    .optional(),
 });
 
 /** POST /api/devices/<id>/certificates/revoke: one certificate (by fingerprint) or, without it, all of the device's. */

@@ -15,6 +15,31 @@ export const Presence = z.strictObject({
 });
 export type Presence = z.infer<typeof Presence>;
 
+/** `{root}/devices/{id}/certificate/request`: a device renewing its client certificate sends a CSR for a new key. */
+export const CertificateRenewalRequest = z.strictObject({
+  v: z.literal(1),
+  device: DeviceId,
+  csr: z.string().min(1).max(16_384),
+});
+export type CertificateRenewalRequest = z.infer<typeof CertificateRenewalRequest>;
+
+/** `{root}/devices/{id}/certificate/issued`: the controller's answer, the new certificate or why there is none. */
+export const CertificateIssued = z.union([
+  z.strictObject({
+    v: z.literal(1),
+    device: DeviceId,
+    certificate: z.string().min(1).max(16_384),
+    fingerprint: z.string().regex(/^[0-9a-f]{64}$/),
+    notAfter: EpochMs,
+  }),
+  z.strictObject({
+    v: z.literal(1),
+    device: DeviceId,
+    error: z.strictObject({ code: ShortText, message: z.string().max(1000) }),
+  }),
+]);
+export type CertificateIssued = z.infer<typeof CertificateIssued>;
+
 export const RestartReason = z.enum(['first-boot', 'clean', 'crash', 'power-loss', 'watchdog', 'update', 'unknown']);
 
 /** The gateway's own health, one sample. Every field but the identity may be missing: readers say what they could not read. */
