@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FleetwaveError } from '@fleetwave/shared';
-import type { AgentSetup } from './api/agent-setup.js';
+import { type AgentSetup, agentConfigSnippet } from './api/agent-setup.js';
 import { createCa, importCa, loadCa, revocationList } from './auth/certificates.js';
 import { type ClientOptions, call } from './cli-client.js';
 import type { FleetStore } from './store/fleet-store.js';
@@ -97,24 +97,6 @@ interface Issued {
   notAfter: number;
 }
 
-/** The uplink lines of an agent config that signs in with its certificate (instead of username and token). */
-function certUplink(agent: AgentSetup, agentDir: string, url: string): string {
-  const dir = agentDir.replace(/\/+$/, '') || '/';
-  const tls = /^(mqtts|tls|wss):/.test(url);
-  return [
-    `# agent config for ${agent.id}: save as ${dir}/agent.yaml and run fleetwave-agent --config ${dir}/agent.yaml`,
-    `device: { id: ${agent.id} }`,
-    `dataDir: ${dir === '/etc/fleetwave' ? '/var/lib/fleetwave' : `${dir}/data`}`,
-    'uplink:',
-    `  url: '${url}'${tls ? '' : " # a certificate needs TLS: the controller's mqtts:// listener (--uplink-url)"}`,
-    `  root: ${agent.root}`,
-    `  caFile: ${dir}/ca.pem # the fleet CA (it signed the broker's certificate too, or use the broker's CA here)`,
-    `  certFile: ${dir}/device.crt`,
-    `  keyFile: ${dir}/device.key # readable by the agent only`,
-    '',
-  ].join('\n');
-}
-
 /** The certificate commands that talk to the controller: device add --cert, certify, certs, revoke-cert. */
 export async function runCertClientCommand(
   key: string,
@@ -140,7 +122,7 @@ export async function runCertClientCommand(
       ...(v.validity && { validity: v.validity }),
     })) as Issued;
     const agentDir = v['agent-dir'] ?? '/etc/fleetwave';
-    const config = certUplink(r.agent, agentDir, v['uplink-url'] ?? r.agent.uplinkUrl);
+    const config = agentConfigSnippet(r.agent, agentDir, { kind: 'cert', url: v['uplink-url'] ?? r.agent.uplinkUrl });
     if (v.out) {
       mkdirSync(v.out, { recursive: true });
       writeFileSync(join(v.out, 'agent.yaml'), config);

@@ -37,18 +37,36 @@ const plain = (s: string) => (/^[A-Za-z0-9_./:-]+$/.test(s) && !/^[0-9]/.test(s)
  * and release keys, and a data dir. Paths are under `agentDir` (the directory `device add --out` fills, copied to
  * the device) and `/var/lib/fleetwave`; an agent started from exactly this text connects and takes rollouts.
  */
-export function agentConfigSnippet(s: AgentSetup, agentDir = '/etc/fleetwave'): string {
+export function agentConfigSnippet(
+  s: AgentSetup,
+  agentDir = '/etc/fleetwave',
+  /** `cert`: the agent signs in with `device.crt`/`device.key` (and `ca.pem`) over TLS at `url`, not with a token. */
+  credentials: { kind: 'token' } | { kind: 'cert'; url: string } = { kind: 'token' },
+): string {
   const dir = agentDir.replace(/\/+$/, '') || '/';
+  const tls = credentials.kind === 'cert' && /^(mqtts|tls|wss):/.test(credentials.url);
+  const signIn =
+    credentials.kind === 'cert'
+      ? [
+          `  caFile: ${plain(`${dir}/ca.pem`)} # the CA that signed the broker's certificate (the fleet CA, if it did)`,
+          `  certFile: ${plain(`${dir}/device.crt`)}`,
+          `  keyFile: ${plain(`${dir}/device.key`)} # readable by the agent only`,
+        ]
+      : [
+          `  username: ${plain(s.id)}`,
+          `  tokenFile: ${plain(`${dir}/token`)} # the token printed once, readable by the agent only`,
+        ];
   const keys = s.trustedKeys.map((k) => plain(`${dir}/trusted-keys/${k.keyId}.pem`));
   const lines = [
     `# agent config for ${s.id}: save as ${dir}/agent.yaml and run fleetwave-agent --config ${dir}/agent.yaml`,
     `device: { id: ${plain(s.id)} }`,
     `dataDir: ${plain(dir === '/etc/fleetwave' ? '/var/lib/fleetwave' : `${dir}/data`)} # outbox, update state, status`,
     'uplink:',
-    `  url: ${plain(s.uplinkUrl)}`,
+    credentials.kind === 'cert'
+      ? `  url: ${plain(credentials.url)}${tls ? '' : " # a certificate needs TLS: the controller's mqtts:// listener"}`
+      : `  url: ${plain(s.uplinkUrl)}`,
     `  root: ${plain(s.root)}`,
-    `  username: ${plain(s.id)}`,
-    `  tokenFile: ${plain(`${dir}/token`)} # the token printed once, readable by the agent only`,
+    ...signIn,
     'updates:',
   ];
   if (keys.length > 0) {
