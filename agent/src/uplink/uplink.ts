@@ -116,6 +116,7 @@ export class Uplink {
               { refused, ...(err && { err: err.message }) },
               "the broker refused a subscription (check the device's ACL or policy); connecting again",
             );
+            this.connected = false; // not a working connection: the next attempt backs off (not the reconnect spread)
             client.end(true);
             return;
           }
