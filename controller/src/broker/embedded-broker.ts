@@ -70,8 +70,6 @@ export class EmbeddedBroker {
   private servers: (Server | HttpServer)[] = [];
   private wss: WebSocketServer | undefined;
   addresses: { mqtt: number; ws?: number; mqtts?: number } = { mqtt: 0 };
-  /** CONNECTs refused as over the rate since start. */
-  refusedConnects = 0;
   private window = { start: 0, count: 0, refused: 0 };
 
   constructor(private readonly o: EmbeddedBrokerOptions) {}
@@ -91,7 +89,6 @@ export class EmbeddedBroker {
     }
     if (++this.window.count <= (this.o.maxConnectsPerSecond ?? 5000)) return true;
     this.window.refused++;
-    this.refusedConnects++;
     return false;
   }
 
