@@ -1,5 +1,7 @@
 import {
   ApiTokenRequest,
+  CertificateRequest,
+  CertificateRevokeRequest,
   CleanRecord,
   DeviceAddRequest,
   DeviceUpdateRequest,
@@ -73,6 +75,36 @@ export function openApiDocument() {
           security: bearer,
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
           responses: { '200': { description: 'revoked' }, ...errors },
+        },
+      },
+      '/api/devices/{id}/certificate': {
+        post: {
+          summary:
+            'Issue a client certificate from the fleet CA: for the CSR given (its key stays on the device), or with a key made here and returned once (operator)',
+          security: bearer,
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          requestBody: json(CertificateRequest),
+          responses: {
+            '201': { description: 'certificate, key (without a CSR), ca, fingerprint, notAfter' },
+            ...errors,
+          },
+        },
+      },
+      '/api/devices/{id}/certificates': {
+        get: {
+          summary: "A device's certificates, newest first (viewer)",
+          security: bearer,
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: 'certificates' }, ...errors },
+        },
+      },
+      '/api/devices/{id}/certificates/revoke': {
+        post: {
+          summary: "Revoke one of a device's certificates (by fingerprint) or all, and drop its session (operator)",
+          security: bearer,
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          requestBody: json(CertificateRevokeRequest),
+          responses: { '200': { description: 'revoked, certificates' }, ...errors },
         },
       },
       '/api/enrolment-tokens': {
