@@ -1,14 +1,12 @@
 #!/usr/bin/env node
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { firstStopSignal } from '@fleetwave/agent';
 import { exitOnUncaught, FleetwaveError, parseDurationMs } from '@fleetwave/shared';
 import { pino } from 'pino';
-import { mosquittoHash, newSecret } from './auth/secrets.js';
-import { mosquittoFiles, readTopicRoots } from './broker/mosquitto-config.js';
+import { readTopicRoots } from './broker/mosquitto-config.js';
 import { runAwsCommand } from './cli-aws.js';
-import { runCaCommand, runCertClientCommand, writeCaFiles } from './cli-certs.js';
+import { writeMosquittoConfig } from './cli-broker.js';
+import { runCaCommand, runCertClientCommand } from './cli-certs.js';
 import { resolveToken } from './cli-client.js';
 import { runClientCommand } from './cli-commands.js';
 import { runDbCommand } from './cli-db.js';
@@ -16,7 +14,6 @@ import { runPredictCommand } from './cli-predict.js';
 import { type ControllerConfig, createController, defaultControllerConfig } from './controller.js';
 import { runDemo } from './demo.js';
 import { releaseTool } from './release-tool.js';
-import { openDatabase } from './store/open-database.js';
 
 const HELP = `fleetwave: the Fleetwave controller and its operator CLI
 
@@ -423,42 +420,22 @@ async function main(argv: string[]): Promise<number> {
       root: v['topic-root'] ? topicRoot(v['topic-root'], '--topic-root') : (last?.root ?? 'fleetwave'),
       jobsRoot: v['jobs-root'] ? topicRoot(v['jobs-root'], '--jobs-root') : (last?.jobsRoot ?? 'fleetwave/jobs'),
     };
-    const store = await openDatabase({ url: v.database ?? process.env.FLEETWAVE_DATABASE_URL, dataDir });
-    const password = newSecret();
-    const certs = v.cert
-      ? {
+    const from =
+      v['topic-root'] || v['jobs-root'] ? 'as given' : last ? `as the controller in ${dataDir} ran` : 'defaults';
+    await writeMosquittoConfig({
+      out: v.out,
+      dataDir,
+      database: v.database ?? process.env.FLEETWAVE_DATABASE_URL,
+      roots,
+      rootsFrom: from,
+      ...(v.cert && {
+        certs: {
           port: port(v['mqtts-port'], 8883, '--mqtts-port'),
           certFile: requireFlag(v['tls-cert'], '--tls-cert', '--cert'),
           keyFile: requireFlag(v['tls-key'], '--tls-key', '--cert'),
-        }
-      : undefined;
-    let files: ReturnType<typeof mosquittoFiles>;
-    try {
-      files = mosquittoFiles(
-        await store.fleet.listDevices(),
-        roots,
-        { username: 'fleetwave-controller', mosquittoHash: mosquittoHash(password) },
-        v.out,
-        certs,
-      );
-      mkdirSync(v.out, { recursive: true });
-      if (certs) await writeCaFiles(v.out, dataDir, store.fleet);
-    } finally {
-      await store.close();
-    }
-    writeFileSync(join(v.out, 'passwd'), files.passwd, { mode: 0o600 });
-    writeFileSync(join(v.out, 'acl'), files.acl);
-    writeFileSync(join(v.out, 'mosquitto.conf'), files.conf);
-    const from =
-      v['topic-root'] || v['jobs-root'] ? 'as given' : last ? `as the controller in ${dataDir} ran` : 'defaults';
-    process.stdout.write(
-      `wrote ${v.out}/passwd, acl, mosquitto.conf${certs ? ', ca.pem, crl.pem' : ''} (topic root ${roots.root}, jobs root ${roots.jobsRoot}: ${from})\n` +
-        (certs
-          ? `devices with fleet-CA certificates: mqtts://<mosquitto>:${certs.port} (regenerate crl.pem after revoking)\n`
-          : '') +
-        `controller broker user: fleetwave-controller, password (shown once): ${password}\n` +
-        `run the controller with: fleetwave serve --external-broker mqtt://<mosquitto>:1883 --broker-username fleetwave-controller --broker-password <that password> --broker-connections 1 --topic-root ${roots.root} --jobs-root '${roots.jobsRoot}'\n`,
-    );
+        },
+      }),
+    });
     return 0;
   }
   const client = {
