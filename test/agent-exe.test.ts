@@ -36,71 +36,102 @@ async function run(command: string[], cwd: string, uplink: string, dataDir: stri
   return a;
 }
 
+/**
+ * 1,000 readings from 10 sensors, then kill -9 at random instants while a sensor keeps sending: nothing acknowledged
+ * lost, gap-free, a clean exit at SIGTERM; run with `command` from `cwd`, a directory without node_modules.
+ */
+async function forwardsThroughKills(command: string[], cwd: string): Promise<void> {
+  const cloud = await startAedesCloud();
+  cleanups.push(() => cloud.close());
+  const rx = await Receiver.connect(cloud.url);
+  cleanups.push(() => rx.close());
+  const dataDir = join(cwd, 'data');
+  let agent: AgentProcess = await run(command, cwd, cloud.url, dataDir);
+  const sensors = await Promise.all(Array.from({ length: 10 }, (_, i) => sensor(agent.ingestUrl, `s${i}`)));
+  await Promise.all(
+    sensors.map((s, i) =>
+      Promise.all(Array.from({ length: 100 }, (_, k) => s.send(`sensors/s${i}/temp`, i * 1000 + k))),
+    ),
+  );
+  const acked = new Set(sensors.flatMap((s) => [...s.acked]));
+  expect(acked.size).toBe(1000);
+  await Promise.all(sensors.map((s) => s.client.endAsync()));
+  // kill -9 at random instants while a sensor keeps sending: nothing acknowledged is lost
+  let next = 100_000;
+  for (let cycle = 0; cycle < 8; cycle++) {
+    if (cycle > 0) agent = await run(command, cwd, cloud.url, dataDir);
+    const s = await sensor(agent.ingestUrl, `k${cycle}`);
+    s.client.on('error', () => {});
+    let running = true;
+    const loop = (async () => {
+      while (running && s.client.connected) {
+        const v = next++;
+        if (
+          await Promise.race([s.send('sensors/k/v', v), new Promise<boolean>((r) => setTimeout(() => r(false), 500))])
+        ) {
+          acked.add(v);
+        }
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 50 + Math.random() * 200));
+    await agent.kill('SIGKILL');
+    running = false;
+    await loop;
+    s.client.end(true);
+  }
+  agent = await run(command, cwd, cloud.url, dataDir);
+  await waitFor(
+    'every acknowledged reading upstream',
+    () => {
+      const got = new Set(rx.readings().map((r) => r.value));
+      return [...acked].every((v) => got.has(v));
+    },
+    60_000,
+  );
+  expect(rx.gapFree()).toBe(true);
+  expect(rx.conflicting).toBe(0);
+  expect(existsSync(join(cwd, 'node_modules'))).toBe(false);
+  const code = await agent.kill('SIGTERM');
+  expect(code, `signal ${agent.proc.signalCode}; stderr: ${agent.stderr()}`).toBe(0);
+}
+
 describe('the x64 single executable, from a directory without node_modules and an empty environment', () => {
   const present = haveFile(exe('x64'), BUILD);
   it.skipIf(!present)(
     'forwards every acknowledged reading from 10 sensors, gap-free, and survives kill -9',
     async () => {
       const file = bare('x64');
-      const cwd = join(file, '..');
-      const cloud = await startAedesCloud();
-      cleanups.push(() => cloud.close());
-      const rx = await Receiver.connect(cloud.url);
-      cleanups.push(() => rx.close());
-      const dataDir = join(cwd, 'data');
-      let agent: AgentProcess = await run([file], cwd, cloud.url, dataDir);
-      const sensors = await Promise.all(Array.from({ length: 10 }, (_, i) => sensor(agent.ingestUrl, `s${i}`)));
-      await Promise.all(
-        sensors.map((s, i) =>
-          Promise.all(Array.from({ length: 100 }, (_, k) => s.send(`sensors/s${i}/temp`, i * 1000 + k))),
-        ),
-      );
-      const acked = new Set(sensors.flatMap((s) => [...s.acked]));
-      expect(acked.size).toBe(1000);
-      await Promise.all(sensors.map((s) => s.client.endAsync()));
-      // kill -9 at random instants while a sensor keeps sending: nothing acknowledged is lost
-      let next = 100_000;
-      for (let cycle = 0; cycle < 8; cycle++) {
-        if (cycle > 0) agent = await run([file], cwd, cloud.url, dataDir);
-        const s = await sensor(agent.ingestUrl, `k${cycle}`);
-        s.client.on('error', () => {});
-        let running = true;
-        const loop = (async () => {
-          while (running && s.client.connected) {
-            const v = next++;
-            if (
-              await Promise.race([
-                s.send('sensors/k/v', v),
-                new Promise<boolean>((r) => setTimeout(() => r(false), 500)),
-              ])
-            ) {
-              acked.add(v);
-            }
-          }
-        })();
-        await new Promise((r) => setTimeout(r, 50 + Math.random() * 200));
-        await agent.kill('SIGKILL');
-        running = false;
-        await loop;
-        s.client.end(true);
-      }
-      agent = await run([file], cwd, cloud.url, dataDir);
-      await waitFor(
-        'every acknowledged reading upstream',
-        () => {
-          const got = new Set(rx.readings().map((r) => r.value));
-          return [...acked].every((v) => got.has(v));
-        },
-        60_000,
-      );
-      expect(rx.gapFree()).toBe(true);
-      expect(rx.conflicting).toBe(0);
-      expect(existsSync(join(cwd, 'node_modules'))).toBe(false);
-      const code = await agent.kill('SIGTERM');
-      expect(code, `signal ${agent.proc.signalCode}; stderr: ${agent.stderr()}`).toBe(0);
+      await forwardsThroughKills([file], join(file, '..'));
     },
     180_000,
   );
+});
+
+describe("the bundle (dist-bundle) under the host's own Node, from a directory with only the bundle and its addon", () => {
+  const bundleFile = fileURLToPath(new URL('../dist-bundle/fleetwave-agent.cjs', import.meta.url));
+  const addonName = `better_sqlite3-abi${process.versions.modules}-linux-${process.arch}.node`;
+  const present = haveFile(bundleFile, BUILD);
+  it.skipIf(!present)(
+    'forwards every acknowledged reading from 10 sensors, gap-free, and survives kill -9',
+    async () => {
+      const dir = tmp('bundle');
+      copyFileSync(bundleFile, join(dir, 'fleetwave-agent.cjs'));
+      copyFileSync(join(bundleFile, '..', addonName), join(dir, addonName));
+      await forwardsThroughKills([process.execPath, join(dir, 'fleetwave-agent.cjs')], dir);
+    },
+    180_000,
+  );
+
+  it.skipIf(!present)('says which Node it needs when its directory has no addon for this one', () => {
+    const dir = tmp('bundle-no-addon');
+    copyFileSync(bundleFile, join(dir, 'fleetwave-agent.cjs'));
+    const r = spawnSync(process.execPath, [join(dir, 'fleetwave-agent.cjs'), '--version'], {
+      encoding: 'utf8',
+      env: {},
+    });
+    expect(r.status).toBe(70);
+    expect(r.stderr).toMatch(/this bundle has no SQLite addon for Node v\d+.*run it with Node 20 or 22/);
+  });
 });
 
 describe('the arm64 single executable under qemu-user', () => {

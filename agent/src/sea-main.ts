@@ -13,12 +13,19 @@ function loadEmbeddedAddon(): void {
   // node:sea exists in Node >= 20.12; required lazily so this file also loads under plain node
   const sea = require('node:sea') as typeof import('node:sea');
   if (!sea.isSea()) {
-    // the same bundle run by plain node (the benchmark's reference): the addon comes from a path
-    const path = process.env.FLEETWAVE_SQLITE_ADDON;
+    // the bundle run by a Node of the host (dist-bundle/): the addon for this Node's ABI beside the bundle, or the
+    // one FLEETWAVE_SQLITE_ADDON names (the benchmark's reference); without either, better-sqlite3 looks for its own
+    const beside = join(__dirname, `better_sqlite3-abi${process.versions.modules}-linux-${process.arch}.node`);
+    const path = process.env.FLEETWAVE_SQLITE_ADDON ?? (existsSync(beside) ? beside : undefined);
     if (path) {
       const m = { exports: {} as object };
       process.dlopen(m, path, constants.dlopen.RTLD_NOW);
       setSqliteBinding(m.exports);
+    } else if (existsSync(join(__dirname, 'fleetwave-agent.cjs'))) {
+      process.stderr.write(
+        `fleetwave-agent: this bundle has no SQLite addon for Node ${process.version} (ABI ${process.versions.modules}) on linux-${process.arch}: run it with Node 20 or 22, or use the single executable\n`,
+      );
+      process.exit(70);
     }
     return;
   }
