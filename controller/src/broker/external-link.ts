@@ -34,6 +34,33 @@ export interface ExternalLinkOptions {
 }
 
 /**
+ * A device message other than telemetry, from a broker the controller does not run: a jobs request goes to the jobs
+ * service, a status message (health, presence, backlog, reported config, certificate request) to ingest; anything
+ * else (an answer the controller itself sent, a topic not ours) is dropped.
+ */
+export function routeDeviceMessage(
+  o: Pick<ExternalLinkOptions, 'root' | 'jobsRoot' | 'onJobRequest' | 'ingest'>,
+  topic: string,
+  payload: Buffer,
+): void {
+  if (o.jobsRoot && o.onJobRequest && topic.startsWith(`${o.jobsRoot}/`)) {
+    try {
+      const t = parseJobTopic(o.jobsRoot, topic);
+      if (t.family === 'jobs' && t.reply === 'request') o.onJobRequest(t.thing, topic, payload);
+    } catch {
+      // an answer or notification the controller itself sent, or not a jobs topic
+    }
+    return;
+  }
+  try {
+    const t = parseTopic(o.root, topic);
+    if (t.family === 'device') o.ingest.statusMessage(t.device, t.kind, payload);
+  } catch {
+    // not a device topic of ours: nothing to ingest
+  }
+}
+
+/**
  * The controller as a client of a broker it does not run. Its session is persistent (clean: false, QoS 1), so the
  * broker queues device messages while the controller is away, and a message is acknowledged to the broker only after
  * ingest committed it (mqtt.js sends the PUBACK when handleMessage calls back). Device identity comes from the topic:
@@ -130,21 +157,7 @@ export class ExternalBrokerLink {
   }
 
   private route(topic: string, payload: Buffer): void {
-    if (this.o.jobsRoot && this.o.onJobRequest && topic.startsWith(`${this.o.jobsRoot}/`)) {
-      try {
-        const t = parseJobTopic(this.o.jobsRoot, topic);
-        if (t.family === 'jobs' && t.reply === 'request') this.o.onJobRequest(t.thing, topic, payload);
-      } catch {
-        // an answer or notification the controller itself sent, or not a jobs topic
-      }
-      return;
-    }
-    try {
-      const t = parseTopic(this.o.root, topic);
-      if (t.family === 'device') this.o.ingest.statusMessage(t.device, t.kind, payload);
-    } catch {
-      // not a device topic of ours: nothing to ingest
-    }
+    routeDeviceMessage(this.o, topic, payload);
   }
 
   publish(topic: string, payload: string | Buffer, opts: { qos: 0 | 1; retain?: boolean } = { qos: 1 }): Promise<void> {

@@ -1,8 +1,9 @@
-import { FleetwaveError, jobRequestFilters, parseJobTopic, parseTopic } from '@fleetwave/shared';
+import { FleetwaveError, jobRequestFilters } from '@fleetwave/shared';
 import { type ConsumerConfig, type ConsumerMessages, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { TelemetryIngest } from '../ingest/telemetry-ingest.js';
+import { routeDeviceMessage } from './external-link.js';
 
 export interface NatsLinkOptions {
   /** NATS URLs of the cluster's nodes (`nats://host:4222`); the client moves to another when one goes. */
@@ -146,29 +147,10 @@ export class NatsLink {
       const sub = nc.subscribe(subject, { queue: GROUP });
       this.subs.push(sub);
       void (async () => {
-        for await (const m of sub) this.route(mqttTopic(m.subject), Buffer.from(m.data));
+        for await (const m of sub) routeDeviceMessage(o, mqttTopic(m.subject), Buffer.from(m.data));
       })().catch((err) => o.log.error({ err: (err as Error).message, subject }, 'NATS subscription ended'));
     }
     await nc.flush();
-  }
-
-  private route(topic: string, payload: Buffer): void {
-    const o = this.o;
-    if (o.jobsRoot && o.onJobRequest && topic.startsWith(`${o.jobsRoot}/`)) {
-      try {
-        const t = parseJobTopic(o.jobsRoot, topic);
-        if (t.family === 'jobs' && t.reply === 'request') o.onJobRequest(t.thing, topic, payload);
-      } catch {
-        // not a jobs request topic
-      }
-      return;
-    }
-    try {
-      const t = parseTopic(o.root, topic);
-      if (t.family === 'device') o.ingest.statusMessage(t.device, t.kind, payload);
-    } catch {
-      // not a device topic of ours
-    }
   }
 
   /** Stops taking messages; what this replica took and did not acknowledge goes to another after the ack wait. */
