@@ -12,9 +12,9 @@ import { caCertificateFile } from './auth/certificates.js';
 import { renewCertificate } from './auth/renewal.js';
 import { AwsIotJobs } from './aws/jobs.js';
 import { EmbeddedBroker } from './broker/embedded-broker.js';
-import { ExternalBrokerLink } from './broker/external-link.js';
+import { connectExternalBroker, type ExternalBrokerLink } from './broker/external-link.js';
 import { writeTopicRoots } from './broker/mosquitto-config.js';
-import { NatsLink } from './broker/nats-link.js';
+import type { NatsLink } from './broker/nats-link.js';
 import { eventFeed, telemetryFeed } from './cluster/feeds.js';
 import { Leadership } from './cluster/leadership.js';
 import { ConfigService } from './config/service.js';
@@ -349,36 +349,14 @@ export function createController(deps: { config: ControllerConfig; log: Logger; 
     });
     rollouts = r;
     if (config.external) {
-      const clientId = config.replicaId ? `fleetwave-controller-${config.replicaId}` : 'fleetwave-controller';
-      if (config.external.nats) {
-        natsLink = new NatsLink({
-          servers: config.external.nats,
-          ...(config.external.username !== undefined && {
-            user: config.external.username,
-            pass: config.external.password,
-          }),
-          name: clientId,
-          root: config.root,
-          jobsRoot: config.jobsRoot,
-          ingest: i,
-          log: log.child({ part: 'nats' }),
-          onJobRequest: (thing, topic, payload) => j.enqueue(thing, topic, payload),
-        });
-      }
-      link = new ExternalBrokerLink({
-        ...config.external,
-        ...(config.external.nats && { subscribe: false }),
+      ({ link, natsLink } = await connectExternalBroker(config.external, {
+        replicaId: config.replicaId,
         root: config.root,
-        // a replica of several connects as its own client (one client id each, or they would push each other off)
-        clientId,
-        ...(config.replicaId && { jobsSession: 'own' as const }),
-        ingest: i,
-        log: log.child({ part: 'external-broker' }),
         jobsRoot: config.jobsRoot,
+        ingest: i,
+        log,
         onJobRequest: (thing, topic, payload) => j.enqueue(thing, topic, payload),
-      });
-      await link.start();
-      await natsLink?.start(); // after the link that answers: a request taken must find a way back
+      }));
       addresses.mqtt = undefined;
     } else {
       broker = new EmbeddedBroker({

@@ -1,7 +1,9 @@
-import { FleetwaveError, jobRequestFilters, parseJobTopic, parseTopic } from '@fleetwave/shared';
+import { FleetwaveError, jobRequestFilters, parseTopic } from '@fleetwave/shared';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { TelemetryIngest } from '../ingest/telemetry-ingest.js';
+import { routeDeviceMessage } from './device-routing.js';
+import { NatsLink } from './nats-link.js';
 
 export interface ExternalLinkOptions {
   /** The broker's URL, or several (comma-separated) of one cluster: the client moves to the next when one goes. */
@@ -31,33 +33,6 @@ export interface ExternalLinkOptions {
   /** Jobs requests of devices (`{jobsRoot}/{thing}/jobs/…`) go to the jobs service. */
   jobsRoot?: string;
   onJobRequest?: (thing: string, topic: string, payload: Buffer) => void;
-}
-
-/**
- * A device message other than telemetry, from a broker the controller does not run: a jobs request goes to the jobs
- * service, a status message (health, presence, backlog, reported config, certificate request) to ingest; anything
- * else (an answer the controller itself sent, a topic not ours) is dropped.
- */
-export function routeDeviceMessage(
-  o: Pick<ExternalLinkOptions, 'root' | 'jobsRoot' | 'onJobRequest' | 'ingest'>,
-  topic: string,
-  payload: Buffer,
-): void {
-  if (o.jobsRoot && o.onJobRequest && topic.startsWith(`${o.jobsRoot}/`)) {
-    try {
-      const t = parseJobTopic(o.jobsRoot, topic);
-      if (t.family === 'jobs' && t.reply === 'request') o.onJobRequest(t.thing, topic, payload);
-    } catch {
-      // an answer or notification the controller itself sent, or not a jobs topic
-    }
-    return;
-  }
-  try {
-    const t = parseTopic(o.root, topic);
-    if (t.family === 'device') o.ingest.statusMessage(t.device, t.kind, payload);
-  } catch {
-    // not a device topic of ours: nothing to ingest
-  }
 }
 
 /**
@@ -175,4 +150,57 @@ export class ExternalBrokerLink {
     await Promise.all(this.clients.map((c) => c.endAsync(true)));
     this.clients = [];
   }
+}
+
+/**
+ * The controller's links to a broker it does not run: the MQTT link, and with `nats` the NATS link that takes the
+ * device messages (the MQTT link then only sends). A replica connects as its own client, and its jobs requests on a
+ * clean session of their own.
+ */
+export async function connectExternalBroker(
+  external: {
+    url: string;
+    username?: string;
+    password?: string;
+    shareGroup?: string;
+    connections?: number;
+    nats?: string[];
+  },
+  o: {
+    replicaId?: string;
+    root: string;
+    jobsRoot: string;
+    ingest: TelemetryIngest;
+    log: Logger;
+    onJobRequest: (thing: string, topic: string, payload: Buffer) => void;
+  },
+): Promise<{ link: ExternalBrokerLink; natsLink?: NatsLink }> {
+  // one client id per replica, or they would push each other off
+  const clientId = o.replicaId ? `fleetwave-controller-${o.replicaId}` : 'fleetwave-controller';
+  const natsLink = external.nats
+    ? new NatsLink({
+        servers: external.nats,
+        ...(external.username !== undefined && { user: external.username, pass: external.password }),
+        name: clientId,
+        root: o.root,
+        jobsRoot: o.jobsRoot,
+        ingest: o.ingest,
+        log: o.log.child({ part: 'nats' }),
+        onJobRequest: o.onJobRequest,
+      })
+    : undefined;
+  const link = new ExternalBrokerLink({
+    ...external,
+    ...(external.nats && { subscribe: false }),
+    root: o.root,
+    clientId,
+    ...(o.replicaId && { jobsSession: 'own' as const }),
+    ingest: o.ingest,
+    log: o.log.child({ part: 'external-broker' }),
+    jobsRoot: o.jobsRoot,
+    onJobRequest: o.onJobRequest,
+  });
+  await link.start();
+  await natsLink?.start(); // after the link that answers: a request taken must find a way back
+  return { link, ...(natsLink && { natsLink }) };
 }

@@ -3,7 +3,7 @@ import { type ConsumerConfig, type ConsumerMessages, jetstream, jetstreamManager
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { TelemetryIngest } from '../ingest/telemetry-ingest.js';
-import { routeDeviceMessage } from './external-link.js';
+import { routeDeviceMessage } from './device-routing.js';
 
 export interface NatsLinkOptions {
   /** NATS URLs of the cluster's nodes (`nats://host:4222`); the client moves to another when one goes. */
