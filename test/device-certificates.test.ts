@@ -394,4 +394,41 @@ describe.skipIf(!openssl)('devices with X.509 client certificates from the fleet
     }[];
     expect(audit.some((e) => e.action === 'device.certificate.renew' && e.outcome === 'ok')).toBe(true);
   }, 180_000);
+
+  it('ends a session when its certificate expires, and refuses that certificate from then on', async () => {
+    const dir = tmp('certs-expire');
+    const ctlDir = join(dir, 'ctl');
+    expect((await controllerCli('ca', 'init', '--data-dir', ctlDir)).code).toBe(0);
+    const server = selfSignedCert(dir);
+    const ctl = await spawnController(ctlDir, [
+      '--mqtt-port',
+      '0',
+      '--http-port',
+      '0',
+      '--mqtts-port',
+      '0',
+      '--tls-cert',
+      server.cert,
+      '--tls-key',
+      server.key,
+    ]);
+    cleanups.push(() => ctl.kill('SIGKILL'));
+    const out = join(dir, 'gw-x');
+    const client = ['--url', ctl.url, '--token', ctl.adminToken];
+    expect(
+      (await controllerCli('device', 'add', 'gw-x', '--cert', '--validity', '12s', '--out', out, ...client)).code,
+    ).toBe(0);
+    const tls = {
+      key: readFileSync(join(out, 'device.key'), 'utf8'),
+      cert: readFileSync(join(out, 'device.crt'), 'utf8'),
+      ca: readFileSync(server.cert),
+    };
+    const url = `mqtts://127.0.0.1:${ctl.mqtts}`;
+    const c = await mqtt.connectAsync(url, { clientId: 'gw-x', reconnectPeriod: 0, ...tls });
+    const closed = new Promise<void>((r) => c.once('close', () => r()));
+    cleanups.push(() => c.endAsync(true));
+    await closed; // by the broker, when the certificate ran out (about 12 s after it was issued)
+    expect(ctl.stdout()).toMatch(/client certificate expired: session closed/);
+    expect(await connectWith(url, 'gw-x', tls)).toBe(5);
+  }, 90_000);
 });

@@ -39,7 +39,8 @@ export interface EmbeddedBrokerOptions extends TopicRoots {
 /** Telemetry batches are at most 1 MiB (uplink.batchMaxBytes): 2 MiB leaves room and bounds what one client holds. */
 export const DEFAULT_MAX_PACKET_BYTES = 2 * 1024 * 1024;
 
-type WithPrincipal = Client & { principal?: Principal };
+/** A client with whom it authenticated as, and (signed in by certificate) when that certificate expires. */
+type WithPrincipal = Client & { principal?: Principal; certUntil?: number; expiry?: NodeJS.Timeout };
 
 function listen(server: Server | HttpServer, port: number, host: string, flag: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -120,6 +121,7 @@ export class EmbeddedBroker {
           (principal) => {
             if (!principal) return done(Object.assign(new Error('not authorized'), { returnCode: 5 as const }), false);
             client.principal = principal;
+            if (peer?.valid_to) client.certUntil = Date.parse(peer.valid_to);
             done(null, true);
           },
           (err) => done(Object.assign(err as Error, { returnCode: 3 as const }), false),
@@ -158,8 +160,24 @@ export class EmbeddedBroker {
     });
     aedes.on('client', (c: WithPrincipal) => {
       if (c.principal?.kind === 'device') void o.ingest.connection(c.principal.id, true);
+      // a session signed in by certificate ends when the certificate does (the agent renews before, and comes back)
+      const until = c.certUntil;
+      if (until !== undefined) {
+        const arm = () => {
+          const left = until - Date.now();
+          if (left <= 0) {
+            o.log.warn({ clientId: c.id }, 'client certificate expired: session closed');
+            c.close();
+            return;
+          }
+          c.expiry = setTimeout(arm, Math.min(left, 2 ** 31 - 1)); // a timer lasts at most ~24.8 days
+          c.expiry.unref();
+        };
+        arm();
+      }
     });
     aedes.on('clientDisconnect', (c: WithPrincipal) => {
+      if (c.expiry) clearTimeout(c.expiry);
       if (c.principal?.kind === 'device') void o.ingest.connection(c.principal.id, false);
     });
     this.aedes = aedes;
