@@ -16,7 +16,10 @@ const series = fc
     fc.double({ min: -1e6, max: 1e6, noNaN: true }),
     fc.integer({ min: 0, max: 2 ** 31 }),
   )
-  .map(([gaps, shape, base, seed]) => {
+  .map(([gaps, shape, rawBase, seed]) => {
+    // -0 becomes 0 here: filter state is persisted as JSON, which keeps no negative zero, so a resumed engine would
+    // report 0 where a running one reports -0 (the same reading; seen once with a constant -0 series)
+    const base = rawBase === 0 ? 0 : rawBase;
     let t = 1_700_000_000_000;
     let x = seed;
     const rnd = () => {
