@@ -12,7 +12,7 @@ import { caCertificateFile } from './auth/certificates.js';
 import { renewCertificate } from './auth/renewal.js';
 import { AwsIotJobs } from './aws/jobs.js';
 import { EmbeddedBroker } from './broker/embedded-broker.js';
-import { connectExternalBroker, type ExternalBrokerLink } from './broker/external-link.js';
+import { connectExternalBroker, type ExternalBrokerConfig, type ExternalBrokerLink } from './broker/external-link.js';
 import { writeTopicRoots } from './broker/mosquitto-config.js';
 import type { NatsLink } from './broker/nats-link.js';
 import { eventFeed, telemetryFeed } from './cluster/feeds.js';
@@ -60,18 +60,8 @@ export interface ControllerConfig {
   /** CONNECTs the embedded broker takes per second (default 5,000; beyond: CONNACK 3, server unavailable). */
   maxConnectsPerSecond?: number;
   /** Connect to this broker instead of running one. */
-  external?: {
-    url: string;
-    username?: string;
-    password?: string;
-    shareGroup?: string;
-    connections?: number;
-    /**
-     * NATS URLs of the cluster `url` is an MQTT listener of: device messages come through NATS (a queue group, and a
-     * JetStream consumer for telemetry), answers go out over MQTT. Same credentials as for MQTT.
-     */
-    nats?: string[];
-  };
+  external?: ExternalBrokerConfig;
+
   /** The broker URL agents should use (printed at enrolment); default derived from the embedded broker. */
   publicMqttUrl?: string;
   retentionMs: number;

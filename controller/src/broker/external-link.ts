@@ -152,20 +152,27 @@ export class ExternalBrokerLink {
   }
 }
 
+/** A broker the controller does not run (`--external-broker`, and with `--nats` the NATS side of the same cluster). */
+export interface ExternalBrokerConfig {
+  url: string;
+  username?: string;
+  password?: string;
+  shareGroup?: string;
+  connections?: number;
+  /**
+   * NATS URLs of the cluster `url` is an MQTT listener of: device messages come through NATS (a queue group, and a
+   * JetStream consumer for telemetry), answers go out over MQTT. Same credentials as for MQTT.
+   */
+  nats?: string[];
+}
+
 /**
  * The controller's links to a broker it does not run: the MQTT link, and with `nats` the NATS link that takes the
  * device messages (the MQTT link then only sends). A replica connects as its own client, and its jobs requests on a
  * clean session of their own.
  */
 export async function connectExternalBroker(
-  external: {
-    url: string;
-    username?: string;
-    password?: string;
-    shareGroup?: string;
-    connections?: number;
-    nats?: string[];
-  },
+  external: ExternalBrokerConfig,
   o: {
     replicaId?: string;
     root: string;
