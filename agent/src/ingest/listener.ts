@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { type ErrorCode, FleetwaveError, limitPacketSize } from '@fleetwave/shared';
 import { Aedes } from 'aedes';
+import mqttPacket from 'mqtt-packet';
 import type { Logger } from 'pino';
 import type { Committed } from '../outbox/outbox.js';
 import { parseReading, type Reading, type ReadingLimits } from '../reading.js';
@@ -25,6 +26,10 @@ export interface ListenerOptions {
   /** Largest MQTT packet a sensor may send; larger closes its connection before the body is buffered. */
   maxPacketBytes: number;
 }
+
+// aedes writes through mqtt-packet, whose cache of every 16-bit number as a Buffer (made at the first write) is
+// 65,536 objects, 6 MB of heap: the agent writes numbers as it goes (bench/README.md, "What the agent costs")
+mqttPacket.writeToStream.cacheNumbers = false;
 
 const digest = (s: string | Buffer) => createHash('sha256').update(s).digest();
 

@@ -70,19 +70,37 @@ describe.each([
     box.close();
   });
 
-  it('commits a group when its oldest reading has waited maxAckDelay, or at once at maxGroup readings', () => {
+  it('commits at most once per maxAckDelay (at once after a quiet spell), and at once at maxGroup readings', () => {
     vi.useFakeTimers();
-    const { box } = make(newStore(), { maxAckDelayMs: 1000, maxGroup: 5 });
+    let clock = 5_000_000;
+    const { box } = make(newStore(), { maxAckDelayMs: 1000, maxGroup: 5, now: () => clock });
+    const tick = (ms: number) => {
+      clock += ms;
+      vi.advanceTimersByTime(ms);
+    };
     const done: number[] = [];
+    // nothing committed yet: the first reading commits on the next turn of the event loop
     box.submit(tel, { value: 0, ts: 1 }, () => done.push(0));
-    vi.advanceTimersByTime(600);
-    box.submit(tel, { value: 1, ts: 2 }, () => done.push(1));
-    vi.advanceTimersByTime(399);
     expect(done).toEqual([]);
-    vi.advanceTimersByTime(1);
-    expect(done).toEqual([0, 1]);
-    for (let i = 2; i < 7; i++) box.submit(tel, { value: i, ts: i }, () => done.push(i));
-    expect(done).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    tick(0);
+    expect(done).toEqual([0]);
+    // within maxAckDelay of that commit: readings wait for maxAckDelay after it
+    tick(600);
+    box.submit(tel, { value: 1, ts: 2 }, () => done.push(1));
+    tick(200);
+    box.submit(tel, { value: 2, ts: 3 }, () => done.push(2));
+    tick(199);
+    expect(done).toEqual([0]);
+    tick(1);
+    expect(done).toEqual([0, 1, 2]);
+    // maxGroup readings commit at once, whatever the last commit
+    for (let i = 3; i < 8; i++) box.submit(tel, { value: i, ts: i }, () => done.push(i));
+    expect(done).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    // a quiet spell longer than maxAckDelay: the next reading goes at once again
+    tick(1500);
+    box.submit(tel, { value: 8, ts: 9 }, () => done.push(8));
+    tick(0);
+    expect(done.at(-1)).toBe(8);
     box.close();
   });
 

@@ -30,6 +30,8 @@ export class Outbox {
   private queue: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
   private timerAt = 0;
+  /** When the last transaction committed (the clock of `opts.now`). */
+  private lastCommitAt = Number.NEGATIVE_INFINITY;
   private counters: OutboxCounters;
   private readonly refusedBy = new Map<string, number>();
   private accepted = 0;
@@ -120,7 +122,10 @@ export class Outbox {
     }
     this.queue.push({ route, reading, done, internal });
     if (this.queue.length >= this.maxGroup) this.flush();
-    else if (this.queue.length === 1) this.schedule(this.opts.now() + this.opts.maxAckDelayMs);
+    // at most one commit per maxAckDelay: a reading after a quiet spell commits at once (a sensor's first PUBACK
+    // after start is not held back), one during a busy spell waits for maxAckDelay after the last commit
+    else if (this.queue.length === 1)
+      this.schedule(Math.max(this.opts.now(), this.lastCommitAt + this.opts.maxAckDelayMs));
   }
 
   /** Counts a reading refused before it reached the outbox (bad topic, bad payload). */
@@ -230,6 +235,7 @@ export class Outbox {
       for (const p of group) p.done(e);
       return;
     }
+    this.lastCommitAt = now;
     this.filters.settle();
     for (const p of accepted) if (!p.internal) this.accepted++;
     for (const p of accepted) p.done();
