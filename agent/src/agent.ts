@@ -11,18 +11,14 @@ import {
 } from '@fleetwave/shared';
 import type { Logger } from 'pino';
 import { createHealthReporter } from './health/reporter.js';
-import { IngestListener } from './ingest/listener.js';
+import type { IngestListener } from './ingest/listener.js';
 import { Outbox, type OutboxStatus } from './outbox/outbox.js';
 import { SqliteOutboxStore } from './outbox/sqlite-store.js';
 import { sideDuty } from './side-duty.js';
 import { DiskSpace, type SpaceState } from './storage/space.js';
 import { compileStreamMap } from './streams.js';
-import { AbRootfsInstaller } from './updates/installers/ab-rootfs.js';
-import { AgentSelfInstaller } from './updates/installers/agent-self.js';
-import { RpiTryboot, UbootEnvBootloader } from './updates/installers/bootloader.js';
-import { CommandInstaller } from './updates/installers/command.js';
-import { FilesInstaller } from './updates/installers/files.js';
-import { UpdateManager } from './updates/update-manager.js';
+import type { Installer } from './updates/installers/types.js';
+import type { UpdateManager } from './updates/update-manager.js';
 import { CertificateRenewal } from './uplink/cert-renewal.js';
 import { Uplink, type UplinkOptions } from './uplink/uplink.js';
 
@@ -78,9 +74,12 @@ export function createAgent(deps: AgentDeps) {
   let listener: IngestListener | undefined;
   let ingestAddr: { host: string; port: number } | null = null;
   let timers: NodeJS.Timeout[] = [];
-  const updates = config.updates.enabled ? createUpdates() : undefined;
+  // the updates subsystem and the sensor listener are loaded only when the configuration uses them (start())
+  let updates: UpdateManager | undefined;
 
-  function abRootfsInstaller(ab: NonNullable<AgentConfig['updates']['abRootfs']>): AbRootfsInstaller {
+  async function abRootfsInstaller(ab: NonNullable<AgentConfig['updates']['abRootfs']>): Promise<Installer> {
+    const { AbRootfsInstaller } = await import('./updates/installers/ab-rootfs.js');
+    const { RpiTryboot, UbootEnvBootloader } = await import('./updates/installers/bootloader.js');
     const partitions = { a: ab.slots.a.partition, b: ab.slots.b.partition };
     return new AbRootfsInstaller({
       bootloader:
@@ -98,7 +97,11 @@ export function createAgent(deps: AgentDeps) {
     });
   }
 
-  function createUpdates(): UpdateManager {
+  async function createUpdates(): Promise<UpdateManager> {
+    const { UpdateManager } = await import('./updates/update-manager.js');
+    const { FilesInstaller } = await import('./updates/installers/files.js');
+    const { CommandInstaller } = await import('./updates/installers/command.js');
+    const { AgentSelfInstaller } = await import('./updates/installers/agent-self.js');
     const u = deps.uplinkClient;
     const basic =
       u.username && u.password ? Buffer.from(`${u.username}:${String(u.password)}`).toString('base64') : undefined;
@@ -112,7 +115,7 @@ export function createAgent(deps: AgentDeps) {
           appsDir: config.updates.appsDir ?? join(config.dataDir, 'apps'),
           maxBytes: config.updates.maxArtifactBytes * 4,
         }),
-        ...(config.updates.abRootfs && { 'ab-rootfs': abRootfsInstaller(config.updates.abRootfs) }),
+        ...(config.updates.abRootfs && { 'ab-rootfs': await abRootfsInstaller(config.updates.abRootfs) }),
         ...(config.updates.agentRoot &&
           deps.requestRestart && {
             agent: new AgentSelfInstaller({
@@ -238,9 +241,11 @@ export function createAgent(deps: AgentDeps) {
   }
 
   return {
-    async start(): Promise<{ ingest: { host: string; port: number } }> {
+    /** Starts the agent; `ingest` is the sensor listener's address (null with `ingest.enabled: false`). */
+    async start(): Promise<{ ingest: { host: string; port: number } | null }> {
       // on a full disk the reserve is released before the outbox opens: the agent starts, and drains
       space.start();
+      if (config.updates.enabled) updates = await createUpdates();
       const store = new SqliteOutboxStore(join(config.dataDir, 'outbox.db'), {
         synchronous: config.outbox.synchronous,
       });
@@ -276,6 +281,7 @@ export function createAgent(deps: AgentDeps) {
               onRenewed: (m) => renewalTarget?.(m),
             })
           : undefined;
+      const upd = updates;
       uplink = new Uplink({
         url: config.uplink.url,
         client: { keepalive: config.uplink.keepaliveS, ...deps.uplinkClient },
@@ -301,22 +307,25 @@ export function createAgent(deps: AgentDeps) {
             renewal?.check();
           },
         }),
-        ...(updates && { presenceExtra: () => ({ releases: updates.installed().current }) }),
+        ...(upd && { presenceExtra: () => ({ releases: upd.installed().current }) }),
       });
       const up = uplink;
       if (renewal) renewalTarget = (m) => up.replaceClientMaterial(m);
       renewing = renewal;
-      listener = new IngestListener({
-        host: config.ingest.host,
-        port: config.ingest.port,
-        users: deps.sensorUsers,
-        limits: { maxPayloadBytes: config.ingest.maxPayloadBytes, maxClockSkewMs: config.ingest.maxClockSkew },
-        maxPacketBytes: config.ingest.maxPacketBytes,
-        route: compileStreamMap(config.ingest.streams),
-        sink: outbox,
-        now,
-        log: log.child({ part: 'ingest' }),
-      });
+      if (config.ingest.enabled) {
+        const { IngestListener } = await import('./ingest/listener.js');
+        listener = new IngestListener({
+          host: config.ingest.host,
+          port: config.ingest.port,
+          users: deps.sensorUsers,
+          limits: { maxPayloadBytes: config.ingest.maxPayloadBytes, maxClockSkewMs: config.ingest.maxClockSkew },
+          maxPacketBytes: config.ingest.maxPacketBytes,
+          route: compileStreamMap(config.ingest.streams),
+          sink: outbox,
+          now,
+          log: log.child({ part: 'ingest' }),
+        });
+      }
       const box = outbox;
       timers = [
         ...(renewal
@@ -353,7 +362,7 @@ export function createAgent(deps: AgentDeps) {
         storageFull: () => space.isFull,
       });
       health.start();
-      ingestAddr = await listener.start();
+      ingestAddr = listener ? await listener.start() : null;
       log.info({ ingest: ingestAddr, uplink: config.uplink.url, device: config.device.id }, 'agent started');
       return { ingest: ingestAddr };
     },

@@ -29,7 +29,7 @@ export async function runDemo(opts: { sensors: number }): Promise<void> {
     log: { level: 'warn' },
   });
   const agent = createAgent({ config, log: pino({ level: 'warn' }), uplinkClient: {}, sensorUsers: new Map() });
-  const { ingest } = await agent.start();
+  const ingest = (await agent.start()).ingest!; // the demo's agents have their sensor listener
   console.log(`cloud broker (embedded aedes) on 127.0.0.1:${cloudPort}`);
   console.log(`agent ${config.device.id}: sensors connect to mqtt://127.0.0.1:${ingest.port}, outbox in ${dataDir}`);
 

@@ -112,7 +112,7 @@ export async function runDemo(opts: { gateways: number; story?: boolean; storyDe
         trustedKeys: trusted,
       });
     const agent = make();
-    const { ingest } = await agent.start();
+    const ingest = (await agent.start()).ingest!; // the demo's agents have their sensor listener
     agents.push(agent);
     makers.push(make);
     const sensor = await mqtt.connectAsync(`mqtt://127.0.0.1:${ingest.port}`, { clientId: `${id}-sensors` });
@@ -131,7 +131,7 @@ export async function runDemo(opts: { gateways: number; story?: boolean; storyDe
     start: async () => {
       for (const i of flakyIdx) {
         agents[i] = makers[i]!();
-        const { ingest } = await agents[i]!.start();
+        const ingest = (await agents[i]!.start()).ingest!;
         sensors[i]!.end(true);
         sensors[i] = await mqtt.connectAsync(`mqtt://127.0.0.1:${ingest.port}`, { clientId: `flaky-${i}-sensors` });
         sensors[i]!.on('error', () => {});

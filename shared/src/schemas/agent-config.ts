@@ -45,6 +45,8 @@ export const AgentConfig = z.strictObject({
   dataDir: z.string().min(1).max(1024).default('./.fleetwave/agent'),
   ingest: z
     .strictObject({
+      /** The local MQTT listener for sensors; false: no listener (a gateway that only reports its health). */
+      enabled: z.boolean().default(true),
       host: z.string().min(1).max(255).default('127.0.0.1'),
       port: Port.default(1884),
       users: z.array(SensorUser).max(10_000).default([]),
@@ -60,6 +62,7 @@ export const AgentConfig = z.strictObject({
       maxClockSkew: Duration.prefault('7d'),
     })
     .default({
+      enabled: true,
       host: '127.0.0.1',
       port: 1884,
       users: [],
@@ -71,9 +74,10 @@ export const AgentConfig = z.strictObject({
   outbox: z
     .strictObject({
       /**
-       * A group of readings is committed (one chunk, one fsync) when its oldest reading has waited this long, or at
-       * once when it holds maxGroup readings: a sensor's PUBACK waits at most this. Longer spares the flash (see
-       * agent/README.md, "Flash wear"), shorter answers sensors sooner.
+       * At most one commit (one chunk, one fsync) per this long: a reading after a quiet spell commits at once, one
+       * in a busy spell waits for maxAckDelay after the last commit; a group of maxGroup readings commits at once. A
+       * sensor's PUBACK waits at most this. Longer spares the flash (see agent/README.md, "Flash wear"), shorter
+       * answers sensors sooner.
        */
       maxAckDelay: Duration.optional(),
       maxGroup: z.number().int().min(1).max(10_000).default(250),
