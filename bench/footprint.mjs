@@ -21,10 +21,10 @@ const DEFAULT_FLAGS = [
   '',
   '--max-semi-space-size=1',
   '--max-semi-space-size=2',
+  '--optimize-for-size',
+  '--max-semi-space-size=1 --optimize-for-size',
   '--max-semi-space-size=1 --max-old-space-size=96',
   '--lite-mode',
-  '--lite-mode --max-semi-space-size=1',
-  '--jitless --max-semi-space-size=1',
 ];
 
 const status = (pid, field) =>
@@ -64,18 +64,22 @@ async function start([cmd, ...pre], env, uplink) {
     ],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } },
   );
+  let readyMs = 0;
   const port = await new Promise((resolve, reject) => {
     let out = '';
     p.stdout.on('data', (d) => {
       out += d;
       const m = /"event":"ready","ingest":\{"host":"[^"]*","port":(\d+)\}/.exec(out);
-      if (m) resolve(Number(m[1]));
+      if (m) {
+        readyMs = performance.now() - t0;
+        resolve(Number(m[1]));
+      }
     });
     p.once('exit', (c) => reject(new Error(`agent exited ${c}`)));
   });
   const sensor = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'fp-sensor' });
   await sensor.publishAsync('sensors/a/temp', '1', { qos: 1 });
-  return { p, port, ms: performance.now() - t0, sensor, dir };
+  return { p, port, ms: performance.now() - t0, readyMs, sensor, dir };
 }
 
 async function stop(a) {
@@ -139,23 +143,33 @@ async function flatOut(a, seconds) {
 
 async function measure(label, command, env, uplink) {
   const starts = [];
+  const readies = [];
+  const idles = [];
   for (let i = 0; i < STARTS - 1; i++) {
     const a = await start(command, env, uplink);
     starts.push(a.ms);
+    readies.push(a.readyMs);
+    await sleep(3000);
+    idles.push(status(a.p.pid, 'VmRSS'));
     await stop(a);
   }
   const a = await start(command, env, uplink);
   starts.push(a.ms);
+  readies.push(a.readyMs);
   await sleep(3000);
-  const idle = status(a.p.pid, 'VmRSS');
+  idles.push(status(a.p.pid, 'VmRSS'));
+  const idle = median(idles);
+  // what the process holds of its own (heap, stacks) and the pages of the executable file mapped (reclaimable)
+  const anon = status(a.p.pid, 'RssAnon');
+  const file = status(a.p.pid, 'RssFile');
   const s = await steady(a, STEADY_S);
   const f = await flatOut(a, FLAT_S);
   await stop(a);
   const mb = (x) => `${x.toFixed(1)} MB`;
   console.log(
-    `${label}\n    ready ${median(starts).toFixed(0)} ms (median of ${STARTS}; ${starts.map((x) => x.toFixed(0)).join(', ')}); RSS idle ${mb(idle)}; 1,000/s ${mb(s.rss)} (peak ${mb(s.hwm)}); flat out ${Math.round(f.rate).toLocaleString('en-US')} readings/s, RSS ${mb(f.rss)} (peak ${mb(f.hwm)})`,
+    `${label}\n    "ready" ${median(readies).toFixed(0)} ms, first reading acknowledged ${median(starts).toFixed(0)} ms (medians of ${STARTS}; ${starts.map((x) => x.toFixed(0)).join(', ')}); RSS idle ${mb(idle)} (median; ${idles.map((x) => x.toFixed(0)).join(', ')}; last: anonymous ${mb(anon)}, file ${mb(file)}); 1,000/s ${mb(s.rss)} (peak ${mb(s.hwm)}); flat out ${Math.round(f.rate).toLocaleString('en-US')} readings/s, RSS ${mb(f.rss)} (peak ${mb(f.hwm)})`,
   );
-  return { idle, steady: s, flat: f, startMs: median(starts) };
+  return { idle, anon, file, steady: s, flat: f, startMs: median(starts), readyMs: median(readies) };
 }
 
 export async function benchFootprint() {
@@ -174,12 +188,17 @@ export async function benchFootprint() {
   );
   const flagSets = (process.env.BENCH_FOOTPRINT_FLAGS?.split(';') ?? DEFAULT_FLAGS).map((s) => s.trim());
   console.log(
-    `\n# agent footprint, x64: start to ready (spawn to the first reading's PUBACK), RSS idle (3 s after ready), after ${STEADY_S} s at 1,000 readings/s over 100 streams, and flat out (10 sensors, QoS 1, 200 in flight each, ${FLAT_S} s after 2 s warm-up); uplink to aedes in this process`,
+    `\n# agent footprint, x64: start to the "ready" line and to the PUBACK of a reading sent then, RSS idle (3 s after ready, median of the starts), after ${STEADY_S} s at 1,000 readings/s over 100 streams, and flat out (10 sensors, QoS 1, 200 in flight each, ${FLAT_S} s after 2 s warm-up); uplink to aedes in this process`,
   );
   const c = await cloud();
   try {
     const built = JSON.parse(readFileSync(join(cache, 'sea', 'x64', 'sea-config.json'), 'utf8')).execArgv ?? [];
     await measure(`executable as built (execArgv: ${built.join(' ') || 'none'})`, [exe], {}, c.url);
+    // other executables to compare (a build without code cache, say), and NODE_OPTIONS for them
+    for (const other of process.env.BENCH_FOOTPRINT_EXES?.split(';').filter(Boolean) ?? []) {
+      const [file, ...opts] = other.split(' ');
+      await measure(`${file} ${opts.join(' ')}`, [file], opts.length ? { NODE_OPTIONS: opts.join(' ') } : {}, c.url);
+    }
     for (const flags of flagSets) {
       const argv = flags ? flags.split(/\s+/) : [];
       await measure(

@@ -54,6 +54,16 @@ const TOOLS = {
     },
   },
 };
+/**
+ * V8 settings built into the executable (the SEA configuration's execArgv), chosen by measurement for a small device
+ * (bench/README.md, "Agent footprint"): a young generation of 1 MB semi-spaces instead of up to 16 MB. V8's
+ * --optimize-for-size saves more (about 13 MB at 1,000 readings/s) but halves flat-out ingest, below the outbox's
+ * figure: a build for a gateway with few sensors may add it with FLEETWAVE_AGENT_EXEC_ARGV (which replaces these).
+ * NODE_OPTIONS still extends them on a gateway (a larger --max-semi-space-size for one that ingests flat out).
+ */
+export const EXEC_ARGV = process.env.FLEETWAVE_AGENT_EXEC_ARGV?.split(' ').filter(Boolean) ?? [
+  '--max-semi-space-size=1',
+];
 const SENTINEL = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -166,10 +176,12 @@ function executable(arch, bundleFile, addonFile, hostNode) {
       disableExperimentalSEAWarning: true,
       useSnapshot: false,
       useCodeCache: arch === 'x64',
+      execArgv: EXEC_ARGV,
       assets: { 'better_sqlite3.node': addonFile },
     }),
   );
-  run(hostNode, ['--experimental-sea-config', config], { cwd: work });
+  // the code cache is made under the same V8 flags, else V8 rejects it at start (its flag hash differs)
+  run(hostNode, [...EXEC_ARGV, '--experimental-sea-config', config], { cwd: work });
   mkdirSync(out, { recursive: true });
   const exe = join(out, `fleetwave-agent-linux-${arch}`);
   rmSync(exe, { force: true });

@@ -123,9 +123,10 @@ export class Outbox {
     this.queue.push({ route, reading, done, internal });
     if (this.queue.length >= this.maxGroup) this.flush();
     // at most one commit per maxAckDelay: a reading after a quiet spell commits at once (a sensor's first PUBACK
-    // after start is not held back), one during a busy spell waits for maxAckDelay after the last commit
-    else if (this.queue.length === 1)
-      this.schedule(Math.max(this.opts.now(), this.lastCommitAt + this.opts.maxAckDelayMs));
+    // after start is not held back), one during a busy spell waits for maxAckDelay after the last commit; the
+    // agent's own readings (health) wait maxAckDelay, to ride along with a sensor's
+    else if (!internal) this.schedule(Math.max(this.opts.now(), this.lastCommitAt + this.opts.maxAckDelayMs));
+    else if (this.queue.length === 1) this.schedule(this.opts.now() + this.opts.maxAckDelayMs);
   }
 
   /** Counts a reading refused before it reached the outbox (bad topic, bad payload). */
