@@ -105,6 +105,46 @@ describe('the x64 single executable, from a directory without node_modules and a
     },
     180_000,
   );
+
+  it.skipIf(!present)(
+    'runs under the V8 settings built into it, and NODE_OPTIONS adds to them',
+    async () => {
+      const file = bare('x64');
+      const cloud = await startAedesCloud();
+      cleanups.push(() => cloud.close());
+      const runtimeOf = (a: AgentProcess) => {
+        const line = a
+          .stdout()
+          .split('\n')
+          .find((l) => l.includes('"event":"ready"'))!;
+        return JSON.parse(line).runtime as { node: string; execArgv: string[]; heapLimitMb: number };
+      };
+      const plain = await run([file], join(file, '..'), cloud.url, join(file, '..', 'data'));
+      expect(runtimeOf(plain)).toMatchObject({ node: 'v22.23.3', execArgv: ['--max-semi-space-size=1'] });
+      expect(runtimeOf(plain).heapLimitMb).toBeGreaterThan(500); // V8's default for this machine's memory
+      await plain.kill();
+      const a = await spawnAgent(
+        [
+          '--device-id',
+          'gw-exe',
+          '--uplink-url',
+          cloud.url,
+          '--data-dir',
+          join(file, '..', 'data'),
+          '--listen',
+          '127.0.0.1:0',
+        ],
+        { command: [file], env: { NODE_OPTIONS: '--max-old-space-size=200' }, readyTimeoutMs: 60_000 },
+      );
+      cleanups.push(() => a.kill('SIGKILL'));
+      expect(runtimeOf(a).execArgv).toEqual(['--max-semi-space-size=1']);
+      // the old generation's 200 MB and the young generation's three semi-spaces of 1 MB
+      expect(runtimeOf(a).heapLimitMb).toBeGreaterThanOrEqual(200);
+      expect(runtimeOf(a).heapLimitMb).toBeLessThan(210);
+      expect(await a.kill()).toBe(0);
+    },
+    120_000,
+  );
 });
 
 describe("the bundle (dist-bundle) under the host's own Node, from a directory with only the bundle and its addon", () => {

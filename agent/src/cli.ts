@@ -3,6 +3,7 @@ import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { getHeapStatistics } from 'node:v8';
 import { certificateRequest, exitOnUncaught, FleetwaveError, trustedKeyFromPem } from '@fleetwave/shared';
 import { pino } from 'pino';
 import { AGENT_VERSION, createAgent } from './agent.js';
@@ -242,8 +243,11 @@ async function main(argv: string[]): Promise<number> {
       // before anything is announced: a supervisor may signal the moment it reads "ready"
       const signalled = firstStopSignal();
       const { ingest } = await agent.start();
-      // One machine-readable line for supervisors and tests: where sensors connect.
-      process.stdout.write(`${JSON.stringify({ event: 'ready', ingest })}\n`);
+      // One machine-readable line for supervisors and tests: where sensors connect (null: no listener), and the Node
+      // and V8 settings the agent runs under (the executable's are built in)
+      const heapLimitMb = Math.round(getHeapStatistics().heap_size_limit / 2 ** 20);
+      const runtime = { node: process.version, execArgv: process.execArgv, heapLimitMb };
+      process.stdout.write(`${JSON.stringify({ event: 'ready', ingest, runtime })}\n`);
       const notify = systemdNotify();
       await signalled;
       notify.stop();
