@@ -32,7 +32,7 @@ const status = (pid, field) =>
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function cloud() {
+export async function cloud() {
   const aedes = await Aedes.createBroker();
   const server = createServer(aedes.handle);
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
@@ -43,7 +43,7 @@ async function cloud() {
 }
 
 /** Spawns the agent; resolves once a reading sent at `ready` was acknowledged: { p, port, ms, sensor, dir }. */
-async function start([cmd, ...pre], env, uplink) {
+export async function startAgent([cmd, ...pre], env, uplink) {
   const dir = mkdtempSync(join(tmpdir(), 'fw-bench-fp-'));
   const t0 = performance.now();
   const p = spawn(
@@ -82,7 +82,7 @@ async function start([cmd, ...pre], env, uplink) {
   return { p, port, ms: performance.now() - t0, readyMs, sensor, dir };
 }
 
-async function stop(a) {
+export async function stopAgent(a) {
   await a.sensor.endAsync();
   a.p.kill('SIGTERM');
   await new Promise((r) => (a.p.exitCode === null ? a.p.once('exit', r) : r()));
@@ -146,14 +146,14 @@ async function measure(label, command, env, uplink) {
   const readies = [];
   const idles = [];
   for (let i = 0; i < STARTS - 1; i++) {
-    const a = await start(command, env, uplink);
+    const a = await startAgent(command, env, uplink);
     starts.push(a.ms);
     readies.push(a.readyMs);
     await sleep(3000);
     idles.push(status(a.p.pid, 'VmRSS'));
-    await stop(a);
+    await stopAgent(a);
   }
-  const a = await start(command, env, uplink);
+  const a = await startAgent(command, env, uplink);
   starts.push(a.ms);
   readies.push(a.readyMs);
   await sleep(3000);
@@ -164,7 +164,7 @@ async function measure(label, command, env, uplink) {
   const file = status(a.p.pid, 'RssFile');
   const s = await steady(a, STEADY_S);
   const f = await flatOut(a, FLAT_S);
-  await stop(a);
+  await stopAgent(a);
   const mb = (x) => `${x.toFixed(1)} MB`;
   console.log(
     `${label}\n    "ready" ${median(readies).toFixed(0)} ms, first reading acknowledged ${median(starts).toFixed(0)} ms (medians of ${STARTS}; ${starts.map((x) => x.toFixed(0)).join(', ')}); RSS idle ${mb(idle)} (median; ${idles.map((x) => x.toFixed(0)).join(', ')}; last: anonymous ${mb(anon)}, file ${mb(file)}); 1,000/s ${mb(s.rss)} (peak ${mb(s.hwm)}); flat out ${Math.round(f.rate).toLocaleString('en-US')} readings/s, RSS ${mb(f.rss)} (peak ${mb(f.hwm)})`,
