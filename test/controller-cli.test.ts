@@ -42,6 +42,31 @@ describe('fleetwave command line', () => {
     }
   }, 120_000);
 
+  it("surfaces the server's error code, and an unreachable controller as such (exit 69)", async () => {
+    const dir = tmp('cli-codes');
+    const ctl = await spawnController(dir, ['--mqtt-port', '0', '--http-port', '0']);
+    cleanups.push(() => ctl.kill('SIGKILL'));
+    const base = ['--url', ctl.url, '--data-dir', dir];
+    const expectCode = (r: ReturnType<typeof cli>, re: RegExp, status = 1) => {
+      expect(r.stderr).toMatch(re);
+      expect(r.status, r.stderr).toBe(status);
+    };
+    expectCode(
+      cli('device', 'list', '--url', ctl.url, '--data-dir', tmp('cli-codes-empty')),
+      /: E_AUTH: 401 .*--token/,
+    );
+    expect(cli('device', 'add', 'gw-1', ...base).status).toBe(0);
+    expectCode(cli('device', 'add', 'gw-1', ...base), /: E_DEVICE_EXISTS: 409 /);
+    expectCode(cli('device', 'show', 'gw-nope', ...base), /: E_(NOT_FOUND|DEVICE_UNKNOWN): 404 /);
+    const viewer = /fwt_[A-Za-z0-9_-]+/.exec(cli('token', 'create', 'ops', '--role', 'viewer', ...base).stdout)![0];
+    expectCode(cli('device', 'add', 'gw-2', '--url', ctl.url, '--token', viewer), /: E_FORBIDDEN: 403 /);
+    expectCode(
+      cli('device', 'list', '--url', 'http://127.0.0.1:9', '--token', viewer),
+      /: E_CONTROLLER_UNREACHABLE: cannot reach the controller at http:\/\/127\.0\.0\.1:9 /,
+      69,
+    );
+  }, 120_000);
+
   it('manages devices and tokens with tables or --json, using the admin token of the data directory', async () => {
     const dir = tmp('cli-c');
     const ctl = await spawnController(dir, ['--mqtt-port', '0', '--http-port', '0']);

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FleetwaveError } from '@fleetwave/shared';
+import { FleetwaveError, isErrorCode } from '@fleetwave/shared';
 
 export interface ClientOptions {
   url: string;
@@ -27,18 +27,27 @@ export async function call(o: ClientOptions, method: string, path: string, body?
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
+    const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
     throw new FleetwaveError(
-      'E_UPLINK_DISCONNECTED',
-      `cannot reach the controller at ${o.url} (${(err as Error).message}): is it running? --url sets where`,
+      'E_CONTROLLER_UNREACHABLE',
+      `cannot reach the controller at ${o.url} (${cause}): is it running? --url or FLEETWAVE_URL sets where`,
     );
   }
   const text = await res.text();
-  const data = text ? JSON.parse(text) : {};
+  let data: unknown = {};
+  try {
+    data = text ? JSON.parse(text) : {};
+  } catch {
+    if (res.ok) throw new FleetwaveError('E_CONTROLLER_RESPONSE', `${method} ${path}: the answer is not JSON`);
+  }
   if (!res.ok) {
-    const e = (data as { error?: { code?: string; message?: string } }).error;
+    // the server's own code (exit statuses follow it), or one that says the answer was not one of ours
+    const e = (data as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+    const code = isErrorCode(e?.code) ? e.code : 'E_CONTROLLER_RESPONSE';
+    const message = typeof e?.message === 'string' ? e.message : text.slice(0, 300);
     const hint =
       res.status === 401 ? ' (pass --token, set FLEETWAVE_TOKEN, or run next to the controller data directory)' : '';
-    throw new FleetwaveError('E_FORBIDDEN', `${res.status} ${e?.code ?? ''}: ${e?.message ?? text}${hint}`);
+    throw new FleetwaveError(code, `${res.status} ${e?.code ?? ''}: ${message}${hint}`, { httpStatus: res.status });
   }
   return data;
 }

@@ -196,7 +196,7 @@ function exitCodeOf(code: string): number {
   ) {
     return 78;
   }
-  if (code === 'E_DATABASE_UNREACHABLE' || code === 'E_BROKER_UNREACHABLE') return 69;
+  if (['E_DATABASE_UNREACHABLE', 'E_BROKER_UNREACHABLE', 'E_CONTROLLER_UNREACHABLE'].includes(code)) return 69;
   if (code === 'E_DATABASE_NOT_EMPTY') return 73;
   return 1;
 }
@@ -453,7 +453,8 @@ main(process.argv.slice(2)).then(
   (err) => {
     if (err instanceof FleetwaveError) {
       process.stderr.write(`fleetwave: ${err.code}: ${err.message}\n`);
-      process.exit(exitCodeOf(err.code));
+      // the controller refused a request (its code is shown): 1; the CLI's own configuration or reach: by the code
+      process.exit(err.details.httpStatus === undefined ? exitCodeOf(err.code) : 1);
     }
     if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`fleetwave: ${(err as Error).message}\n\n${HELP}`);

@@ -70,9 +70,16 @@ export const errorCatalogue = {
   E_DATABASE_NOT_EMPTY: { transient: false, summary: 'the target database already holds controller state' },
   E_NOT_LEADER: { transient: true, summary: 'this controller replica does not hold the leader lease (now)' },
   E_CONFLICT: { transient: true, summary: 'another writer changed it meanwhile: read it again and retry' },
+  E_CONTROLLER_UNREACHABLE: { transient: true, summary: 'the controller does not answer at the URL the CLI uses' },
+  E_CONTROLLER_RESPONSE: { transient: false, summary: 'the controller answered with an error this CLI does not know' },
 } as const satisfies Record<string, { transient: boolean; summary: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;
+
+/** Whether a string (from the wire: an API error body, say) is a code of the catalogue. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(errorCatalogue, code);
+}
 
 export class FleetwaveError extends Error {
   readonly code: ErrorCode;
