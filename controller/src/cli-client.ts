@@ -41,7 +41,7 @@ export async function call(o: ClientOptions, method: string, path: string, body?
     if (res.ok) throw new FleetwaveError('E_CONTROLLER_RESPONSE', `${method} ${path}: the answer is not JSON`);
   }
   if (!res.ok) {
-    // the server's own code (exit statuses follow it), or one that says the answer was not one of ours
+    // the server's own code, or one that says the answer was not one of ours (the CLI exits 1 for either)
     const e = (data as { error?: { code?: unknown; message?: unknown } } | null)?.error;
     const code = isErrorCode(e?.code) ? e.code : 'E_CONTROLLER_RESPONSE';
     const message = typeof e?.message === 'string' ? e.message : text.slice(0, 300);
