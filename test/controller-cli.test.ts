@@ -58,6 +58,9 @@ describe('fleetwave command line', () => {
     expect(cli('device', 'add', 'gw-1', ...base).status).toBe(0);
     expectCode(cli('device', 'add', 'gw-1', ...base), /: E_DEVICE_EXISTS: 409 /);
     expectCode(cli('device', 'show', 'gw-nope', ...base), /: E_(NOT_FOUND|DEVICE_UNKNOWN): 404 /);
+    // a missing argument is a usage error of the CLI: nothing is sent (it was GET /api/devices/)
+    expectCode(cli('device', 'show', ...base), /: E_CONFIG_INVALID: usage: fleetwave device show <id>/, 78);
+    expectCode(cli('token', 'revoke', ...base), /usage: fleetwave token revoke <name>/, 78);
     const viewer = /fwt_[A-Za-z0-9_-]+/.exec(cli('token', 'create', 'ops', '--role', 'viewer', ...base).stdout)![0];
     expectCode(cli('device', 'add', 'gw-2', '--url', ctl.url, '--token', viewer), /: E_FORBIDDEN: 403 /);
     expectCode(

@@ -81,6 +81,12 @@ function writeAgentFiles(dir: string, token: string, agent: AgentSetup, config: 
 }
 
 /** The operator commands that talk to a running controller over its API. */
+/** A command's required argument, or a usage error naming it (no request is sent without it). */
+function need(arg: string | undefined, usage: string): string {
+  if (!arg) throw new FleetwaveError('E_CONFIG_INVALID', `usage: ${usage}`);
+  return arg;
+}
+
 export async function runClientCommand(
   cmd: string,
   sub: string | undefined,
@@ -145,7 +151,11 @@ export async function runClientCommand(
       return 0;
     }
     case 'device show': {
-      const r = await call(client, 'GET', `/api/devices/${encodeURIComponent(arg ?? '')}`);
+      const r = await call(
+        client,
+        'GET',
+        `/api/devices/${encodeURIComponent(need(arg, 'fleetwave device show <id>'))}`,
+      );
       out(r, () => `${JSON.stringify(r, null, 2)}\n`);
       return 0;
     }
@@ -168,7 +178,11 @@ export async function runClientCommand(
       return 0;
     }
     case 'device unmark-failed': {
-      const r = await call(client, 'DELETE', `/api/devices/${encodeURIComponent(arg ?? '')}/failure`);
+      const r = await call(
+        client,
+        'DELETE',
+        `/api/devices/${encodeURIComponent(need(arg, 'fleetwave device unmark-failed <id>'))}/failure`,
+      );
       out(r, () => `device ${arg}: failure label removed\n`);
       return 0;
     }
@@ -229,7 +243,11 @@ export async function runClientCommand(
       return 0;
     }
     case 'device revoke': {
-      const r = await call(client, 'POST', `/api/devices/${encodeURIComponent(arg ?? '')}/revoke`);
+      const r = await call(
+        client,
+        'POST',
+        `/api/devices/${encodeURIComponent(need(arg, 'fleetwave device revoke <id>'))}/revoke`,
+      );
       out(r, () => `device ${arg} revoked; its session was dropped\n`);
       return 0;
     }
@@ -242,7 +260,10 @@ export async function runClientCommand(
       return 0;
     }
     case 'token create': {
-      const r = (await call(client, 'POST', '/api/tokens', { name: arg, role: v.role })) as { token: string };
+      const r = (await call(client, 'POST', '/api/tokens', {
+        name: need(arg, 'fleetwave token create <name> [--role viewer|operator|admin|backend]'),
+        role: v.role,
+      })) as { token: string };
       out(r, () => `token for ${arg} (shown once): ${r.token}\n`);
       return 0;
     }
@@ -252,7 +273,11 @@ export async function runClientCommand(
       return 0;
     }
     case 'token revoke': {
-      const r = await call(client, 'POST', `/api/tokens/${encodeURIComponent(arg ?? '')}/revoke`);
+      const r = await call(
+        client,
+        'POST',
+        `/api/tokens/${encodeURIComponent(need(arg, 'fleetwave token revoke <name>'))}/revoke`,
+      );
       out(r, () => `token ${arg} revoked\n`);
       return 0;
     }
@@ -286,7 +311,11 @@ export async function runClientCommand(
       return 0;
     }
     case 'config effective': {
-      const r = (await call(client, 'GET', `/api/config/effective/${encodeURIComponent(arg ?? '')}`)) as {
+      const r = (await call(
+        client,
+        'GET',
+        `/api/config/effective/${encodeURIComponent(need(arg, 'fleetwave config effective <device>'))}`,
+      )) as {
         config: Record<string, unknown>;
         provenance: Record<string, string>;
         version: number;
@@ -322,7 +351,7 @@ export async function runClientCommand(
       const r = (await call(
         client,
         sub === 'revert' ? 'POST' : 'DELETE',
-        `/api/config/layers/${encodeURIComponent(arg ?? '')}${sub === 'revert' ? '/revert' : ''}`,
+        `/api/config/layers/${encodeURIComponent(need(arg, `fleetwave config ${sub} <layer>`))}${sub === 'revert' ? '/revert' : ''}`,
       )) as { changed: string[] };
       out(
         r,

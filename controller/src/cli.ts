@@ -218,7 +218,8 @@ function replicaIdOf(s: string): string {
   return s;
 }
 
-function requireFlag(value: string | undefined, flag: string, by = '--mqtts-port'): string {
+/** A flag another flag needs (`by` names that one). */
+function requireFlag(value: string | undefined, flag: string, by: string): string {
   if (!value) throw new FleetwaveError('E_CONFIG_INVALID', `${by} needs ${flag} <file>`);
   return value;
 }
@@ -347,8 +348,8 @@ async function main(argv: string[]): Promise<number> {
       ...(v['mqtts-port'] !== undefined && {
         tls: {
           port: port(v['mqtts-port'], 0, '--mqtts-port'),
-          certFile: requireFlag(v['tls-cert'], '--tls-cert'),
-          keyFile: requireFlag(v['tls-key'], '--tls-key'),
+          certFile: requireFlag(v['tls-cert'], '--tls-cert', '--mqtts-port'),
+          keyFile: requireFlag(v['tls-key'], '--tls-key', '--mqtts-port'),
           ...(v['client-ca'] && { clientCaFile: v['client-ca'] }),
           ...(v['require-client-cert'] && { requireClientCert: true }),
         },
