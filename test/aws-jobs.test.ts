@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { UpdateJobDocument } from '@fleetwave/shared';
+import { FleetEvent, UpdateJobDocument } from '@fleetwave/shared';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAwsIotEndpoint } from './aws-iot-endpoint.js';
@@ -202,9 +202,10 @@ describe('rollouts on AWS IoT Jobs (a local endpoint speaking the AWS IoT API)',
     const creates = aws.requests.filter((r) => r.method === 'PUT' && /^\/jobs\/[^/]+$/.test(r.path)).map((r) => r.path);
     expect(creates).toEqual([`/jobs/${w1}`, `/jobs/${w2}`, `/jobs/${w3}`, `/jobs/${rbJob}`]);
     // and the rollout's events tell the story, with the devices' executions as AWS reported them
-    const kinds = ((await call('GET', `/api/rollouts/events?rollout=${id}`)).body.events as { kind: string }[]).map(
-      (e) => e.kind,
-    );
+    const events = (await call('GET', `/api/rollouts/events?rollout=${id}`)).body.events as unknown[];
+    // each one as shared's FleetEvent schema (the kinds of the wire format) says
+    for (const e of events) expect(FleetEvent.safeParse(e).error).toBeUndefined();
+    const kinds = events.map((e) => (e as FleetEvent).kind);
     expect(kinds).toEqual(
       expect.arrayContaining(['wave.succeeded', 'rollout.approved', 'wave.failed', 'rollout.rolled-back']),
     );

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { FleetwaveError } from '@fleetwave/shared';
+import { type EventKind, FleetwaveError } from '@fleetwave/shared';
 import type { Logger } from 'pino';
 import type { HealthSource } from '../rollouts/rollout-service.js';
 import type { FleetStore } from '../store/fleet-store.js';
@@ -36,7 +36,7 @@ export interface PredictionServiceOptions {
   silentAfterMs?: number;
   now: () => number;
   log: Logger;
-  onEvent: (kind: string, details: Record<string, unknown>) => Promise<void>;
+  onEvent: (kind: EventKind, details: Record<string, unknown>) => Promise<void>;
 }
 
 /**
@@ -149,7 +149,7 @@ export class PredictionService implements HealthSource {
       if (s.t.length >= 2) series.push(s);
     }
     const out: StoredScore[] = [];
-    const events: [string, Record<string, unknown>][] = [];
+    const events: [EventKind, Record<string, unknown>][] = [];
     await this.o.transaction(async () => {
       await this.o.fence?.(); // scoring and its alerts run once in the cluster, on the leader
       for (const sc of scoreSeries(p, series)) {

@@ -1,4 +1,11 @@
-import { anyWindowAt, FleetwaveError, isFleetwaveError, type RolloutPlan, UpdateJobDocument } from '@fleetwave/shared';
+import {
+  anyWindowAt,
+  type EventKind,
+  FleetwaveError,
+  isFleetwaveError,
+  type RolloutPlan,
+  UpdateJobDocument,
+} from '@fleetwave/shared';
 import type { Logger } from 'pino';
 import type { AuditFn } from '../auth/authenticator.js';
 import type { JobsService } from '../jobs/jobs-service.js';
@@ -352,7 +359,7 @@ export class RolloutService {
   /** Events of device changes waiting for the next write (a commit or a flush). */
   private pendingEvents: Omit<RolloutEvent, 'id'>[] = [];
 
-  private event(rollout: string, kind: string, details: Record<string, unknown>): Omit<RolloutEvent, 'id'> {
+  private event(rollout: string, kind: EventKind, details: Record<string, unknown>): Omit<RolloutEvent, 'id'> {
     return { ts: this.o.now(), rollout, kind, details };
   }
 
@@ -408,7 +415,7 @@ export class RolloutService {
   }
 
   /** Buffers an event; it is written with the next commit (or flush) and announced after it. */
-  private emit(rollout: string, kind: string, details: Record<string, unknown>): void {
+  private emit(rollout: string, kind: EventKind, details: Record<string, unknown>): void {
     this.pendingEvents.push(this.event(rollout, kind, details));
   }
 

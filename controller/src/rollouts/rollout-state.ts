@@ -1,4 +1,4 @@
-import type { JobStatus, RolloutPlan } from '@fleetwave/shared';
+import type { EventKind, JobStatus, RolloutPlan } from '@fleetwave/shared';
 import type { TargetDevice } from './assignment.js';
 
 /** The rollout's persisted state and the wave engine's inputs and outputs (a wire format: names never change). */
@@ -108,7 +108,7 @@ export type Action =
     }
   | { type: 'cancel'; purpose: 'update' | 'rollback'; device: string; reason: string }
   | { type: 'time-out'; device: string; reason: string }
-  | { type: 'event'; kind: string; details: Record<string, unknown> };
+  | { type: 'event'; kind: EventKind; details: Record<string, unknown> };
 
 export type Command = 'pause' | 'resume' | 'approve' | 'abort' | 'rollback';
 

@@ -116,11 +116,11 @@ export function rolloutStoreContract(name: string, make: () => Promise<DatabaseF
         // a rolled-back unit of work leaves no event and no gap a reader could wait on forever
         await f.db
           .transaction(async () => {
-            await s.addEvent({ ts: 4, rollout: 'r-1', kind: 'x', details: {} });
+            await s.addEvent({ ts: 4, rollout: 'r-1', kind: 'wave.succeeded', details: {} });
             throw new Error('rolled back');
           })
           .catch(() => {});
-        const e4 = await s.addEvent({ ts: 5, rollout: 'r-1', kind: 'y', details: {} });
+        const e4 = await s.addEvent({ ts: 5, rollout: 'r-1', kind: 'wave.failed', details: {} });
         expect(await s.events({ after: e3.id })).toEqual([e4]);
       } finally {
         await f.close();

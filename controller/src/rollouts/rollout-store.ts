@@ -1,14 +1,14 @@
-import { FleetwaveError, type SignedReleaseManifest } from '@fleetwave/shared';
+import { type EventKind, FleetwaveError, type SignedReleaseManifest } from '@fleetwave/shared';
 import type Database from 'better-sqlite3';
 import type { Sync } from '../store/database.js';
-import { decodeColumn, decodeRollout, JsonObject, Manifest } from '../store/documents.js';
+import { decodeColumn, decodeEventKind, decodeRollout, JsonObject, Manifest } from '../store/documents.js';
 import type { RolloutState } from './wave-engine.js';
 
 export interface RolloutEvent {
   id: number;
   ts: number;
   rollout: string;
-  kind: string;
+  kind: EventKind;
   details: Record<string, unknown>;
 }
 
@@ -179,6 +179,10 @@ export class SqliteRollouts implements Sync<RolloutStore> {
         kind: string;
         details: string;
       }[]
-    ).map((r) => ({ ...r, details: decodeColumn(JsonObject, r.details, eventWhere(r.id)) }));
+    ).map((r) => ({
+      ...r,
+      kind: decodeEventKind(r.kind, eventWhere(r.id)),
+      details: decodeColumn(JsonObject, r.details, eventWhere(r.id)),
+    }));
   }
 }

@@ -1,4 +1,4 @@
-import { jobStatusRules, type RolloutPlan } from '@fleetwave/shared';
+import { type EventKind, jobStatusRules, type RolloutPlan } from '@fleetwave/shared';
 import { assignWaves, type TargetDevice } from './assignment.js';
 import { mannWhitneyGreater, median } from './mann-whitney.js';
 import {
@@ -54,7 +54,7 @@ interface Step {
   input: TickInput;
 }
 
-const event = (st: Step, kind: string, details: Record<string, unknown> = {}) =>
+const event = (st: Step, kind: EventKind, details: Record<string, unknown> = {}) =>
   st.actions.push({ type: 'event', kind, details: { rollout: st.s.id, ...details } });
 
 /**

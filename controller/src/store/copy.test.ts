@@ -52,7 +52,7 @@ describe.skipIf(!postgres)('db copy (SQLite → PostgreSQL → SQLite)', () => {
           9,
         );
         expect(next!.cursor).toBe(121);
-        expect((await db.rollouts.addEvent({ ts: 9, rollout: '', kind: 'k', details: {} })).id).toBe(2);
+        expect((await db.rollouts.addEvent({ ts: 9, rollout: '', kind: 'device.at-risk', details: {} })).id).toBe(2);
         await db.fleet.addAudit({ ts: 9, actor: 'a', action: 'b', target: 'c', outcome: 'ok', details: '' });
         expect((await db.fleet.audit(1))[0]!.id).toBe(2);
       }

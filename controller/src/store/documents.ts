@@ -1,4 +1,4 @@
-import { FleetwaveError, RolloutPlan, SignedReleaseManifest } from '@fleetwave/shared';
+import { EventKind, FleetwaveError, RolloutPlan, SignedReleaseManifest } from '@fleetwave/shared';
 import { z } from 'zod';
 import type { RolloutState } from '../rollouts/rollout-state.js';
 
@@ -26,6 +26,14 @@ export function decodeColumn<T extends z.ZodType>(schema: T, text: string, where
 }
 
 export const JsonObject = z.record(z.string(), z.unknown());
+
+/** A stored event's kind: one of shared's EVENT_KINDS, else the row is refused as corrupt (like any document). */
+export function decodeEventKind(kind: string, where: string): EventKind {
+  const r = EventKind.safeParse(kind);
+  if (!r.success)
+    throw new FleetwaveError('E_DATABASE_CORRUPT', `${where} has an unknown kind ${JSON.stringify(kind)}`);
+  return r.data;
+}
 export const StringMap = z.record(z.string(), z.string());
 /** Status details as stored (a device's, with the service's own `reason` added). */
 export const StatusDetails = StringMap;

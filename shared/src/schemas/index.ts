@@ -3,6 +3,7 @@ import { AgentConfig } from './agent-config.js';
 import { ApiTokenRequest, DeviceAddRequest, DeviceUpdateRequest, EnrolmentTokenRequest, EnrolRequest } from './api.js';
 import { ConfigLayer } from './config-layer.js';
 import { DesiredConfig, HealthReport, Presence, ReportedConfig } from './device.js';
+import { FleetEvent } from './events.js';
 import * as jobs from './jobs.js';
 import { ReleaseManifestBody, SignedReleaseManifest } from './manifest.js';
 import { RolloutPlan } from './plan.js';
@@ -21,6 +22,7 @@ export * from './api.js';
 export * from './common.js';
 export * from './config-layer.js';
 export * from './device.js';
+export * from './events.js';
 export * from './filters.js';
 export * from './jobs.js';
 export * from './manifest.js';
@@ -50,6 +52,7 @@ export const messageSchemas: Readonly<Record<string, z.ZodType>> = Object.freeze
   'release-manifest-body': ReleaseManifestBody,
   'rollout-plan': RolloutPlan,
   'config-layer': ConfigLayer,
+  'fleet-event': FleetEvent,
   'update-job-document': UpdateJobDocument,
   'jobs-get-pending-request': jobs.GetPendingRequest,
   'jobs-get-pending-accepted': jobs.GetPendingAccepted,

@@ -9,7 +9,7 @@ import {
   type StoredRelease,
 } from '../../rollouts/rollout-store.js';
 import type { RolloutState } from '../../rollouts/wave-engine.js';
-import { decodeColumn, decodeRollout, JsonObject, Manifest } from '../documents.js';
+import { decodeColumn, decodeEventKind, decodeRollout, JsonObject, Manifest } from '../documents.js';
 import type { Query } from './query.js';
 
 /** The rollouts port on PostgreSQL. */
@@ -113,6 +113,10 @@ export class PgRollouts implements RolloutStore {
       `SELECT * FROM rollout_events WHERE id > $1 AND ($2::text IS NULL OR rollout = $2) ORDER BY id LIMIT $3`,
       [opts.after ?? 0, opts.rollout ?? null, opts.limit ?? 1000],
     );
-    return r.rows.map((x) => ({ ...x, details: decodeColumn(JsonObject, x.details, eventWhere(x.id)) }));
+    return r.rows.map((x) => ({
+      ...x,
+      kind: decodeEventKind(x.kind, eventWhere(x.id)),
+      details: decodeColumn(JsonObject, x.details, eventWhere(x.id)),
+    }));
   }
 }
