@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CONTROLLER_CLI, cleanupAfterEach, signalAtReady, spawnController, tmp, waitFor } from './helpers.js';
@@ -68,6 +68,14 @@ describe('fleetwave command line', () => {
       /: E_CONTROLLER_UNREACHABLE: cannot reach the controller at http:\/\/127\.0\.0\.1:9 /,
       69,
     );
+    // next to the data directory neither --url nor --token is needed: serve wrote both there (port 0 here)
+    expect(readFileSync(join(dir, 'controller-url'), 'utf8').trim()).toBe(ctl.url);
+    const local = cli('device', 'list', '--data-dir', dir);
+    expect(local.status, local.stderr).toBe(0);
+    expect(local.stdout).toMatch(/gw-1/);
+    // a clean stop takes the URL away again
+    expect(await ctl.kill('SIGTERM')).toBe(0);
+    expect(existsSync(join(dir, 'controller-url'))).toBe(false);
   }, 120_000);
 
   it('manages devices and tokens with tables or --json, using the admin token of the data directory', async () => {

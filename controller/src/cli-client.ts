@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FleetwaveError, isErrorCode } from '@fleetwave/shared';
 
@@ -13,6 +13,28 @@ export function resolveToken(flag: string | undefined, dataDir: string): string 
   if (process.env.FLEETWAVE_TOKEN) return process.env.FLEETWAVE_TOKEN;
   const file = join(dataDir, 'admin-token');
   return existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined;
+}
+
+const URL_FILE = 'controller-url';
+
+/**
+ * The controller's API URL: --url, then FLEETWAVE_URL, then the one a controller serving from this data directory
+ * wrote at start (so a local controller on a free port needs no --url), then http://127.0.0.1:8080.
+ */
+export function resolveUrl(flag: string | undefined, dataDir: string): string {
+  if (flag) return flag;
+  if (process.env.FLEETWAVE_URL) return process.env.FLEETWAVE_URL;
+  const file = join(dataDir, URL_FILE);
+  return (existsSync(file) && readFileSync(file, 'utf8').trim()) || 'http://127.0.0.1:8080';
+}
+
+/** `serve` writes where its API listens into its data directory (replaced atomically), and removes it at a clean stop. */
+export function writeControllerUrl(dataDir: string, host: string, port: number): () => void {
+  const local = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
+  const file = join(dataDir, URL_FILE);
+  writeFileSync(`${file}.tmp`, `http://${local}:${port}\n`);
+  renameSync(`${file}.tmp`, file);
+  return () => rmSync(file, { force: true });
 }
 
 export async function call(o: ClientOptions, method: string, path: string, body?: unknown): Promise<unknown> {

@@ -7,7 +7,7 @@ import { readTopicRoots } from './broker/mosquitto-config.js';
 import { runAwsCommand } from './cli-aws.js';
 import { writeMosquittoConfig } from './cli-broker.js';
 import { runCaCommand, runCertClientCommand } from './cli-certs.js';
-import { resolveToken } from './cli-client.js';
+import { resolveToken, resolveUrl, writeControllerUrl } from './cli-client.js';
 import { runClientCommand } from './cli-commands.js';
 import { runDbCommand } from './cli-db.js';
 import { runPredictCommand } from './cli-predict.js';
@@ -124,7 +124,8 @@ serve options:
   --log-level <level>     default info
 
 Client options (all other commands):
-  --url <url>      the controller's API (default http://127.0.0.1:8080 or FLEETWAVE_URL)
+  --url <url>      the controller's API (default FLEETWAVE_URL, else the URL a controller serving from
+                   --data-dir wrote there, else http://127.0.0.1:8080)
   --token <token>  an API token (default FLEETWAVE_TOKEN, else <data-dir>/admin-token)
   --json           machine-readable output
   -h, --help       this help
@@ -389,6 +390,7 @@ async function main(argv: string[]): Promise<number> {
     // before "ready": a supervisor may signal the moment it reads it
     const signalled = firstStopSignal();
     const a = await controller.start();
+    const forgetUrl = writeControllerUrl(config.dataDir, config.host, a.http);
     process.stdout.write(
       `${JSON.stringify({ event: 'ready', http: a.http, mqtt: a.mqtt ?? null, ws: a.ws ?? null, mqtts: a.mqtts ?? null, external: config.external?.url ?? null, replica: a.replica })}\n`,
     );
@@ -398,6 +400,7 @@ async function main(argv: string[]): Promise<number> {
     );
     await signalled;
     await controller.stop();
+    forgetUrl();
     return 0;
   }
   if (cmd === 'demo') {
@@ -440,7 +443,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const client = {
-    url: v.url ?? process.env.FLEETWAVE_URL ?? 'http://127.0.0.1:8080',
+    url: resolveUrl(v.url, dataDir),
     token: resolveToken(v.token, dataDir),
   };
   if (cmd === 'aws') return runAwsCommand(sub, v, client);
