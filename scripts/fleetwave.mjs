@@ -106,7 +106,7 @@ switch (task) {
     break;
   case 'demo':
     install();
-    run(process.execPath, [join(root, 'controller', 'dist', 'cli.js'), 'demo', ...rest]);
+    run(process.execPath, [join(root, 'demo', 'dist', 'cli.js'), ...rest]);
     break;
   case 'bench':
     install();

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CONTROLLER_CLI, cleanupAfterEach, signalAtReady, spawnController, tmp, waitFor } from './helpers.js';
+import { CONTROLLER_CLI, cleanupAfterEach, DEMO_CLI, signalAtReady, spawnController, tmp, waitFor } from './helpers.js';
 
 const cleanups = cleanupAfterEach();
 
@@ -114,7 +114,7 @@ describe('fleetwave command line', () => {
   });
 
   it('runs the demo: gateways enrolled, telemetry stored, a clean stop on Ctrl-C', async () => {
-    const demo = spawn(process.execPath, [CONTROLLER_CLI, 'demo', '--gateways', '3', '--no-story'], {
+    const demo = spawn(process.execPath, [DEMO_CLI, '--gateways', '3', '--no-story'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     cleanups.push(async () => demo.kill('SIGKILL'));
@@ -132,7 +132,7 @@ describe('fleetwave command line', () => {
   });
 
   it('tells the demo story: a release in waves with gateways offline, a broken one stopped at the canary and rolled back', async () => {
-    const demo = spawn(process.execPath, [CONTROLLER_CLI, 'demo', '--gateways', '8', '--story-delay', '1'], {
+    const demo = spawn(process.execPath, [DEMO_CLI, '--gateways', '8', '--story-delay', '1'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     cleanups.push(async () => demo.kill('SIGKILL'));

@@ -315,6 +315,8 @@ export async function sensor(
 }
 
 export const CONTROLLER_CLI = fileURLToPath(new URL('../controller/dist/cli.js', import.meta.url));
+/** The demo (its own package: it runs the controller and agents). */
+export const DEMO_CLI = fileURLToPath(new URL('../demo/dist/cli.js', import.meta.url));
 
 export interface ControllerProcess {
   proc: ChildProcess;

@@ -4,7 +4,13 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { getHeapStatistics } from 'node:v8';
-import { certificateRequest, exitOnUncaught, FleetwaveError, trustedKeyFromPem } from '@fleetwave/shared';
+import {
+  certificateRequest,
+  exitOnUncaught,
+  FleetwaveError,
+  firstStopSignal,
+  trustedKeyFromPem,
+} from '@fleetwave/shared';
 import { pino } from 'pino';
 import { AGENT_VERSION, createAgent } from './agent.js';
 import { type ConfigOverrides, loadAgentConfig } from './config.js';
@@ -12,7 +18,6 @@ import { runDemo } from './demo.js';
 import { filtersTest } from './filters/report.js';
 import { SqliteOutboxStore } from './outbox/sqlite-store.js';
 import { systemdNotify } from './sd-notify.js';
-import { firstStopSignal } from './signals.js';
 import { selfRollback } from './updates/installers/agent-self.js';
 import { completeCertificateSwap } from './uplink/cert-renewal.js';
 

@@ -2,12 +2,11 @@ import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentConfig, decodeTelemetryPayload, topicFilters } from '@fleetwave/shared';
+import { AgentConfig, decodeTelemetryPayload, firstStopSignal, topicFilters } from '@fleetwave/shared';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { createAgent } from './agent.js';
-import { firstStopSignal } from './signals.js';
 
 /**
  * The demo for now: an embedded cloud broker (aedes on a free port), one agent, simulated sensors publishing QoS 1,

@@ -18,7 +18,6 @@ export * from './outbox/policy.js';
 export * from './outbox/sqlite-store.js';
 export * from './outbox/store.js';
 export * from './reading.js';
-export * from './signals.js';
 export * from './streams.js';
 export * from './updates/download.js';
 export * from './updates/installers/ab-rootfs.js';

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { firstStopSignal } from '@fleetwave/agent';
-import { exitOnUncaught, FleetwaveError, parseDurationMs } from '@fleetwave/shared';
+import { exitOnUncaught, FleetwaveError, firstStopSignal, parseDurationMs } from '@fleetwave/shared';
 import { pino } from 'pino';
 import { readTopicRoots } from './broker/mosquitto-config.js';
 import { runAwsCommand } from './cli-aws.js';
@@ -12,16 +11,12 @@ import { runClientCommand } from './cli-commands.js';
 import { runDbCommand } from './cli-db.js';
 import { runPredictCommand } from './cli-predict.js';
 import { type ControllerConfig, createController, defaultControllerConfig } from './controller.js';
-import { runDemo } from './demo.js';
 import { releaseTool } from './release-tool.js';
 
 const HELP = `fleetwave: the Fleetwave controller and its operator CLI
 
 Usage:
   fleetwave serve [options]                 run the controller (embedded MQTT broker + SQLite in --data-dir)
-  fleetwave demo [--gateways N] [--no-story] [--story-delay s]
-                                            a controller and N gateways running the agent (default 100); the story:
-                                            a release rolled out in waves, a broken one stopped at the canary
   fleetwave device add <id> [--tag k=v]… [--hardware h] [--out <dir>] [--agent-dir <dir>]
                                             register a device; prints its token once and a complete agent config
                                             (uplink, credentials, updates with the jobs root, data dir); --out writes
@@ -268,9 +263,6 @@ async function main(argv: string[]): Promise<number> {
       follow: { type: 'boolean' },
       limit: { type: 'string' },
       out: { type: 'string' },
-      gateways: { type: 'string' },
-      'no-story': { type: 'boolean' },
-      'story-delay': { type: 'string' },
       'trusted-key': { type: 'string', multiple: true },
       webhook: { type: 'string', multiple: true },
       'public-http-url': { type: 'string' },
@@ -404,12 +396,11 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (cmd === 'demo') {
-    await runDemo({
-      gateways: Number(v.gateways ?? 100),
-      story: !v['no-story'],
-      storyDelayMs: v['story-delay'] === undefined ? undefined : Number(v['story-delay']) * 1000,
-    });
-    return 0;
+    // the demo runs an agent too: it is a package of its own (demo/), so the controller does not depend on the agent
+    throw new FleetwaveError(
+      'E_CONFIG_INVALID',
+      'the demo moved: npm run demo, or fleetwave-demo from @fleetwave/demo',
+    );
   }
   if (cmd === 'release' && (sub === 'keygen' || sub === 'sign')) return releaseTool(sub, arg, v);
   if (cmd === 'predict' && ['simulate', 'train', 'backtest', 'score'].includes(sub ?? '')) {

@@ -17,6 +17,7 @@ export * from './predict/evaluate.js';
 export * from './predict/features.js';
 export * from './predict/history.js';
 export * from './predict/model.js';
+export * from './predict/service.js';
 export * from './predict/simulator.js';
 export * from './rollouts/assignment.js';
 export * from './rollouts/releases.js';

@@ -7,6 +7,7 @@ export * from './jobs-lifecycle.js';
 export * from './json-schema.js';
 export * from './mqtt-packet-limit.js';
 export * from './schemas/index.js';
+export * from './signals.js';
 export * from './signing.js';
 export * from './topics.js';
 export * from './windows.js';

@@ -2,15 +2,20 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createAgent, firstStopSignal } from '@fleetwave/agent';
-import { AgentConfig, FleetwaveError, trustedKeyFromPem } from '@fleetwave/shared';
+import { createAgent } from '@fleetwave/agent';
+import {
+  createController,
+  defaultControllerConfig,
+  type PredictionService,
+  type RiskScore,
+  riskDefaults,
+  simulateFleet,
+  trainRisk,
+} from '@fleetwave/controller';
+import { AgentConfig, FleetwaveError, firstStopSignal, trustedKeyFromPem } from '@fleetwave/shared';
 import mqtt, { type MqttClient } from 'mqtt';
 import { pino } from 'pino';
-import { createController, defaultControllerConfig } from './controller.js';
 import { rolloutStory } from './demo-story.js';
-import { type RiskScore, riskDefaults, trainRisk } from './predict/evaluate.js';
-import type { PredictionService } from './predict/service.js';
-import { simulateFleet } from './predict/simulator.js';
 
 /** Start on the preferred port; if it is taken, on a free one (and say so). */
 async function startWithFallback(make: (http: number, mqttPort: number) => ReturnType<typeof createController>) {
