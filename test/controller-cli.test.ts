@@ -11,6 +11,19 @@ const cli = (...args: string[]) => spawnSync(process.execPath, [CONTROLLER_CLI, 
 describe('fleetwave command line', () => {
   it('explains itself, and names the flag to change when a port is taken', async () => {
     expect(cli('--help').stdout).toMatch(/fleetwave serve/);
+    // a command's --help: its usage and the options it takes, not the whole CLI's
+    const device = cli('device', '--help');
+    expect(device.status).toBe(0);
+    expect(device.stdout).toMatch(/fleetwave device add <id>[\s\S]*fleetwave device mark-failed[\s\S]*--token <token>/);
+    expect(device.stdout).not.toMatch(/fleetwave rollout|--mqtt-port/);
+    const serve = cli('serve', '--help');
+    expect(serve.stdout).toMatch(/--mqtt-port <port>[\s\S]*--risk-threshold/);
+    expect(serve.stdout).not.toMatch(/fleetwave device|--token <token>/);
+    // the predict options that were in no help
+    expect(cli('predict', 'backtest', '--help').stdout).toMatch(
+      /--horizon[\s\S]*--step[\s\S]*--windows[\s\S]*--rul-cap[\s\S]*--epochs/,
+    );
+    expect(cli('nonsense', '--help').status).toBe(2);
     expect(cli('nonsense').status).toBe(2);
     const ctl = await spawnController(tmp('cli-a'), ['--mqtt-port', '0', '--http-port', '0']);
     cleanups.push(() => ctl.kill('SIGKILL'));

@@ -9,7 +9,8 @@ import { runCaCommand, runCertClientCommand } from './cli-certs.js';
 import { resolveToken, resolveUrl, writeControllerUrl } from './cli-client.js';
 import { runClientCommand } from './cli-commands.js';
 import { runDbCommand } from './cli-db.js';
-import { runPredictCommand } from './cli-predict.js';
+import { commandHelp } from './cli-help.js';
+import { PREDICT_USAGE, runPredictCommand } from './cli-predict.js';
 import { type ControllerConfig, createController, defaultControllerConfig } from './controller.js';
 import { releaseTool } from './release-tool.js';
 
@@ -308,6 +309,12 @@ async function main(argv: string[]): Promise<number> {
     },
   });
   const [cmd, sub, arg] = positionals;
+  if (v.help && cmd) {
+    // one command's usage and options; a command the help does not know gets all of it, as a usage error
+    const one = commandHelp(HELP, cmd, sub, cmd === 'predict' ? PREDICT_USAGE : '');
+    process.stdout.write(one ?? HELP);
+    return one ? 0 : 2;
+  }
   if (v.help || !cmd) {
     process.stdout.write(HELP);
     return v.help ? 0 : 2;
