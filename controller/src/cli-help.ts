@@ -5,7 +5,7 @@
  */
 export function commandHelp(help: string, cmd: string, sub: string | undefined, extraOptions = ''): string | undefined {
   const lines = help.split('\n');
-  const start = lines.findIndex((l) => l === 'Usage:');
+  const start = lines.indexOf('Usage:');
   const end = lines.findIndex((l, i) => i > start && l === '');
   const entries: string[][] = [];
   for (const l of lines.slice(start + 1, end)) {
