@@ -79,6 +79,13 @@ export const validSamples: Record<string, unknown> = {
     selector: { tags: { site: 'north' }, hardware: ['rpi4'] },
     config: { backlogIntervalMs: 60_000, filters: [{ match: 'pump/*', deadband: { absolute: 0.5 } }] },
   },
+  'fleet-event': {
+    id: 42,
+    ts: 1_700_000_000_000,
+    rollout: 'app-one-1',
+    kind: 'wave.failed',
+    details: { rollout: 'app-one-1', wave: 0, failureRate: 0.4 },
+  },
   'sensor-payload': { value: 3.5, ts: 1_700_000_000_000, quality: 'uncertain', unit: 'bar' },
   'backlog-report': {
     v: 1,

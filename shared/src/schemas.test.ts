@@ -8,17 +8,20 @@ import { messageSchemas } from './schemas/index.js';
 
 type Path = (string | number)[];
 
-/** Paths of every leaf (primitive) in a JSON value, skipping free-form job documents. */
+/** Free-form by design: a job's document, an event's details (their shape depends on the job or the kind). */
+const FREE_FORM = new Set<string | number | undefined>(['jobDocument', 'details']);
+
+/** Paths of every leaf (primitive) in a JSON value, skipping free-form parts. */
 function leafPaths(v: unknown, path: Path = []): Path[] {
   if (v !== null && typeof v === 'object') {
-    if (path.at(-1) === 'jobDocument') return [];
+    if (FREE_FORM.has(path.at(-1))) return [];
     return Object.entries(v).flatMap(([k, c]) => leafPaths(c, [...path, Array.isArray(v) ? Number(k) : k]));
   }
   return [path];
 }
 
 function objectPaths(v: unknown, path: Path = []): Path[] {
-  if (v === null || typeof v !== 'object' || path.at(-1) === 'jobDocument') return [];
+  if (v === null || typeof v !== 'object' || FREE_FORM.has(path.at(-1))) return [];
   const here = Array.isArray(v) ? [] : [path];
   return [
     ...here,
