@@ -94,9 +94,15 @@ export function table(rows: readonly Record<string, unknown>[], columns: readonl
   return `${[line(columns), ...body.map(line)].join('\n')}\n`;
 }
 
+/** A command's required argument, or a usage error naming it (no request is sent without it). */
+export function need(arg: string | undefined, usage: string): string {
+  if (!arg) throw new FleetwaveError('E_CONFIG_INVALID', `usage: ${usage}`);
+  return arg;
+}
+
 /** A file named on the command line, or a coded error that says how the command is used. */
-export function readInputFile(file: string | undefined, usage: string): string {
-  if (!file) throw new FleetwaveError('E_CONFIG_INVALID', `usage: ${usage}`);
+export function readInputFile(name: string | undefined, usage: string): string {
+  const file = need(name, usage);
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {

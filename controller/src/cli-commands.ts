@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigLayer, FleetwaveError, parseYamlWith } from '@fleetwave/shared';
 import { type AgentSetup, agentConfigSnippet } from './api/agent-setup.js';
-import { type ClientOptions, call, table } from './cli-client.js';
+import { type ClientOptions, call, need, table } from './cli-client.js';
 import { type RolloutFlags, runRolloutCommand } from './cli-rollouts.js';
 
 export interface ClientFlags extends RolloutFlags {
@@ -81,12 +81,6 @@ function writeAgentFiles(dir: string, token: string, agent: AgentSetup, config: 
 }
 
 /** The operator commands that talk to a running controller over its API. */
-/** A command's required argument, or a usage error naming it (no request is sent without it). */
-function need(arg: string | undefined, usage: string): string {
-  if (!arg) throw new FleetwaveError('E_CONFIG_INVALID', `usage: ${usage}`);
-  return arg;
-}
-
 export async function runClientCommand(
   cmd: string,
   sub: string | undefined,
